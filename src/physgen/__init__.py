@@ -1,0 +1,37 @@
+"""physgen: deep generative surrogates for physics simulations, and their honest evaluation.
+
+The package is pleasant to import: nothing heavy (torch, numba, matplotlib) is
+imported at import time, nothing is printed and no global state is changed.
+
+Example:
+    >>> import physgen
+    >>> geo = physgen.get_geometry("2")
+    >>> geo.n_voxels
+    6480
+"""
+
+from __future__ import annotations
+
+from physgen._version import __version__
+from physgen.errors import (
+    ConfigError,
+    DataFormatError,
+    GeometryError,
+    PhysgenError,
+    SimulationError,
+)
+from physgen.geometry import Geometry, Layer, available_geometries, get_geometry, load_xml
+
+__all__ = [
+    "ConfigError",
+    "DataFormatError",
+    "Geometry",
+    "GeometryError",
+    "Layer",
+    "PhysgenError",
+    "SimulationError",
+    "__version__",
+    "available_geometries",
+    "get_geometry",
+    "load_xml",
+]

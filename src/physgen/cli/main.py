@@ -1,0 +1,263 @@
+"""The ``physgen`` command line: a thin layer over the library.
+
+Every command parses its options, calls the library and prints. Library errors
+(:class:`physgen.errors.PhysgenError`) become one line ``error: <message>`` on
+stderr and exit status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from physgen._version import __version__
+from physgen.errors import PhysgenError
+
+app = typer.Typer(
+    name="physgen",
+    help=(
+        "physgen: simulate calorimeter showers, train generative surrogates, and evaluate "
+        "them with the CaloChallenge metrics. Energies are in MeV unless a unit is given; "
+        "lengths in mm."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"physgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    _configure_logging(verbose)
+
+
+class _CliLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes ``warning: message`` lines to the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logger = logging.getLogger("physgen")
+    for h in list(logger.handlers):
+        if isinstance(h, _CliLogHandler):
+            logger.removeHandler(h)
+    handler = _CliLogHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.INFO, "info")
+
+
+# ------------------------------------------------------------------ geometry
+
+
+@app.command("geometry")
+def geometry_cmd(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Built-in geometry (1-photons, 1-pions, 2, 3, calogan) or a binning XML file."
+        ),
+    ],
+    particle: Annotated[
+        str | None,
+        typer.Option(help="For an XML file: the <Bin name=...> to use (photon, pion, electron)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (edges in mm).")] = False,
+) -> None:
+    """Show a voxel binning: layers, radial edges (mm), angular bins, voxel count."""
+    from physgen.geometry import get_geometry
+
+    geo = get_geometry(name, particle)
+    if as_json:
+        typer.echo(json.dumps(geo.to_dict(), indent=2))
+        return
+    typer.echo(f"geometry {geo.name}: {geo.description or geo.particle}")
+    typer.echo(
+        f"particle {geo.particle} (pid {geo.pid}), {geo.n_voxels} voxels in {geo.n_layers} layers, "
+        f"evaluation threshold {geo.threshold_mev * 1e3:.4g} keV"
+    )
+    typer.echo(f"{'layer':>5} {'bins':>10} {'voxels':>7}  edges (mm)")
+    for layer in geo.relevant_layers:
+        if layer.kind == "cartesian":
+            bins = f"{layer.n_y}y x {layer.n_x}x"
+            edges = f"x {layer.x_edges[0]:g}..{layer.x_edges[-1]:g}, y {layer.y_edges[0]:g}..{layer.y_edges[-1]:g}"
+        else:
+            bins = f"{layer.n_alpha}a x {layer.n_radial}r"
+            shown = ", ".join(f"{v:g}" for v in layer.r_edges)
+            edges = "r " + (shown if len(shown) < 60 else shown[:57] + "...")
+        sl = geo.layer_slice(layer.id)
+        typer.echo(f"{layer.id:>5} {bins:>10} {layer.n_voxels:>7}  {edges}  [{sl.start}:{sl.stop}]")
+
+
+# ---------------------------------------------------------------------- info
+
+
+def _fmt_energy(mev: float) -> str:
+    for unit, scale in (("TeV", 1e6), ("GeV", 1e3), ("MeV", 1.0)):
+        if abs(mev) >= scale:
+            return f"{mev / scale:.4g} {unit}"
+    return f"{mev * 1e3:.4g} keV"
+
+
+@app.command("info")
+def info_cmd(
+    file: Annotated[Path, typer.Argument(help="CaloChallenge HDF5 file (energies in MeV).")],
+    geometry: Annotated[
+        str | None, typer.Option(help="Expected geometry (default: matched by voxel count).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summarise a shower file: counts, geometry, energies (MeV), E_tot/E_inc, sparsity, provenance."""
+    from physgen.io import file_summary
+
+    s = file_summary(file, geometry)
+    if as_json:
+        typer.echo(json.dumps(s, indent=2, default=str))
+        return
+    ie = s["incident_energy_mev"]
+    dist = ie["distribution"]
+    lines = [
+        f"file         {s['path']} ({s['file_size_bytes'] / 1e6:.3g} MB)",
+        f"showers      {s['n_showers']}",
+        f"voxels       {s['n_voxels']} (geometry {s['geometry']})",
+        f"dtype        energies {s['dtype']['incident_energies']}, showers {s['dtype']['showers']}; "
+        f"compression {s['compression']}, chunks {s['chunks']}",
+        f"E_inc        {_fmt_energy(ie['min'])} .. {_fmt_energy(ie['max'])}, {dist['kind']}",
+    ]
+    if dist["kind"] == "discrete":
+        vals = ", ".join(
+            f"{_fmt_energy(v)} x{c}" for v, c in zip(dist["values_mev"], dist["counts"])
+        )
+        lines.append(f"             {vals}")
+    else:
+        q = dist["log10_quantiles"]
+        lines.append(
+            f"             median {_fmt_energy(10 ** q['0.5'])}, 5-95% {_fmt_energy(10 ** q['0.05'])}"
+            f" .. {_fmt_energy(10 ** q['0.95'])}"
+            + (", consistent with log-uniform" if dist["log_uniform_like"] else "")
+        )
+    r = s["etot_over_einc"]
+    lines.append(
+        f"E_tot/E_inc  mean {r['mean']:.4f}, std {r['std']:.4f}, median {r['median']:.4f}, "
+        f"range {r['min']:.4f} .. {r['max']:.4f}"
+    )
+    sp = s["sparsity"]
+    lines.append(
+        f"sparsity     {100 * sp['zero_fraction']:.1f}% voxels zero, "
+        f"{100 * sp['below_threshold_fraction']:.1f}% below {sp['threshold_mev'] * 1e3:.4g} keV"
+    )
+    if s["negative_voxels"]:
+        lines.append(f"warning      {s['negative_voxels']} negative voxel energies")
+    prov: dict[str, Any] = s["provenance"]
+    if prov:
+        lines.append("provenance")
+        for k in sorted(prov):
+            v = prov[k]
+            text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
+            lines.append(f"  {k:<18} {text if len(text) < 100 else text[:97] + '...'}")
+    typer.echo("\n".join(lines))
+
+
+# ------------------------------------------------------------------ validate
+
+
+@app.command("validate")
+def validate_cmd(
+    file: Annotated[Path, typer.Argument(help="CaloChallenge HDF5 file to check.")],
+    geometry: Annotated[
+        str | None,
+        typer.Option(
+            help="Geometry the file must match (1-photons, 1-pions, 2, 3, calogan, or XML)."
+        ),
+    ] = None,
+    clip_negative: Annotated[
+        bool,
+        typer.Option(
+            help="Accept negative voxel energies (MeV) with a warning instead of failing."
+        ),
+    ] = False,
+) -> None:
+    """Check a shower file: keys, shapes, voxel count, finite non-negative MeV values. Exit 0 if valid, 2 if not."""
+    from physgen.io import validate_file
+
+    f = validate_file(file, geometry, clip_negative=clip_negative)
+    geo = f.geometry.name if f.geometry is not None else "?"
+    typer.echo(f"ok: {file} holds {f.n_showers} showers of geometry {geo} ({f.n_voxels} voxels)")
+
+
+# --------------------------------------------------------------------- merge
+
+
+@app.command("merge")
+def merge_cmd(
+    shards: Annotated[list[Path], typer.Argument(help="Shard files to concatenate, in order.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (written atomically).")],
+    geometry: Annotated[str | None, typer.Option(help="Geometry all shards must match.")] = None,
+    compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
+    clip_negative: Annotated[
+        bool, typer.Option(help="Clip negative voxel energies (MeV) to 0 instead of failing.")
+    ] = False,
+) -> None:
+    """Concatenate shard files into one, checking that their geometries agree."""
+    from physgen.io import merge_files, open_showers
+
+    path = merge_files(
+        shards, out, geometry=geometry, compression=compression, clip_negative=clip_negative
+    )
+    with open_showers(path) as f:
+        typer.echo(f"wrote {path}: {f.n_showers} showers from {len(shards)} shards")
+
+
+def _register_optional_commands() -> None:
+    """Commands whose modules live in their own files."""
+    try:
+        from physgen.cli.simulate import simulate
+    except ImportError:  # pragma: no cover - during development only
+        return
+    app.command("simulate")(simulate)
+
+
+_register_optional_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning PhysgenError into ``error: ...`` and exit 2."""
+    try:
+        app(args=argv, prog_name="physgen")
+    except PhysgenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted (no partial output was left)", err=True)
+        return 130
+    except SystemExit as exc:  # click's own exits: --help (0), usage errors (2)
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
