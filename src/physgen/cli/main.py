@@ -231,16 +231,20 @@ def merge_cmd(
         typer.echo(f"wrote {path}: {f.n_showers} showers from {len(shards)} shards")
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
     """Commands whose modules live in their own files."""
+    from physgen.cli.evaluate import evaluate
+
     try:
         from physgen.cli.simulate import simulate
     except ImportError:  # pragma: no cover - during development only
-        return
-    app.command("simulate")(simulate)
+        pass
+    else:
+        app.command("simulate")(simulate)
+    app.command("evaluate")(evaluate)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,109 @@
+"""``physgen evaluate`` and ``physgen timing``: thin wrappers over :mod:`physgen.evaluate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from physgen.errors import ConfigError
+
+__all__ = ["evaluate"]
+
+
+def _parse_extra(items: list[str]) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--extra: expected NAME=FILE, got {item!r}")
+        out[name] = Path(path)
+    return out
+
+
+def evaluate(
+    generated: Annotated[Path, typer.Argument(help="Generated showers (CaloChallenge HDF5, MeV).")],
+    reference: Annotated[Path, typer.Argument(help="Reference showers (CaloChallenge HDF5, MeV).")],
+    geometry: Annotated[
+        str, typer.Option(help="Geometry: 1-photons, 1-pions, 2, 3, calogan or XML.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder for text files, plots, report.")
+    ],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated modes: hist, avg, avg-E, cls-low, cls-low-normed, cls-high, "
+            "cls-resnet, multiclass, fpd, kpd, prdc, all."
+        ),
+    ] = "hist",
+    classifier: Annotated[
+        str,
+        typer.Option(
+            help="Classifier preset: fast (minutes on a CPU) or official (CaloChallenge)."
+        ),
+    ] = "fast",
+    repeats: Annotated[
+        int, typer.Option(help="Classifier trainings with different seeds (mean ± std).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of splits and trainings.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda for the classifiers.")] = "cpu",
+    extra: Annotated[
+        Optional[list[str]],
+        typer.Option(help="NAME=FILE: further samples for multiclass (repeatable)."),
+    ] = None,
+    label: Annotated[
+        str, typer.Option(help="Name of the generated sample in plots and report.")
+    ] = "generated",
+    plots: Annotated[bool, typer.Option(help="Write PNG figures.")] = True,
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="Showers per streamed batch (default: ~64 MB).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+) -> None:
+    """Compare generated showers with a reference: CaloChallenge metrics (voxel threshold in MeV), plots, HTML report."""
+    from physgen.evaluate.pipeline import evaluate as run
+
+    def say(msg: str) -> None:
+        if not as_json:
+            typer.echo(f"... {msg}", err=True)
+
+    res = run(
+        generated,
+        reference,
+        geometry,
+        mode,
+        out,
+        classifier=classifier,
+        repeats=repeats,
+        seed=seed,
+        device=device,
+        extra_generated=dict(_parse_extra(extra or [])),
+        batch_size=batch_size,
+        label=label,
+        plots=plots,
+        argv=["physgen", *sys.argv[1:]],
+        progress=say,
+    )
+    r = res.results
+    if as_json:
+        typer.echo(json.dumps(r, indent=2, default=str))
+        return
+    typer.echo(
+        f"evaluated {r['n_generated']} generated vs {r['n_reference']} reference showers "
+        f"(geometry {r['geometry']}; modes {', '.join(r['modes'])})"
+    )
+    for w in r["warnings"]:
+        typer.echo(f"warning: {w}")
+    if "separation_power_summary" in r:
+        typer.echo("separation power (mean / max over histograms):")
+        for g, v in r["separation_power_summary"].items():
+            typer.echo(f"  {g:<14} {v['mean']:.2e} / {v['max']:.2e}  ({v['n']} histograms)")
+    for m, d in r.get("classifier", {}).items():
+        typer.echo(f"classifier {m:<15} AUC {d['auc']:.4f}  JSD {d['jsd']:.4f}")
+    for k, v in r.get("fpd_kpd", {}).items():
+        typer.echo(f"{k:<8} x1e3 {v * 1e3:.4f}")
+    typer.echo(f"report: {res.report}")

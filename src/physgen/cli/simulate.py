@@ -1,0 +1,95 @@
+"""``physgen simulate``: reference showers into a CaloChallenge HDF5 file.
+
+A thin layer over :func:`physgen.simulate.run.simulate`; library errors
+propagate to :func:`physgen.cli.main.main`, which prints ``error: <message>``
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["simulate"]
+
+_ENERGY_HELP = (
+    "Incident energy. Three forms: a value with units, e.g. 100GeV, 500MeV, 1TeV, 2.5e3MeV "
+    "(a bare number is MeV); a log-uniform range LOW:HIGH, e.g. 1GeV:1TeV; or ds1 (the 15 "
+    "CaloChallenge dataset-1 energies 2^8..2^22 MeV with the dataset-1 frequencies; ds1:even "
+    "cycles through them)."
+)
+
+
+def simulate(
+    geometry: Annotated[
+        str,
+        typer.Option(
+            "--geometry",
+            help="Readout geometry: 2 or 3 (Par04 W/Si), 1-photons (ATLAS-like), calogan.",
+        ),
+    ],
+    particle: Annotated[
+        str, typer.Option("--particle", help="electron, positron or photon (e-, e+, gamma).")
+    ],
+    n: Annotated[int, typer.Option("--n", help="Number of showers (> 0).")],
+    energy: Annotated[str, typer.Option("--energy", help=_ENERGY_HELP)],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output .h5 file; its folder must exist. Written atomically."),
+    ],
+    seed: Annotated[
+        int, typer.Option("--seed", help="Run seed (>= 0): same seed, same bytes.")
+    ] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="cascade (particle-by-particle Monte Carlo, slow) or gflash (parametrised, fast).",
+        ),
+    ] = "cascade",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes; the output does not depend on it.")
+    ] = 1,
+    compression: Annotated[
+        str, typer.Option("--compression", help="HDF5 compression: gzip, lzf or none.")
+    ] = "gzip",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector",
+            help="Detector stack: par04, atlas-like, calogan (default: the geometry's own).",
+        ),
+    ] = None,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+    ] = False,
+) -> None:
+    """Simulate electromagnetic showers in a sampling calorimeter (energies in MeV, lengths in mm).
+
+    Writes incident_energies (N, 1) and showers (N, n_voxels) in MeV, calibrated by the
+    engine's sampling fraction, with the provenance (seed, engine, energy spec...) as attributes.
+    """
+    from physgen.simulate.run import simulate as run_simulate
+
+    t0 = time.perf_counter()
+    path = run_simulate(
+        geometry=geometry,
+        particle=particle,
+        n=n,
+        energy=energy,
+        seed=seed,
+        out=out,
+        engine=engine,
+        workers=workers,
+        compression=compression,
+        progress=not no_progress,
+        detector=detector,
+    )
+    elapsed = time.perf_counter() - t0
+    typer.echo(
+        f"wrote {path}: {n} {particle} showers, geometry {geometry}, engine {engine}, "
+        f"{elapsed:.1f} s ({n / max(elapsed, 1e-9):.3g} showers/s)"
+    )

@@ -1,0 +1,565 @@
+"""``physgen evaluate``: the CaloChallenge evaluation of a generated sample against a reference.
+
+:func:`evaluate` checks both samples completely *before* producing anything,
+streams them in batches (features, voxel spectrum, average showers), runs the
+requested modes, and writes the official-style text files, ``results.json``,
+PNG figures and a self-contained ``report.html``. Outputs are staged in a
+temporary folder beside the output folder and moved in only when every mode
+succeeded, so a failing run leaves nothing half-written.
+
+Modes: ``hist``, ``avg``, ``avg-E``, ``cls-low``, ``cls-low-normed``, ``cls-high``,
+``cls-resnet`` (geometries 2 and 3), ``multiclass``, ``fpd``, ``kpd``, ``prdc`` and
+``all`` (everything sensible for the geometry).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from physgen._version import __version__
+from physgen.errors import ConfigError, DataFormatError
+from physgen.evaluate.features import (
+    Sample,
+    ShowerFeatures,
+    apply_threshold,
+    features_of_batch,
+    iter_sample,
+)
+from physgen.evaluate.histograms import (
+    HistogramResult,
+    VoxelSpectrum,
+    compare_histograms,
+    compare_per_energy,
+    histogram_specs,
+    iter_groups,
+)
+from physgen.geometry import Geometry, get_geometry
+from physgen.io import validate_file
+
+__all__ = ["MODES", "EvaluationResult", "SampleSummary", "evaluate", "expand_modes"]
+
+log = logging.getLogger(__name__)
+
+MODES = (
+    "hist",
+    "avg",
+    "avg-E",
+    "cls-low",
+    "cls-low-normed",
+    "cls-high",
+    "cls-resnet",
+    "multiclass",
+    "fpd",
+    "kpd",
+    "prdc",
+    "all",
+)
+CLASSIFIER_MODES = ("cls-low", "cls-low-normed", "cls-high", "cls-resnet")
+
+
+def expand_modes(modes: Sequence[str] | str, geometry: Geometry) -> list[str]:
+    """Validate and expand a mode list (``"all"`` = every mode sensible for the geometry).
+
+    Raises:
+        ConfigError: On an unknown mode or ``cls-resnet`` for an irregular geometry.
+    """
+    items = [
+        m.strip() for m in (modes.split(",") if isinstance(modes, str) else modes) if m.strip()
+    ]
+    if not items:
+        raise ConfigError("--mode: give at least one mode")
+    out: list[str] = []
+    for m in items:
+        if m not in MODES:
+            raise ConfigError(f"--mode: unknown mode {m!r}; choose from {', '.join(MODES)}")
+        if m == "all":
+            extra = ["hist", "avg", "avg-E", "cls-low", "cls-high", "fpd", "kpd", "prdc"]
+            if geometry.name in ("2", "3"):
+                extra.append("cls-resnet")
+            out += [e for e in extra if e not in out]
+        elif m not in out:
+            out.append(m)
+    if "cls-resnet" in out and not geometry.is_regular:
+        raise ConfigError(
+            f"--mode cls-resnet: needs a regular (layer x alpha x r) geometry such as 2 or 3, "
+            f"not {geometry.name!r}"
+        )
+    return out
+
+
+@dataclass
+class SampleSummary:
+    """What the streaming pass keeps of one sample."""
+
+    features: ShowerFeatures
+    spectrum: VoxelSpectrum | None
+    mean_shower: npt.NDArray[np.float64]
+    range_sums: dict[tuple[float, float], npt.NDArray[np.float64]]
+    range_counts: dict[tuple[float, float], int]
+    n: int
+
+
+@dataclass
+class EvaluationResult:
+    """Everything an evaluation produced (also written to ``results.json``)."""
+
+    out_dir: Path
+    results: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        """The HTML report."""
+        return self.out_dir / "report.html"
+
+
+def energy_ranges(geometry: Geometry) -> list[tuple[float, float]]:
+    """Incident-energy ranges (MeV) of the ``avg-E`` mode, as in the official evaluator."""
+    if geometry.name.startswith("1-"):
+        edges = 2.0 ** np.linspace(8, 23, 16)
+    else:
+        edges = 10.0 ** np.linspace(3, 6, 4)
+    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _check_sample(sample: Sample, geometry: Geometry, name: str) -> int:
+    """Full value check of a sample; returns its size."""
+    if isinstance(sample, (str, Path)):
+        return validate_file(sample, geometry).n_showers
+    e = np.asarray(sample[0], dtype=np.float64).reshape(-1)
+    x = np.asarray(sample[1])
+    if x.ndim != 2 or x.shape[1] != geometry.n_voxels:
+        raise DataFormatError(
+            f"{name}: showers must be (N, {geometry.n_voxels}) for geometry {geometry.name!r}, got {x.shape}"
+        )
+    if len(e) != len(x):
+        raise DataFormatError(f"{name}: {len(e)} incident energies but {len(x)} showers")
+    if len(x) == 0:
+        raise DataFormatError(f"{name}: empty sample (0 showers)")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(e))):
+        raise DataFormatError(f"{name}: holds NaN or inf")
+    if np.any(x < 0):
+        raise DataFormatError(f"{name}: holds negative voxel energies")
+    if np.any(e <= 0):
+        raise DataFormatError(f"{name}: incident energies must be > 0 MeV")
+    return len(x)
+
+
+def _summarise(
+    sample: Sample,
+    geometry: Geometry,
+    ranges: list[tuple[float, float]],
+    max_ref_voxel: float | None,
+    batch_size: int | None,
+) -> SampleSummary:
+    parts = []
+    sums = {r: np.zeros(geometry.n_voxels) for r in ranges}
+    counts = dict.fromkeys(ranges, 0)
+    spectrum = VoxelSpectrum(geometry, max_ref_voxel) if max_ref_voxel is not None else None
+    for e, x in iter_sample(sample, geometry, batch_size):
+        f = features_of_batch(e, x, geometry)
+        parts.append(f)
+        if spectrum is not None:
+            spectrum.fill(x)
+        ee = f.incident_energy
+        if ranges:
+            xt = apply_threshold(x, geometry)
+            for lo, hi in ranges:
+                sel = (ee >= lo) & (ee < hi)
+                if sel.any():
+                    sums[(lo, hi)] += xt[sel].sum(axis=0)
+                    counts[(lo, hi)] += int(sel.sum())
+    feats = ShowerFeatures.concatenate(parts)
+    return SampleSummary(feats, spectrum, feats.voxel_sum / feats.n, sums, counts, feats.n)
+
+
+def _spectrum_pass(
+    sample: Sample, geometry: Geometry, spectrum: VoxelSpectrum, batch_size: int | None
+) -> None:
+    for _, x in iter_sample(sample, geometry, batch_size):
+        spectrum.fill(x)
+
+
+def _compare_energy_distributions(ref: ShowerFeatures, gen: ShowerFeatures) -> str | None:
+    """A warning text if the incident-energy distributions differ, else None."""
+    from scipy.stats import ks_2samp
+
+    a, b = ref.incident_energy, gen.incident_energy
+    ua, ub = np.unique(a), np.unique(b)
+    if len(ua) <= 64 or len(ub) <= 64:
+        if not np.array_equal(ua, ub):
+            return (
+                "incident energies differ: discrete values "
+                f"{len(ua)} in the reference vs {len(ub)} in the sample"
+            )
+    p = float(ks_2samp(a, b).pvalue)
+    if p < 1e-3:
+        return f"incident-energy distributions differ (Kolmogorov-Smirnov p = {p:.1e})"
+    return None
+
+
+def _official_hist_text(
+    results: list[HistogramResult], per_energy: list[HistogramResult], voxel: HistogramResult | None
+) -> str:
+    """``histogram_chi2_<ds>.txt`` in the official layout and block order."""
+    lines = [
+        "List of chi2 of the plotted histograms, see eq. 15 of 2009.03796 for its definition.\n"
+    ]
+    order = ("E_tot", "E_layer", "EC_eta", "EC_phi", "width_eta", "width_phi")
+    by_group: dict[str, list[HistogramResult]] = {}
+    for r in results:
+        by_group.setdefault(r.spec.group, []).append(r)
+    blocks = [r for g in order for r in by_group.get(g, [])]
+    blocks += per_energy
+    if voxel is not None:
+        blocks.append(voxel)
+    for r in blocks:
+        lines.append(f"{r.spec.title}: \n{r.separation_power}\n\n")
+    return "".join(lines)
+
+
+def evaluate(
+    generated: Sample,
+    reference: Sample,
+    geometry: str | Geometry,
+    modes: Sequence[str] | str,
+    out_dir: str | Path,
+    *,
+    classifier: str = "fast",
+    repeats: int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+    extra_generated: dict[str, Sample] | None = None,
+    batch_size: int | None = None,
+    label: str = "generated",
+    plots: bool = True,
+    argv: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Run the CaloChallenge evaluation.
+
+    Args:
+        generated: The sample to judge: a file path or ``(incident_energies, showers)``.
+        reference: The reference (e.g. Geant4 or physgen's cascade simulator).
+        geometry: Geometry name or object; both samples must match it.
+        modes: Mode names (list or comma-separated string).
+        out_dir: Output folder (created; existing files of the same names are replaced).
+        classifier: ``"fast"`` (default) or ``"official"`` classifier preset.
+        repeats: Classifier trainings with different seeds (mean +- std reported).
+        seed: Seed of splits and trainings.
+        device: ``"cpu"`` or ``"cuda"`` for classifiers.
+        extra_generated: Further samples for the ``multiclass`` mode, by name.
+        batch_size: Showers per streamed batch.
+        label: Name of the generated sample in plots and the report.
+        plots: Write PNG figures (the report embeds them).
+        argv: Command line recorded in the official text files.
+        progress: Callback receiving short status strings.
+
+    Returns:
+        The results; see ``results.json`` for the layout.
+
+    Raises:
+        ConfigError: Bad modes/options, unequal sizes where the classifier split needs
+            equal sizes.
+        DataFormatError: A sample does not match the geometry or holds bad values.
+    """
+    say = progress or (lambda _msg: None)
+    geo = get_geometry(geometry)
+    mode_list = expand_modes(modes, geo)
+    if classifier not in ("fast", "official"):
+        raise ConfigError(f"--classifier: expected 'fast' or 'official', got {classifier!r}")
+    if repeats < 1:
+        raise ConfigError(f"--repeats: must be >= 1, got {repeats}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: parent folder {out.parent} does not exist")
+
+    say("checking samples")
+    n_gen = _check_sample(generated, geo, "generated sample")
+    n_ref = _check_sample(reference, geo, "reference sample")
+    extras = dict(extra_generated or {})
+    for name, s in extras.items():
+        _check_sample(s, geo, f"sample {name!r}")
+    if "multiclass" in mode_list and not extras:
+        log.warning("multiclass with a single generated sample reduces to a binary classifier")
+    cls_modes = [m for m in mode_list if m in CLASSIFIER_MODES]
+    if cls_modes and n_gen != n_ref:
+        raise ConfigError(
+            f"--mode {cls_modes[0]}: the classifier split needs samples of equal size, got "
+            f"{n_gen} generated vs {n_ref} reference showers (generate exactly {n_ref})"
+        )
+
+    t0 = time.perf_counter()
+    ranges = energy_ranges(geo) if "avg-E" in mode_list else []
+    say("features of the reference")
+    ref = _summarise(reference, geo, ranges, None, batch_size)
+    max_voxel = max(ref.features.max_voxel, 1e-12) if "hist" in mode_list else None
+    if max_voxel is not None:
+        ref.spectrum = VoxelSpectrum(geo, max_voxel)
+        _spectrum_pass(reference, geo, ref.spectrum, batch_size)
+    say("features of the generated sample")
+    gen = _summarise(generated, geo, ranges, max_voxel, batch_size)
+    t_features = time.perf_counter() - t0
+
+    warning = _compare_energy_distributions(ref.features, gen.features)
+    results: dict[str, Any] = {
+        "physgen_version": __version__,
+        "geometry": geo.name,
+        "modes": mode_list,
+        "label": label,
+        "n_generated": n_gen,
+        "n_reference": n_ref,
+        "generated": str(generated) if isinstance(generated, (str, Path)) else "<array>",
+        "reference": str(reference) if isinstance(reference, (str, Path)) else "<array>",
+        "classifier_preset": classifier,
+        "seed": seed,
+        "warnings": [],
+        "timing_s": {"features": round(t_features, 3)},
+    }
+    if warning:
+        invalid = "classifier AUCs (the classifier can separate on E_inc alone) and E_tot/E_inc"
+        msg = f"{warning}: {invalid} comparisons are not valid"
+        log.warning(msg)
+        results["warnings"].append(msg)
+
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        files = _run_modes(
+            mode_list,
+            geo,
+            ref,
+            gen,
+            reference,
+            generated,
+            extras,
+            stage,
+            results,
+            classifier=classifier,
+            repeats=repeats,
+            seed=seed,
+            device=device,
+            label=label,
+            plots=plots,
+            argv=argv,
+            say=say,
+        )
+        from physgen.evaluate.report import write_report
+
+        (stage / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+        write_report(results, stage, files)
+        out.mkdir(exist_ok=True)
+        moved = []
+        for p in sorted(stage.iterdir()):
+            dest = out / p.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            shutil.move(str(p), dest)
+            moved.append(dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return EvaluationResult(out, results, moved)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _argline(argv: Sequence[str] | None) -> str:
+    return " ".join(argv) if argv else "physgen evaluate (library call)"
+
+
+def _run_modes(
+    mode_list: list[str],
+    geo: Geometry,
+    ref: SampleSummary,
+    gen: SampleSummary,
+    reference: Sample,
+    generated: Sample,
+    extras: dict[str, Sample],
+    stage: Path,
+    results: dict[str, Any],
+    *,
+    classifier: str,
+    repeats: int,
+    seed: int,
+    device: str,
+    label: str,
+    plots: bool,
+    argv: Sequence[str] | None,
+    say: Callable[[str], None],
+) -> list[Path]:
+    from physgen.evaluate import plots as P
+
+    ds = geo.name
+    files: list[Path] = []
+    if "hist" in mode_list:
+        say("histograms")
+        t0 = time.perf_counter()
+        specs = histogram_specs(ref.features)
+        hist = compare_histograms(ref.features, gen.features, specs)
+        per_e = compare_per_energy(ref.features, gen.features) if ds.startswith("1-") else []
+        vox = (
+            VoxelSpectrum.compare(ref.spectrum, gen.spectrum)
+            if ref.spectrum is not None and gen.spectrum is not None
+            else None
+        )
+        results["timing_s"]["histograms"] = round(time.perf_counter() - t0, 3)
+        all_hist = [*hist, *per_e, *([vox] if vox else [])]
+        results["separation_power"] = {r.spec.key: r.separation_power for r in all_hist}
+        results["separation_power_summary"] = {
+            g: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v)}
+            for g, v in iter_groups(all_hist)
+        }
+        (stage / f"histogram_chi2_{ds}.txt").write_text(_official_hist_text(hist, per_e, vox))
+        files.append(stage / f"histogram_chi2_{ds}.txt")
+        if plots:
+            say(f"plotting {len(all_hist)} histograms")
+            t0 = time.perf_counter()
+            with P.HistogramPlotter(gen_label=label) as plotter:
+                for r in [*hist, *([vox] if vox else [])]:
+                    files.append(plotter.plot(r, stage / f"{r.spec.filename}_dataset_{ds}.png"))
+            if per_e:
+                files.append(
+                    P.plot_etot_per_energy(per_e, stage / f"Etot_Einc_dataset_{ds}_E_i.png")
+                )
+            results["timing_s"]["histogram_plots"] = round(time.perf_counter() - t0, 3)
+    if "avg" in mode_list:
+        say("average showers")
+        results["average_shower"] = {
+            "mean_etot_reference_mev": float(ref.mean_shower.sum()),
+            "mean_etot_generated_mev": float(gen.mean_shower.sum()),
+        }
+        np.savez_compressed(
+            stage / f"average_showers_dataset_{ds}.npz",
+            reference=ref.mean_shower,
+            generated=gen.mean_shower,
+        )
+        if plots:
+            files += P.plot_average_layers(geo, ref.mean_shower, gen.mean_shower, stage, ds)
+            files.append(
+                P.plot_average_shower(
+                    geo,
+                    gen.mean_shower,
+                    stage / f"average_shower_dataset_{ds}.png",
+                    f"{label}: shower average",
+                )
+            )
+            files.append(
+                P.plot_average_shower(
+                    geo,
+                    ref.mean_shower,
+                    stage / f"reference_average_shower_dataset_{ds}.png",
+                    "reference: shower average",
+                )
+            )
+    if "avg-E" in mode_list:
+        say("average showers per energy")
+        per: dict[str, Any] = {}
+        for (lo, hi), s in ref.range_sums.items():
+            nr, ng = ref.range_counts[(lo, hi)], gen.range_counts[(lo, hi)]
+            per[f"{lo:g}-{hi:g}"] = {"n_reference": nr, "n_generated": ng}
+            if plots and nr and ng:
+                name = f"average_shower_dataset_{ds}_E_{lo}.png"
+                files.append(
+                    P.plot_average_shower(
+                        geo,
+                        gen.range_sums[(lo, hi)] / ng,
+                        stage / name,
+                        f"{label}: E in [{lo:g}, {hi:g}) MeV",
+                    )
+                )
+                files.append(
+                    P.plot_average_shower(
+                        geo,
+                        s / nr,
+                        stage / f"reference_{name}",
+                        f"reference: E in [{lo:g}, {hi:g}) MeV",
+                    )
+                )
+        results["average_shower_per_energy"] = per
+    cls_modes = [m for m in mode_list if m in CLASSIFIER_MODES]
+    if cls_modes:
+        from physgen.evaluate.classifier import ClassifierConfig, run_classifier
+
+        results["classifier"] = {}
+        cfg = ClassifierConfig.preset(classifier, geo)
+        for mode in cls_modes:
+            say(f"classifier {mode} ({classifier} preset, {repeats} repeat(s))")
+            r = run_classifier(
+                reference,
+                generated,
+                geo,
+                mode=mode,
+                config=cfg,
+                seed=seed,
+                repeats=repeats,
+                device=device,
+            )
+            d = r.to_dict()
+            results["classifier"][mode] = d
+            path = stage / f"classifier_{mode}_{ds}.txt"
+            path.write_text(
+                f"{_argline(argv)}\n"
+                "Final result of classifier test (AUC / JSD):\n"
+                f"{d['auc']:.4f} / {d['jsd']:.4f}\n\n"
+            )
+            files.append(path)
+    if "multiclass" in mode_list:
+        from physgen.evaluate.classifier import ClassifierConfig, run_multiclass
+
+        say("multiclass classifier")
+        samples = {label: generated, **extras}
+        cfg = ClassifierConfig.preset(classifier, geo)
+        results["multiclass"] = run_multiclass(
+            reference, samples, geo, config=cfg, seed=seed, device=device
+        ).to_dict()
+    if "fpd" in mode_list or "kpd" in mode_list:
+        from physgen.evaluate.distances import fpd, kpd
+        from physgen.evaluate.features import high_level_feature_vector
+
+        say("FPD / KPD")
+        fr = high_level_feature_vector(ref.features)
+        fg = high_level_feature_vector(gen.features)
+        d: dict[str, Any] = {}
+        lines = []
+        if "fpd" in mode_list:
+            v, e = fpd(fr, fg, seed=seed)
+            d["fpd"], d["fpd_err"] = v, e
+            lines.append(f"FPD (x10^3): {v * 1e3:.4f} ± {e * 1e3:.4f}\n")
+        if "kpd" in mode_list:
+            v, e = kpd(fr, fg, seed=seed)
+            d["kpd"], d["kpd_err"] = v, e
+            lines.append(f"KPD (x10^3): {v * 1e3:.4f} ± {e * 1e3:.4f}\n")
+        results["fpd_kpd"] = d
+        (stage / f"fpd_kpd_{ds}.txt").write_text("".join(lines))
+        files.append(stage / f"fpd_kpd_{ds}.txt")
+    if "prdc" in mode_list:
+        from physgen.evaluate.distances import prdc
+
+        say("PRDC")
+        p = prdc(reference, generated, geo, seed=seed)
+        results["prdc"] = p
+        (stage / f"prdc_{ds}.txt").write_text(
+            "".join(f"{k.capitalize()}: {v:.4f}\n" for k, v in p.items() if isinstance(v, float))
+        )
+        files.append(stage / f"prdc_{ds}.txt")
+    return files
