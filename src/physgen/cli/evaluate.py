@@ -68,7 +68,8 @@ def evaluate(
     from physgen.evaluate.pipeline import evaluate as run
 
     def say(msg: str) -> None:
-        if not as_json:
+        # progress for people at a terminal; batch logs and pipes stay clean
+        if not as_json and sys.stderr.isatty():
             typer.echo(f"... {msg}", err=True)
 
     res = run(
