@@ -48,7 +48,9 @@ def toy_showers(
     t = np.arange(nl) + 0.5
     tmax = (0.35 * np.log(e / 10.0))[:, None] * nl / 6.0 * r.lognormal(0, 0.1, (n, 1))
     a = 3.0
-    prof = (t[None, :] / np.maximum(tmax, 0.3)) ** (a - 1) * np.exp(-(a - 1) * t[None, :] / np.maximum(tmax, 0.3))
+    prof = (t[None, :] / np.maximum(tmax, 0.3)) ** (a - 1) * np.exp(
+        -(a - 1) * t[None, :] / np.maximum(tmax, 0.3)
+    )
     prof *= r.lognormal(0, 0.2, prof.shape)
     prof /= prof.sum(axis=1, keepdims=True)
     visible = r.normal(0.9, 0.02, (n, 1))
@@ -57,7 +59,12 @@ def toy_showers(
         sl = geo.layer_slice(layer.id)
         if layer.kind == "cartesian":
             edges = np.asarray(layer.x_edges)
-            rr = np.hypot(*np.meshgrid(0.5 * (edges[1:] + edges[:-1]), 0.5 * (np.asarray(layer.y_edges)[1:] + np.asarray(layer.y_edges)[:-1])))
+            rr = np.hypot(
+                *np.meshgrid(
+                    0.5 * (edges[1:] + edges[:-1]),
+                    0.5 * (np.asarray(layer.y_edges)[1:] + np.asarray(layer.y_edges)[:-1]),
+                )
+            )
             w = np.exp(-rr.ravel() / (20.0 * radial_scale))
             frac = np.tile(w / w.sum(), (n, 1))
         else:
@@ -66,7 +73,9 @@ def toy_showers(
             rm = big / 6.0 * radial_scale * (1 + 0.1 * li / max(nl, 1))
             cdf = 1 - np.exp(-redges / rm) * (1 + redges / rm)
             ring = np.diff(cdf)
-            frac = np.tile(np.repeat(ring[None, :], layer.n_alpha, axis=0).ravel() / layer.n_alpha, (n, 1))
+            frac = np.tile(
+                np.repeat(ring[None, :], layer.n_alpha, axis=0).ravel() / layer.n_alpha, (n, 1)
+            )
         vox = (e[:, None] * visible * prof[:, li : li + 1]) * frac
         vox *= r.lognormal(0, 0.3, vox.shape)
         out[:, sl] = vox
@@ -74,3 +83,9 @@ def toy_showers(
             out[:, sl] = 0.0
     out *= scale
     return e[:, None], out.astype(np.float32)
+
+
+def toy_generator(n: int, energies: np.ndarray) -> np.ndarray:
+    """A generator callable ``(n, energies (n, 1) MeV) -> showers`` for timing tests (geometry 2)."""
+    _, x = toy_showers(n, "2", seed=int(energies.sum()) % 1000)
+    return x

@@ -271,3 +271,31 @@ def test_entry_point_subprocess(tmp_path: Path) -> None:
         [sys.executable, "-m", "physgen", "info", "--bogus"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "No such option" in proc.stderr
+
+
+def test_timing_callable(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    rc, text, err = run(
+        "timing",
+        "--geometry",
+        "2",
+        "--callable",
+        "showerdata:toy_generator",
+        "--batch-sizes",
+        "1,20",
+        "--repeats",
+        "3",
+        "--out",
+        out,
+    )
+    assert rc == 0, err
+    assert "batch      1" in text and "batch     20" in text
+    d = json.loads(out.read_text())
+    assert [b["batch_size"] for b in d["batches"]] == [1, 20]
+    assert all(b["repeats"] == 3 and b["ms_per_shower_mean"] > 0 for b in d["batches"])
+    rc, _, err = run("timing", "--geometry", "2", "--callable", "nomodule_xyz:f")
+    _one_line_error(rc, err, "--callable", "nomodule_xyz")
+    rc, _, err = run("timing", "--geometry", "2")
+    _one_line_error(rc, err, "exactly one of --engine or --callable")
+    rc, _, err = run("timing", "--geometry", "2", "--engine", "gflash", "--batch-sizes", "1,x")
+    _one_line_error(rc, err, "--batch-sizes")

@@ -68,7 +68,8 @@ _CHUNK_BYTES = 1 << 20
 _BATCH_BYTES = 64 << 20
 
 
-def _check_parent(path: Path, option: str = "output") -> None:
+def check_output_path(path: Path, option: str = "output") -> None:
+    """Raise DataFormatError unless ``path`` can be created: its folder exists, it is no folder."""
     parent = path.parent if str(path.parent) != "" else Path(".")
     if not parent.is_dir():
         raise DataFormatError(f"{option} {path}: folder {parent} does not exist")
@@ -132,7 +133,7 @@ class ShowerWriter:
         energy_dtype: npt.DTypeLike = np.float64,
     ) -> None:
         self.path = Path(path)
-        _check_parent(self.path)
+        check_output_path(self.path)
         if n_voxels < 1:
             raise DataFormatError(f"{self.path}: n_voxels must be >= 1, got {n_voxels}")
         self.n_voxels = int(n_voxels)
@@ -633,7 +634,7 @@ def merge_files(
     if not shards:
         raise DataFormatError("merge: give at least one shard file")
     out_p = Path(out)
-    _check_parent(out_p, "--out")
+    check_output_path(out_p, "--out")
     infos = []
     for s in shards:
         with open_showers(s, geometry) as f:

@@ -95,7 +95,9 @@ def test_non_alpha_layers_have_no_xy_features() -> None:
     assert f.ec_r.shape == (1, 5)
 
 
-@pytest.mark.parametrize(("name", "dim"), [("1-photons", 30), ("1-pions", 46), ("2", 362), ("3", 362)])
+@pytest.mark.parametrize(
+    ("name", "dim"), [("1-photons", 30), ("1-pions", 46), ("2", 362), ("3", 362)]
+)
 def test_feature_vector_dimension_and_order(name: str, dim: int) -> None:
     geo = get_geometry(name)
     rng = np.random.default_rng(0)

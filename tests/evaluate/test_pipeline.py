@@ -72,7 +72,10 @@ def test_outputs(same_result) -> None:  # type: ignore[no-untyped-def]
 def test_official_text_format(same_result) -> None:  # type: ignore[no-untyped-def]
     text = (same_result.out_dir / "histogram_chi2_1-photons.txt").read_text()
     lines = text.split("\n")
-    assert lines[0] == "List of chi2 of the plotted histograms, see eq. 15 of 2009.03796 for its definition."
+    assert (
+        lines[0]
+        == "List of chi2 of the plotted histograms, see eq. 15 of 2009.03796 for its definition."
+    )
     blocks = re.findall(r"^(.+): \n([0-9.e+-]+)\n\n", text[len(lines[0]) + 1 :], flags=re.M)
     titles = [b[0] for b in blocks]
     assert titles[0] == "Etot / Einc"
@@ -95,20 +98,29 @@ def test_same_distribution_small_separation(same_result) -> None:  # type: ignor
 
 def test_distortions_move_metrics(samples: dict[str, Path], same_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base = same_result.results["separation_power"]
-    scaled = evaluate(samples["scaled"], samples["ref"], "1-photons", "hist", tmp_path / "s", plots=False)
+    scaled = evaluate(
+        samples["scaled"], samples["ref"], "1-photons", "hist", tmp_path / "s", plots=False
+    )
     s = scaled.results["separation_power"]
     assert s["Etot_Einc"] > 10 * base["Etot_Einc"]
     assert s["Etot_Einc"] > 0.08  # a 5 % shift against a ~5 % resolution
-    dropped = evaluate(samples["dropped"], samples["ref"], "1-photons", "hist", tmp_path / "d", plots=False)
+    dropped = evaluate(
+        samples["dropped"], samples["ref"], "1-photons", "hist", tmp_path / "d", plots=False
+    )
     d = dropped.results["separation_power"]
     # layer 1 is empty: all generated entries fall below the log binning (which starts at the
     # threshold) and are dropped, as in the official code; an empty histogram gives S = 1/2
     assert d["E_layer_1"] == pytest.approx(0.5)
     assert d["E_layer_1"] > 20 * base["E_layer_1"]
-    wide = evaluate(samples["wide"], samples["ref"], "1-photons", "hist", tmp_path / "w", plots=False)
+    wide = evaluate(
+        samples["wide"], samples["ref"], "1-photons", "hist", tmp_path / "w", plots=False
+    )
     w = wide.results["separation_power_summary"]
     assert w["EC_r"]["mean"] > 5 * same_result.results["separation_power_summary"]["EC_r"]["mean"]
-    assert w["width_r"]["mean"] > 5 * same_result.results["separation_power_summary"]["width_r"]["mean"]
+    assert (
+        w["width_r"]["mean"]
+        > 5 * same_result.results["separation_power_summary"]["width_r"]["mean"]
+    )
 
 
 def test_arrays_api_and_modes(tmp_path: Path) -> None:
@@ -141,7 +153,9 @@ def _one_line_error(rc: int, err: str, *needles: str) -> None:
         assert n in lines[0], (n, lines[0])
 
 
-def test_cli_bad_inputs(samples: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_inputs(
+    samples: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ref = samples["ref"]
     e, x = toy_showers(100, "1-photons", seed=5)
     short = write_showers(tmp_path / "short.h5", e, x)
@@ -156,10 +170,16 @@ def test_cli_bad_inputs(samples: dict[str, Path], tmp_path: Path, capsys: pytest
     cases = [
         ([ds2, ref, "--geometry", "1-photons"], ("ds2.h5", "6480 voxels", "expects 368")),
         ([short, ref, "--geometry", "2"], ("expects 6480",)),
-        ([short, ref, "--geometry", "1-photons", "--mode", "cls-low"], ("equal size", "100", str(N))),
+        (
+            [short, ref, "--geometry", "1-photons", "--mode", "cls-low"],
+            ("equal size", "100", str(N)),
+        ),
         ([nan, ref, "--geometry", "1-photons"], ("NaN or inf",)),
         ([neg, ref, "--geometry", "1-photons"], ("negative voxel energies",)),
-        ([short, ref, "--geometry", "1-photons", "--mode", "hist,bogus"], ("unknown mode 'bogus'",)),
+        (
+            [short, ref, "--geometry", "1-photons", "--mode", "hist,bogus"],
+            ("unknown mode 'bogus'",),
+        ),
         ([short, ref, "--geometry", "ds9"], ("unknown geometry 'ds9'",)),
         ([short, ref, "--geometry", "1-photons", "--classifier", "huge"], ("--classifier",)),
     ]
@@ -170,7 +190,17 @@ def test_cli_bad_inputs(samples: dict[str, Path], tmp_path: Path, capsys: pytest
         _one_line_error(rc, err, *needles)
         assert not out.exists(), args
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".evalout")]
-    rc = main(["evaluate", str(short), str(ref), "--geometry", "1-photons", "--out", str(tmp_path / "no" / "x")])
+    rc = main(
+        [
+            "evaluate",
+            str(short),
+            str(ref),
+            "--geometry",
+            "1-photons",
+            "--out",
+            str(tmp_path / "no" / "x"),
+        ]
+    )
     _, err = capsys.readouterr()
     _one_line_error(rc, err, "--out", "does not exist")
 
@@ -199,22 +229,48 @@ def test_report_renders_in_headless_chromium(same_result, tmp_path: Path) -> Non
     html = report.read_text()
     assert "this sample among the CaloChallenge 2022 submissions" in html
     assert html.count("data:image/png;base64,") >= 10
-    assert "<tr class=\"ours\">" in html or "class=\"ours\"" in html
+    assert '<tr class="ours">' in html or 'class="ours"' in html
     shot = tmp_path / "report.png"
     dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tempfile.mkdtemp()}", "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tempfile.mkdtemp()}",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert dom.returncode == 0
     assert "Separation power per feature class" in dom.stdout
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1280,2000",
-         f"--screenshot={shot}", report.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tempfile.mkdtemp()}",
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-500:]
     data = shot.read_bytes()

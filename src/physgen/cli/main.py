@@ -234,6 +234,7 @@ def merge_cmd(
 def _register_commands() -> None:
     """Commands whose modules live in their own files."""
     from physgen.cli.evaluate import evaluate
+    from physgen.cli.timing import timing
 
     try:
         from physgen.cli.simulate import simulate
@@ -242,6 +243,7 @@ def _register_commands() -> None:
     else:
         app.command("simulate")(simulate)
     app.command("evaluate")(evaluate)
+    app.command("timing")(timing)
 
 
 _register_commands()

@@ -1,0 +1,139 @@
+"""``physgen timing``: generation time per shower, CaloChallenge style."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import numpy.typing as npt
+import typer
+
+from physgen.errors import ConfigError
+
+__all__ = ["timing"]
+
+Generator = Callable[[int, npt.NDArray[np.float64]], Any]
+
+
+def _engine_generator(engine: str, geometry: str, particle: str, seed: int) -> Generator:
+    from physgen.simulate.detector import get_detector
+    from physgen.simulate.engine import get_engine
+    from physgen.simulate.run import shower_seeds
+
+    det = get_detector(None, geometry=geometry)
+    eng = get_engine(engine, det)
+    counter = [0]
+
+    def generate(n: int, energies: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        seeds = shower_seeds(seed, n, start=counter[0])
+        counter[0] += n
+        raw = np.stack(
+            [eng.simulate_one(particle, float(e), int(s)) for e, s in zip(energies[:, 0], seeds)]
+        )
+        return raw / eng.sampling_fraction
+
+    return generate
+
+
+def _callable_generator(spec: str) -> Generator:
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ConfigError(f"--callable: expected MODULE:FUNCTION, got {spec!r}")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(f"--callable: cannot import module {mod_name!r} ({exc})") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"--callable: {mod_name!r} has no callable {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def _energy_sampler(spec: str | None, geometry: str) -> Any:
+    if spec is None:
+        return geometry
+    from physgen.simulate.run import parse_energy_spec
+
+    es = parse_energy_spec(spec)
+
+    def sample(n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+        return np.asarray(es.sample(n, int(rng.integers(2**31))), dtype=np.float64).reshape(n, 1)
+
+    return sample
+
+
+def timing(
+    geometry: Annotated[
+        str, typer.Option(help="Geometry of the generated showers (1-photons, 2, 3, calogan).")
+    ],
+    engine: Annotated[
+        Optional[str], typer.Option(help="Time a physgen simulator engine: cascade or gflash.")
+    ] = None,
+    callable_: Annotated[
+        Optional[str],
+        typer.Option(
+            "--callable",
+            help="Time a Python callable MODULE:FUNCTION(n, energies (n,1) MeV) -> showers.",
+        ),
+    ] = None,
+    particle: Annotated[str, typer.Option(help="Particle for simulator engines.")] = "electron",
+    energy: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Incident energies: 100GeV, 1GeV:1TeV or ds1 (default: the geometry's range)."
+        ),
+    ] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Comma-separated showers per call.")
+    ] = "1,100,10000",
+    repeats: Annotated[
+        int, typer.Option(help="Timed calls per batch size (warm-up excluded).")
+    ] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed calls per batch size.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of energies and showers.")] = 0,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Also write the result as JSON to this file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Time a generator at batch sizes 1/100/10000: milliseconds per shower, mean ± std."""
+    from physgen.evaluate.timing import time_generator
+    from physgen.geometry import get_geometry
+
+    get_geometry(geometry)
+    if (engine is None) == (callable_ is None):
+        raise ConfigError("timing: give exactly one of --engine or --callable")
+    try:
+        sizes = [int(v) for v in batch_sizes.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"--batch-sizes: expected comma-separated integers, got {batch_sizes!r}"
+        ) from exc
+    gen = (
+        _engine_generator(engine, geometry, particle, seed)
+        if engine
+        else _callable_generator(callable_ or "")
+    )
+    res = time_generator(
+        gen, _energy_sampler(energy, geometry), sizes, repeats=repeats, warmup=warmup, seed=seed
+    )
+    d = {"generator": engine or callable_, "geometry": geometry, **res.to_dict()}
+    if out is not None:
+        from physgen.io import check_output_path
+
+        check_output_path(out, "--out")
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(d, indent=2))
+        tmp.replace(out)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    typer.echo(f"{d['generator']} on {res.device}, geometry {geometry}: ms per shower (mean ± std)")
+    for b in res.batches:
+        typer.echo(
+            f"  batch {b.batch_size:>6}: {b.ms_per_shower_mean:10.4g} ± {b.ms_per_shower_std:.2g}  ({b.repeats} repeats)"
+        )
