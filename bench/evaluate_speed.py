@@ -42,9 +42,8 @@ print(json.dumps({"wall_s": wall, "peak_mb": peak, "timing": res.results["timing
 
 
 def write_toy(path: Path, n: int, geometry: str, seed: int, chunk: int = 5000) -> None:
-    from showerdata import toy_showers
-
     from physgen.io import ShowerWriter
+    from showerdata import toy_showers
 
     if path.exists():
         return

@@ -131,7 +131,7 @@ def test_prdc_voxels_log_and_threshold() -> None:
     assert lv[0, 1] == pytest.approx(-1.0) and lv[0, 5] == pytest.approx(-1.0)
     r = np.random.default_rng(0)
     showers = r.exponential(5.0, size=(300, geo.n_voxels)) * (r.random((300, geo.n_voxels)) < 0.2)
-    res = prdc_voxels(showers, showers, geo, max_samples=200)
+    res = prdc_voxels(showers, showers, geo, max_samples=300)
     assert (res.precision, res.recall, res.coverage) == (1.0, 1.0, 1.0)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from showerdata import toy_showers
 
 from physgen.cli.main import main
 from physgen.errors import ConfigError, DataFormatError
@@ -19,6 +18,7 @@ from physgen.evaluate.pipeline import evaluate, expand_modes
 from physgen.evaluate.report import final_results
 from physgen.geometry import get_geometry
 from physgen.io import write_showers
+from showerdata import toy_showers
 
 N = 3000
 
@@ -221,6 +221,21 @@ def _chromium() -> str | None:
     return None
 
 
+def _headless(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tempfile.mkdtemp()}",
+    ]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
 def test_report_renders_in_headless_chromium(same_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     browser = _chromium()
     if browser is None:
@@ -231,47 +246,10 @@ def test_report_renders_in_headless_chromium(same_result, tmp_path: Path) -> Non
     assert html.count("data:image/png;base64,") >= 10
     assert '<tr class="ours">' in html or 'class="ours"' in html
     shot = tmp_path / "report.png"
-    dom = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tempfile.mkdtemp()}",
-            "--dump-dom",
-            report.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    dom = _headless(browser, "--dump-dom", report.as_uri())
     assert dom.returncode == 0
     assert "Separation power per feature class" in dom.stdout
-    proc = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tempfile.mkdtemp()}",
-            "--window-size=1280,2000",
-            f"--screenshot={shot}",
-            report.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _headless(browser, "--window-size=1280,2000", f"--screenshot={shot}", report.as_uri())
     assert proc.returncode == 0, proc.stderr[-500:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real, non-blank page

@@ -1,0 +1,120 @@
+"""``physgen integrate`` and ``physgen events``: neural importance sampling from the shell.
+
+Thin layers over :func:`physgen.nis.integrate` and :func:`physgen.nis.generate_events`;
+library errors (:class:`physgen.errors.PhysgenError`) propagate to
+:func:`physgen.cli.main.main`, which prints ``error: <message>`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["events", "integrate"]
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def integrate(
+    integrand: Annotated[
+        str,
+        typer.Option(
+            "--integrand",
+            help="camel, ring, polynomial, breit-wigner, dy3, dy3-mc (3 channels), ee-mumu, "
+            "ee-qqg.",
+        ),
+    ],
+    dim: Annotated[
+        int | None, typer.Option("--dim", help="Dimension (toys only; fixed for the others).")
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="nis (VEGAS grid + spline flow), vegas or uniform.")
+    ] = "nis",
+    calls: Annotated[int, typer.Option("--calls", help="Integrand calls for training.")] = 500_000,
+    eval_calls: Annotated[
+        int, typer.Option("--eval-calls", help="Fresh points for the estimate.")
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same result.")] = 0,
+    loss: Annotated[str, typer.Option("--loss", help="variance or kl.")] = "variance",
+    buffered_steps: Annotated[
+        int, typer.Option("--buffered-steps", help="Extra steps on stored points per batch.")
+    ] = 3,
+    vegas_fraction: Annotated[
+        float, typer.Option("--vegas-fraction", help="Share of calls for the VEGAS grid (0-1).")
+    ] = 0.2,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Fail (exit 2) instead of falling back when coverage is "
+                     "unproven."),
+    ] = False,
+    allow_negative: Annotated[
+        bool, typer.Option("--allow-negative", help="Accept negative integrand values.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Integrate a built-in integrand over the unit hypercube and report the error."""
+    from physgen.nis import TrainConfig, get_integrand
+    from physgen.nis import integrate as run
+
+    f = get_integrand(integrand, dim)
+    cfg = TrainConfig(loss=loss, buffered_steps=buffered_steps, vegas_fraction=vegas_fraction)
+    res = run(f, method=method, calls=calls, eval_calls=eval_calls, seed=seed, config=cfg,
+              strict=strict, allow_negative=allow_negative)
+    d = res.to_dict()
+    if as_json:
+        typer.echo(json.dumps({k: _fmt(v) for k, v in d.items()}, sort_keys=True))
+        return
+    exact = "" if res.exact is None else f"  (exact {res.exact:.8g}, pull {res.pull:+.2f})"
+    typer.echo(f"{res.integrand} [{res.method}]: {res.integral:.8g} +- {res.error:.2g} "
+               f"{res.unit}{exact}")
+    typer.echo(f"rel. std/point {res.rel_std:.4g}; unweighting efficiency "
+               f"{res.unweighting_efficiency:.4g} (0.1% xs over-weights), "
+               f"{res.unweighting_efficiency_true_max:.4g} (true max)")
+    typer.echo(f"coverage {res.coverage}; train {res.train_seconds:.1f} s on {res.train_calls} "
+               f"calls; sampling {res.throughput:.3g} points/s")
+
+
+def events(
+    process: Annotated[str, typer.Option("--process", help="ee-mumu or ee-qqg.")],
+    n: Annotated[int, typer.Option("--n", help="Number of unweighted events (> 0).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output file: .lhe (Les Houches) or .h5/.hdf5. Written "
+                     "atomically; its folder must exist."),
+    ],
+    method: Annotated[str, typer.Option("--method", help="nis, vegas or uniform.")] = "nis",
+    calls: Annotated[int, typer.Option("--calls", help="Integrand calls for training.")] = 200_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same events.")] = 0,
+    overweight: Annotated[
+        float,
+        typer.Option("--overweight", help="Cross-section share allowed in over-weights."),
+    ] = 1e-3,
+) -> None:
+    """Generate unweighted events of a physics process into an LHE or HDF5 file."""
+    from physgen.errors import ConfigError
+    from physgen.nis import generate_events, get_process, write_events_hdf5, write_lhe
+
+    suffix = out.suffix.lower()
+    if suffix not in (".lhe", ".h5", ".hdf5"):
+        raise ConfigError(f"--out: expected a .lhe, .h5 or .hdf5 file, got '{out.name}'")
+    if not out.parent.exists():
+        raise ConfigError(f"--out: folder {out.parent} does not exist")
+    proc = get_process(process)
+    ev = generate_events(proc, n, method=method, calls=calls, seed=seed, overweight_xs=overweight)
+    if suffix == ".lhe":
+        header = json.dumps({"process": proc.name, "sqrt_s_GeV": proc.sqrt_s, **ev.info})
+        write_lhe(out, ev.beams, ev.pdg, ev.momenta, proc.beam_pdg, proc.colors,
+                  ev.cross_section, ev.cross_section_error, header=header)
+    else:
+        write_events_hdf5(out, ev)
+    typer.echo(f"{n} events of {proc.name} -> {out}; cross section {ev.cross_section:.6g} +- "
+               f"{ev.cross_section_error:.2g} pb; unweighting efficiency "
+               f"{ev.info['unweighting_efficiency']:.3g}")

@@ -1,0 +1,380 @@
+"""Training of the multi-channel neural importance sampler.
+
+The sampler for channel ``c`` is ``x = V_c(z)``, ``z ~ q_c`` (a spline flow on the cube)
+and ``V_c`` the channel's VEGAS grid (trained first, on ``vegas_fraction`` of the calls),
+followed by the analytic channel mapping ``y = map_c(x)``. Channel ``c`` integrates
+``alpha_c(y) f(y) |dy/dx| |dx/dz|`` where ``alpha`` = prior x learned correction.
+
+Losses (both importance-weighted with the density the stored points were drawn from, so
+buffered points stay valid): ``"variance"`` -- the stratified variance
+``(sum_c sigma_c)^2 / I^2``, which trains flows and channel weights together and covers
+modes (a missed region costs ``w^2``); ``"kl"`` -- the forward KL divergence per channel
+(flows only). Buffered training: every online batch is stored and ``buffered_steps``
+extra optimiser steps are taken on random stored points (no new integrand calls).
+All sums are float64.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from physgen.errors import ConfigError
+from physgen.nis.flows import ChannelFlows, ChannelWeightNet
+from physgen.nis.integrands import MultiChannelIntegrand, evaluate_checked
+from physgen.nis.vegas import VegasMap, train_vegas
+
+__all__ = ["NISSampler", "SampleBatch", "TrainConfig", "train_sampler"]
+
+log = logging.getLogger("physgen.nis")
+
+
+@dataclass
+class TrainConfig:
+    """Options of :func:`train_sampler` (defaults tuned on camel/Drell-Yan at 5e5 calls).
+
+    Attributes:
+        calls: Integrand calls for training (VEGAS stage included).
+        batch_size: Points per online step.
+        loss: ``"variance"`` or ``"kl"``.
+        learning_rate: Peak Adam learning rate (cosine decay to 1 %).
+        buffered_steps: Extra optimiser steps on stored points per online step.
+        buffer_capacity: Stored points (oldest dropped first).
+        vegas_fraction: Share of ``calls`` for the VEGAS grids (0 = no VEGAS initialisation).
+        vegas_iterations: VEGAS adaptation iterations.
+        vegas_bins: VEGAS increments per axis.
+        train_channel_weights: Learn a correction of the prior channel weights.
+        bins: Spline bins of the flows.
+        hidden: Hidden layer sizes of the coupling networks.
+        allow_negative: Accept negative integrand values (trained on ``|f|``, signed weights).
+        uniform_fraction: Share of points drawn uniformly in the VEGAS-warped space (a
+            defensive mixture ``(1 - e) q_flow + e q_vegas``): bounds every weight by
+            ``f / (e q_vegas)``, so a region the flow lost keeps being sampled and pulls
+            the flow back (the cure for mode collapse), at a small variance cost.
+    """
+
+    calls: int = 500_000
+    batch_size: int = 1024
+    loss: str = "variance"
+    learning_rate: float = 3e-3
+    buffered_steps: int = 3
+    buffer_capacity: int = 200_000
+    vegas_fraction: float = 0.2
+    vegas_iterations: int = 5
+    vegas_bins: int = 64
+    train_channel_weights: bool = True
+    bins: int = 10
+    hidden: tuple[int, ...] = (64, 64)
+    allow_negative: bool = False
+    uniform_fraction: float = 0.05
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range options."""
+        if self.loss not in ("variance", "kl"):
+            raise ConfigError(f"loss must be 'variance' or 'kl', got {self.loss!r}")
+        if self.batch_size < 16:
+            raise ConfigError(f"batch_size must be >= 16, got {self.batch_size}")
+        if not 0.0 <= self.vegas_fraction < 1.0:
+            raise ConfigError(f"vegas_fraction must be in [0, 1), got {self.vegas_fraction}")
+        if self.buffered_steps < 0:
+            raise ConfigError(f"buffered_steps must be >= 0, got {self.buffered_steps}")
+        if not 0.0 <= self.uniform_fraction < 1.0:
+            raise ConfigError(f"uniform_fraction must be in [0, 1), got {self.uniform_fraction}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+    def min_calls(self) -> int:
+        """Smallest training budget that allows 20 online steps after the VEGAS stage."""
+        return math.ceil(20 * self.batch_size / (1.0 - self.vegas_fraction))
+
+
+@dataclass
+class SampleBatch:
+    """Fresh weighted points.
+
+    Attributes:
+        y: Points on the integrand's cube, ``(n, dim)`` float64.
+        weight: Pooled weights ``f/q`` (signed), ``(n,)`` float64; ``mean(weight)`` estimates I.
+        channel: Channel of each point, ``(n,)`` int64.
+        f: Integrand values, ``(n,)`` float64.
+    """
+
+    y: Tensor
+    weight: Tensor
+    channel: Tensor
+    f: Tensor
+
+
+class NISSampler:
+    """VEGAS grids + spline flows + channel weights for one multi-channel integrand."""
+
+    def __init__(self, problem: MultiChannelIntegrand, config: TrainConfig) -> None:
+        self.problem = problem
+        self.config = config
+        c = problem.n_channels
+        self.grids: list[VegasMap] = [VegasMap(problem.dim, config.vegas_bins) for _ in range(c)]
+        self.flows = ChannelFlows(problem.dim, c, config.bins, config.hidden)
+        self.cwnet = ChannelWeightNet(problem.dim, c) if c > 1 else None
+        self.fractions = torch.full((c,), 1.0 / c, dtype=torch.float64)
+
+    # -- evaluation of one channel --------------------------------------------------
+    def _channel_values(self, z: Tensor, channel: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Return ``(y, g0, f, prior)`` for latent points of one channel."""
+        p = self.problem
+        x, jv = self.grids[channel].map(z[:, : p.dim].to(torch.float64))
+        y, jc = p.channel_map(x, channel)
+        f = evaluate_checked(p, y, p.name, self.config.allow_negative)
+        prior = p.prior(y)
+        return y, f * jc * jv, f, prior
+
+    @torch.no_grad()
+    def draw_latent(self, n: int, channel: int) -> tuple[Tensor, Tensor]:
+        """Latent points of one channel from the defensive mixture.
+
+        Returns:
+            ``(z, log_q)``: points ``(n, flow_dim)`` and mixture log densities (float64).
+        """
+        n_u = round(self.config.uniform_fraction * n)
+        if n_u == 0:
+            return self.flows.sample(n, channel)
+        eps = n_u / n
+        z_f, _ = self.flows.sample(n - n_u, channel)
+        z_u = torch.rand(n_u, self.flows.flow_dim).clamp(1e-7, 1 - 1e-7)
+        z = torch.cat([z_f, z_u])
+        return z, self.mixture_log_prob(z, channel, eps)
+
+    def mixture_log_prob(self, z: Tensor, channel: int, eps: float | None = None) -> Tensor:
+        """``log((1 - e) q_flow(z) + e)`` (float64; differentiable in the flow)."""
+        e = self.config.uniform_fraction if eps is None else eps
+        lq = self.flows.log_prob(z, channel).to(torch.float64)
+        if e <= 0:
+            return lq
+        return torch.logaddexp(lq + math.log1p(-e), torch.full_like(lq, math.log(e)))
+
+    def alphas(self, y: Tensor, prior: Tensor) -> Tensor:
+        """Channel weights ``(n, n_channels)`` (prior x learned correction)."""
+        if self.cwnet is None:
+            return torch.ones(y.shape[0], 1, dtype=torch.float64)
+        out: Tensor = self.cwnet(y, prior)
+        return out
+
+    def counts(self, n: int) -> list[int]:
+        """Deterministic split of ``n`` points over channels by ``self.fractions``."""
+        raw = self.fractions * n
+        base = torch.floor(raw).long()
+        rest = n - int(base.sum())
+        order = torch.argsort(raw - base, descending=True)
+        base[order[:rest]] += 1
+        return [int(v) for v in base]
+
+    @torch.no_grad()
+    def sample(self, n: int) -> SampleBatch:
+        """Draw ``n`` fresh weighted points (integrand calls: ``n``); uses the torch RNG."""
+        ys, ws, cs, fs = [], [], [], []
+        for c, nc in enumerate(self.counts(n)):
+            if nc == 0:
+                continue
+            z, log_q = self.draw_latent(nc, c)
+            y, g0, f, prior = self._channel_values(z, c)
+            alpha = self.alphas(y, prior)[:, c]
+            ws.append(alpha * g0 * torch.exp(-log_q) / self.fractions[c])
+            ys.append(y)
+            fs.append(f)
+            cs.append(torch.full((nc,), c, dtype=torch.int64))
+        return SampleBatch(torch.cat(ys), torch.cat(ws), torch.cat(cs), torch.cat(fs))
+
+    def log_density(self, y: Tensor) -> Tensor | None:
+        """Sampling density at common points ``y`` for single-channel identity problems.
+
+        Returns ``None`` when the density cannot be inverted (several channels).
+        """
+        if self.problem.n_channels != 1:
+            return None
+        grid = self.grids[0]
+        u, jac = _vegas_inverse(grid, y)
+        z = u.to(torch.float32)
+        if self.flows.flow_dim > self.problem.dim:
+            z = torch.cat([z, torch.full((z.shape[0], 1), 0.5)], dim=1)
+        with torch.no_grad():
+            lq = self.mixture_log_prob(z.clamp(1e-7, 1 - 1e-7), 0)
+        return lq - torch.log(jac)
+
+
+def _vegas_inverse(grid: VegasMap, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Inverse VEGAS map: ``u`` with ``map(u) = x`` and ``|dx/du|`` at that point."""
+    x = x.to(torch.float64)
+    us, jac = [], torch.ones(x.shape[0], dtype=torch.float64)
+    for a in range(grid.dim):
+        e = grid.edges[a]
+        i = (torch.searchsorted(e, x[:, a].contiguous(), right=True) - 1).clamp(0, grid.bins - 1)
+        w = (e[i + 1] - e[i]).clamp(min=1e-300)
+        us.append((i + (x[:, a] - e[i]) / w) / grid.bins)
+        jac = jac * grid.bins * w
+    return torch.stack(us, dim=1).clamp(0.0, 1.0), jac
+
+
+def _loss(
+    sampler: NISSampler, z: Tensor, chan: Tensor, log_q_old: Tensor, g0: Tensor, y: Tensor,
+    prior: Tensor, kind: str,
+) -> Tensor:
+    """Stratified variance or KL loss on stored points (importance-weighted)."""
+    n_ch = sampler.problem.n_channels
+    alpha_all = sampler.alphas(y, prior)
+    sig, ints, kl = [], [], []
+    for c in range(n_ch):
+        m = chan == c
+        if int(m.sum()) < 2:
+            continue
+        log_q = sampler.mixture_log_prob(z[m], c)
+        a = alpha_all[m, c]
+        v = a * g0[m].abs()
+        r = v * torch.exp(-log_q_old[m])  # alpha f / q_old: unbiased weights of the old density
+        if kind == "variance":
+            ratio = torch.exp(log_q - log_q_old[m])
+            second = (r * r / ratio).mean()
+            first = r.mean()
+            sig.append(torch.sqrt((second - first * first).clamp(min=1e-30)))
+            ints.append(first)
+        else:
+            kl.append(-(r.detach() * log_q).mean())
+            ints.append(r.detach().mean())
+    total = torch.stack(ints).sum().detach().clamp(min=1e-300)
+    if kind == "variance":
+        return (torch.stack(sig).sum() / total) ** 2
+    return torch.stack(kl).sum() / total
+
+
+def train_sampler(
+    problem: MultiChannelIntegrand, config: TrainConfig, seed: int = 0
+) -> tuple[NISSampler, dict[str, Any]]:
+    """Train VEGAS grids, flows and channel weights on ``config.calls`` integrand calls.
+
+    Args:
+        problem: The (multi-channel) integrand.
+        config: Training options.
+        seed: Seed; the global torch RNG is restored afterwards.
+
+    Returns:
+        The trained sampler and a history dict (``calls``, ``seconds``, ``losses``,
+        ``vegas_estimate``/``vegas_error`` of the last VEGAS iteration, channel fractions).
+
+    Raises:
+        ConfigError: Bad options or a budget too small to train.
+    """
+    config.validate()
+    if config.calls < config.min_calls():
+        raise ConfigError(
+            f"calls={config.calls} is too small to train the flow: need >= {config.min_calls()} "
+            f"(20 batches of {config.batch_size} after the VEGAS stage)"
+        )
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed + 7919)
+        sampler = NISSampler(problem, config)
+        n_ch = problem.n_channels
+        used = 0
+        vegas_est, vegas_err = [], []
+        vegas_calls = int(config.vegas_fraction * config.calls)
+        for c in range(n_ch):
+            if vegas_calls == 0:
+                break
+
+            def g(x: Tensor, c: int = c) -> Tensor:
+                y, jc = problem.channel_map(x, c)
+                f = evaluate_checked(problem, y, problem.name, config.allow_negative)
+                return problem.prior(y)[:, c] * f * jc
+
+            grid, n_used = train_vegas(
+                g, problem.dim, vegas_calls // n_ch, config.vegas_iterations, gen,
+                config.vegas_bins,
+            )
+            sampler.grids[c] = grid
+            used += n_used
+            # per-channel estimate with the final grid (small, for the channel split)
+            u = torch.rand(max(2048, vegas_calls // n_ch // 20), problem.dim, generator=gen,
+                           dtype=torch.float64)
+            x, jv = grid.map(u)
+            w = g(x) * jv
+            used += u.shape[0]
+            vegas_est.append(float(w.mean()))
+            vegas_err.append(float(w.std() / math.sqrt(w.shape[0])))
+        if vegas_est and n_ch > 1:
+            fr = torch.tensor(vegas_est, dtype=torch.float64).abs() + 1e-12
+            sampler.fractions = 0.8 * fr / fr.sum() + 0.2 / n_ch
+
+        params = list(sampler.flows.parameters())
+        if sampler.cwnet is not None and config.train_channel_weights and config.loss == "variance":
+            params += list(sampler.cwnet.parameters())
+        opt = torch.optim.Adam(params, lr=config.learning_rate)
+        steps = max(1, (config.calls - used) // config.batch_size)
+        total_opt = steps * (1 + config.buffered_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, total_opt) / total_opt))
+        )
+        buf: dict[str, list[Tensor]] = {k: [] for k in ("z", "c", "lq", "g0", "y", "prior")}
+        buf_n = 0
+        losses: list[float] = []
+        second = torch.zeros(n_ch, dtype=torch.float64)
+        for _step in range(steps):
+            fresh: dict[str, list[Tensor]] = {k: [] for k in buf}
+            for c, nc in enumerate(sampler.counts(config.batch_size)):
+                if nc < 2:
+                    continue
+                z, lq = sampler.draw_latent(nc, c)
+                with torch.no_grad():
+                    y, g0, _f, prior = sampler._channel_values(z, c)
+                    a = sampler.alphas(y, prior)[:, c]
+                    w = a * g0.abs() * torch.exp(-lq)
+                    second[c] = 0.9 * second[c] + 0.1 * (w * w).mean() if _step else (w * w).mean()
+                used += nc
+                for k, v in zip(fresh, (z, torch.full((nc,), c), lq, g0, y, prior), strict=True):
+                    fresh[k].append(v)
+            batch = {k: torch.cat(v) for k, v in fresh.items()}
+            opt.zero_grad()
+            loss = _loss(sampler, batch["z"], batch["c"], batch["lq"], batch["g0"], batch["y"],
+                         batch["prior"], config.loss)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if n_ch > 1:
+                fr = torch.sqrt(second) + 1e-300
+                sampler.fractions = 0.9 * fr / fr.sum() + 0.1 / n_ch
+            if config.buffered_steps == 0:
+                continue
+            for k in buf:
+                buf[k].append(batch[k])
+            buf_n += batch["z"].shape[0]
+            while buf_n - buf["z"][0].shape[0] >= config.buffer_capacity:
+                buf_n -= buf["z"][0].shape[0]
+                for k in buf:
+                    buf[k].pop(0)
+            flat = {k: torch.cat(v) for k, v in buf.items()}
+            for k in buf:
+                buf[k] = [flat[k]]
+            for _ in range(config.buffered_steps):
+                idx = torch.randint(0, buf_n, (config.batch_size,), generator=gen)
+                opt.zero_grad()
+                loss = _loss(sampler, flat["z"][idx], flat["c"][idx], flat["lq"][idx],
+                             flat["g0"][idx], flat["y"][idx], flat["prior"][idx], config.loss)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                sched.step()
+    history: dict[str, Any] = {
+        "calls": used,
+        "seconds": time.perf_counter() - t0,
+        "losses": losses,
+        "vegas_estimate": sum(vegas_est) if vegas_est else None,
+        "vegas_error": math.sqrt(sum(e * e for e in vegas_err)) if vegas_err else None,
+        "channel_fractions": sampler.fractions.tolist(),
+    }
+    log.info("trained %s on %d calls in %.1f s", problem.name, used, history["seconds"])
+    return sampler, history
