@@ -58,8 +58,11 @@ def weight_metrics(w: torch.Tensor, exact: float) -> dict[str, float]:
     err = float(w.std()) / math.sqrt(w.numel())
     uw = unweighting_stats(w)
     return {
-        "integral": mean, "error": err, "pull": (mean - exact) / err if err > 0 else 0.0,
-        "rel_std": float(w.std()) / mean, "eff_xs": uw.efficiency,
+        "integral": mean,
+        "error": err,
+        "pull": (mean - exact) / err if err > 0 else 0.0,
+        "rel_std": float(w.std()) / mean,
+        "eff_xs": uw.efficiency,
         "eff_max": uw.efficiency_true_max,
     }
 
@@ -68,11 +71,18 @@ def run_physgen(case: str, seed: int, budget: int, neval: int, method: str) -> d
     f = make_case(case)
     r = integrate(f, method=method, calls=budget, eval_calls=neval, seed=seed)
     d = {
-        "integral": r.integral, "error": r.error, "pull": r.pull, "rel_std": r.rel_std,
-        "eff_xs": r.unweighting_efficiency, "eff_max": r.unweighting_efficiency_true_max,
-        "train_s": r.train_seconds, "train_calls": r.train_calls,
-        "throughput": r.throughput, "coverage": r.coverage,
-        "raw_integral": r.estimate_integral, "raw_error": r.estimate_error,
+        "integral": r.integral,
+        "error": r.error,
+        "pull": r.pull,
+        "rel_std": r.rel_std,
+        "eff_xs": r.unweighting_efficiency,
+        "eff_max": r.unweighting_efficiency_true_max,
+        "train_s": r.train_seconds,
+        "train_calls": r.train_calls,
+        "throughput": r.throughput,
+        "coverage": r.coverage,
+        "raw_integral": r.estimate_integral,
+        "raw_error": r.estimate_error,
         "raw_pull": (r.estimate_integral - f.exact) / r.estimate_error,
     }
     return d
@@ -109,10 +119,15 @@ def run_vegas(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
     samp_s = time.perf_counter() - t1
     d = weight_metrics(w, f.exact)
     strat = integ(g, nitn=1, neval=neval, adapt=False)
-    d.update({
-        "train_s": train_s, "train_calls": int(res.sum_neval), "throughput": neval / samp_s,
-        "strat_rel_std": strat.sdev * math.sqrt(neval) / strat.mean, "coverage": "-",
-    })
+    d.update(
+        {
+            "train_s": train_s,
+            "train_calls": int(res.sum_neval),
+            "throughput": neval / samp_s,
+            "strat_rel_std": strat.sdev * math.sqrt(neval) / strat.mean,
+            "coverage": "-",
+        }
+    )
     return d
 
 
@@ -128,6 +143,7 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     if case == "dy3-mc":
+
         def fmc(x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
             x64 = x.to(torch.float64)
             y = torch.empty_like(x64)
@@ -139,14 +155,17 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
             val = f(y) * jac
             return val.to(x.dtype), y.to(x.dtype), f.prior(y).to(x.dtype)
 
-        integrand = Integrand(fmc, input_dim=3, channel_count=3, remapped_dim=3,
-                              has_channel_weight_prior=True)
+        integrand = Integrand(
+            fmc, input_dim=3, channel_count=3, remapped_dim=3, has_channel_weight_prior=True
+        )
         steps = 4 * (budget // bs)
-        integ = Integrator(integrand, buffer_capacity=100_000, buffered_steps=3,
-                           scheduler=cos(steps))
+        integ = Integrator(
+            integrand, buffer_capacity=100_000, buffered_steps=3, scheduler=cos(steps)
+        )
         integ.train(steps)
         variant = "mc-madnis-buffered"
     else:
+
         def f1(x: torch.Tensor) -> torch.Tensor:
             return f(x.to(torch.float64)).to(x.dtype)
 
@@ -159,8 +178,9 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
             variant = "madnis-vegasinit"
         else:
             steps = 4 * (budget // bs)
-            integ = Integrator(f1, dims=f.dim, buffer_capacity=100_000, buffered_steps=3,
-                               scheduler=cos(steps))
+            integ = Integrator(
+                f1, dims=f.dim, buffer_capacity=100_000, buffered_steps=3, scheduler=cos(steps)
+            )
             integ.train(steps)
             variant = "madnis-buffered"
     train_s = time.perf_counter() - t0
@@ -173,8 +193,15 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
     samp_s = time.perf_counter() - t1
     w = batch.weights.to(torch.float64)
     d = weight_metrics(w, f.exact)
-    d.update({"train_s": train_s, "train_calls": budget, "throughput": neval / samp_s,
-              "variant": variant, "coverage": "-"})
+    d.update(
+        {
+            "train_s": train_s,
+            "train_calls": budget,
+            "throughput": neval / samp_s,
+            "variant": variant,
+            "coverage": "-",
+        }
+    )
     return d
 
 
@@ -202,14 +229,26 @@ def cmd_run(args: argparse.Namespace) -> None:
                     d = run_madnis(case, seed, args.budget, args.neval)
                 else:
                     raise SystemExit(f"unknown method {method}")
-                d.update({"case": case, "seed": seed, "method": method, "budget": args.budget,
-                          "neval": args.neval, "tag": args.tag,
-                          "wall_s": time.perf_counter() - t,
-                          "load": os.getloadavg()[0]})
+                d.update(
+                    {
+                        "case": case,
+                        "seed": seed,
+                        "method": method,
+                        "budget": args.budget,
+                        "neval": args.neval,
+                        "tag": args.tag,
+                        "wall_s": time.perf_counter() - t,
+                        "load": os.getloadavg()[0],
+                    }
+                )
                 with RUNS.open("a") as fh:
                     fh.write(json.dumps(d) + "\n")
-                print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                  for k, v in d.items()}), flush=True)
+                print(
+                    json.dumps(
+                        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+                    ),
+                    flush=True,
+                )
     cmd_table(args)
 
 
@@ -249,13 +288,19 @@ def cmd_table(args: argparse.Namespace) -> None:
             f"{r.get('coverage', '')} | {r.get('load', 0):.1f} |"
         )
     # summary per case/method
-    lines += ["", "## Summary (median over seeds; ranges in brackets)", "",
-              "| case | method | seeds | rel. std | eff 0.1%xs | train [s] | sampling [pts/s] | "
-              "|pull| <= 3 | found all modes |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Summary (median over seeds; ranges in brackets)",
+        "",
+        "| case | method | seeds | rel. std | eff 0.1%xs | train [s] | sampling [pts/s] | "
+        "|pull| <= 3 | found all modes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     summary: dict[str, Any] = {}
     keys = sorted({(r["case"], r["method"]) for r in rows})
     for case, method in keys:
         rs = [r for r in rows if r["case"] == case and r["method"] == method]
+
         def med(k: str, rs: list[dict[str, Any]] = rs) -> float:
             v = sorted(float(r[k]) for r in rs)
             return v[len(v) // 2]
@@ -268,8 +313,11 @@ def cmd_table(args: argparse.Namespace) -> None:
         # a run found all modes if its raw estimate is within 5 sigma of exact, or failing
         # that, if the guard flagged it (then nothing wrong was reported)
         found = sum(1 for r in rs if abs(r.get("raw_pull", r["pull"]) or 0) <= 5)
-        flagged = sum(1 for r in rs if abs(r.get("raw_pull", r["pull"]) or 0) > 5
-                      and r.get("coverage") == "unproven")
+        flagged = sum(
+            1
+            for r in rs
+            if abs(r.get("raw_pull", r["pull"]) or 0) > 5 and r.get("coverage") == "unproven"
+        )
         lines.append(
             f"| {case} | {method} | {len(rs)} | {med('rel_std'):.3g} [{rng('rel_std')}] | "
             f"{med('eff_xs'):.3g} [{rng('eff_xs')}] | {med('train_s'):.1f} | "
@@ -277,14 +325,20 @@ def cmd_table(args: argparse.Namespace) -> None:
             f"{f' ({flagged} flagged)' if flagged else ''} |"
         )
         summary[f"{case}/{method}"] = {
-            "seeds": len(rs), "rel_std_median": med("rel_std"), "eff_xs_median": med("eff_xs"),
-            "train_s_median": med("train_s"), "throughput_median": med("throughput"),
-            "pull_within_3": ok_pull, "found_all_modes": found, "collapsed_but_flagged": flagged,
+            "seeds": len(rs),
+            "rel_std_median": med("rel_std"),
+            "eff_xs_median": med("eff_xs"),
+            "train_s_median": med("train_s"),
+            "throughput_median": med("throughput"),
+            "pull_within_3": ok_pull,
+            "found_all_modes": found,
+            "collapsed_but_flagged": flagged,
         }
     RESULTS.joinpath("nis.md").write_text("\n".join(lines) + "\n")
-    RESULTS.joinpath("nis.json").write_text(json.dumps({"summary": summary, "runs": rows},
-                                                       indent=1))
-    print("\n".join(lines[-(len(keys) + 2):]))
+    RESULTS.joinpath("nis.json").write_text(
+        json.dumps({"summary": summary, "runs": rows}, indent=1)
+    )
+    print("\n".join(lines[-(len(keys) + 2) :]))
 
 
 def main(argv: list[str] | None = None) -> None:

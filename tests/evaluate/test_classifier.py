@@ -14,10 +14,10 @@ from physgen.evaluate.classifier import (
     build_dnn,
     count_parameters,
     get_preset,
+    high_level_inputs,
     input_dim,
     low_level_inputs,
     low_level_normed_inputs,
-    high_level_inputs,
     run_classifier,
     run_multiclass,
     split_sizes,
@@ -27,7 +27,9 @@ from physgen.geometry import Geometry, get_geometry
 GEO = get_geometry("1-photons")
 
 
-def toy_showers(n: int, seed: int, geo: Geometry = GEO, n_hits: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def toy_showers(
+    n: int, seed: int, geo: Geometry = GEO, n_hits: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo toy showers: gamma longitudinal profile, gamma radial profile, leakage."""
     rng = np.random.default_rng(seed)
     layers = geo.relevant_layers
@@ -38,7 +40,9 @@ def toy_showers(n: int, seed: int, geo: Geometry = GEO, n_hits: int = 200) -> tu
     logw = (shape[:, None] - 1) * np.log(depth) - depth
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     cdf = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
-    lay = np.minimum((rng.random((n, n_hits))[..., None] > cdf[:, None, :]).sum(-1), len(layers) - 1)
+    lay = np.minimum(
+        (rng.random((n, n_hits))[..., None] > cdf[:, None, :]).sum(-1), len(layers) - 1
+    )
     hw = rng.exponential(1.0, (n, n_hits))
     he = hw / hw.sum(axis=1, keepdims=True) * (frac * e[:, 0])[:, None]
     scale = np.array([lyr.r_edges[-1] / 12.0 for lyr in layers])[lay]
@@ -51,11 +55,15 @@ def toy_showers(n: int, seed: int, geo: Geometry = GEO, n_hits: int = 200) -> tu
     for li, (lyr, sl) in enumerate(zip(layers, geo.layer_slices().values())):
         m = lay == li
         rb = np.searchsorted(np.asarray(lyr.r_edges), r[m], side="right") - 1
-        ab = np.clip(((alpha[m] + math.pi) / (2 * math.pi / lyr.n_alpha)).astype(int), 0, lyr.n_alpha - 1)
+        ab = np.clip(
+            ((alpha[m] + math.pi) / (2 * math.pi / lyr.n_alpha)).astype(int), 0, lyr.n_alpha - 1
+        )
         vox[m] = np.where(rb < lyr.n_radial, sl.start + ab * lyr.n_radial + rb, -1)
     rows = np.broadcast_to(np.arange(n)[:, None], vox.shape)
     keep = vox >= 0
-    out = np.bincount(rows[keep] * geo.n_voxels + vox[keep], weights=he[keep], minlength=n * geo.n_voxels)
+    out = np.bincount(
+        rows[keep] * geo.n_voxels + vox[keep], weights=he[keep], minlength=n * geo.n_voxels
+    )
     return e, out.reshape(n, geo.n_voxels)
 
 
@@ -137,7 +145,11 @@ def test_resnet_parameter_count_and_shape() -> None:
 def test_presets() -> None:
     off = get_preset("official")
     assert (off.hidden, off.n_hidden_layers, off.lr, off.batch_size, off.max_epochs) == (
-        2048, 2, 2e-4, 1000, 50,
+        2048,
+        2,
+        2e-4,
+        1000,
+        50,
     )
     assert off.select_on == "accuracy" and off.patience is None and off.dropout == 0.0
     assert get_preset("fast") == ClassifierConfig()
@@ -216,7 +228,6 @@ def test_distorted_auc(samples: dict) -> None:
     assert dropped.n_parameters == count_parameters(build_dnn(30, ClassifierConfig()))
 
 
-@pytest.mark.slow
 def test_null_low_level(samples: dict) -> None:
     """Same distribution, cls-low, 2000 per class: AUC 0.5 +- 0.05 (sigma about 0.02;
     measured 0.47). The calibrated JSD is biased low at this size (isotonic regression
@@ -262,9 +273,16 @@ def test_file_inputs(samples: dict, tmp_path) -> None:
     write_showers(p2, gen[0], gen[1].astype(np.float32))
     cfg = dataclasses.replace(ClassifierConfig(), max_epochs=2)
     from_files = run_classifier(p1, p2, GEO, "cls-low", cfg, seed=0)
-    streamed = run_classifier(p1, p2, GEO, "cls-low", dataclasses.replace(cfg, max_input_gb=0.0), seed=0)
+    streamed = run_classifier(
+        p1, p2, GEO, "cls-low", dataclasses.replace(cfg, max_input_gb=0.0), seed=0
+    )
     arrays = run_classifier(
-        (ref[0], ref[1].astype(np.float32)), (gen[0], gen[1].astype(np.float32)), GEO, "cls-low", cfg, seed=0
+        (ref[0], ref[1].astype(np.float32)),
+        (gen[0], gen[1].astype(np.float32)),
+        GEO,
+        "cls-low",
+        cfg,
+        seed=0,
     )
     assert from_files.repeats[0].auc_uncalibrated == arrays.repeats[0].auc_uncalibrated
     assert streamed.repeats[0].auc_uncalibrated == arrays.repeats[0].auc_uncalibrated
@@ -284,6 +302,10 @@ def test_errors(samples: dict) -> None:
         run_classifier(ref, gen, GEO, repeats=0)
     with pytest.raises(DataFormatError, match="generated sample: showers must have shape"):
         run_classifier(ref, (gen[0], gen[1][:, :10]), GEO)
+    bad = gen[1].copy()
+    bad[5, 7] = np.nan
+    with pytest.raises(DataFormatError, match="generated sample: showers contain NaN"):
+        run_classifier(ref, (gen[0], bad), GEO)
     with pytest.raises(DataFormatError, match="incident energies"):
         run_classifier(ref, (np.zeros_like(gen[0]), gen[1]), GEO)
 
@@ -306,3 +328,17 @@ def test_multiclass_ranks_samples(samples: dict) -> None:
     assert sum(map(sum, res.confusion)) == 4 * 400
     with pytest.raises(ConfigError, match="reference"):
         run_multiclass(samples["reference"], {"reference": samples["same"]}, GEO)
+
+
+def test_resnet_mode_trains_on_dataset_2() -> None:
+    """cls-resnet end to end on a tiny dataset-2 sample (one epoch: a smoke test of the
+    reshaping, the energy branch and batch norm, not of sensitivity)."""
+    geo = get_geometry("2")
+    r = np.random.default_rng(0)
+    n = 60
+    e = 10 ** r.uniform(3, 6, size=(n, 1))
+    x = r.exponential(1.0, size=(n, geo.n_voxels)) * (r.random((n, geo.n_voxels)) < 0.1)
+    cfg = dataclasses.replace(ClassifierConfig(), max_epochs=1, batch_size=16)
+    res = run_classifier((e, x), (e, 2 * x), geo, "cls-resnet", cfg, seed=0)
+    assert res.n_parameters == 2_516_644
+    assert 0.0 <= res.auc <= 1.0 and res.epochs_run == [1]

@@ -62,8 +62,23 @@ def _read_lhe(path: Path) -> tuple[list[float], list[list[list[float]]]]:
 
 def test_events_ee_mumu_lhe_roundtrip(tmp_path: Path) -> None:
     out = tmp_path / "ev.lhe"
-    code, output, exc = _invoke(["events", "--process", "ee-mumu", "--n", "500", "--out", str(out),
-                                 "--method", "vegas", "--calls", "20000", "--seed", "3"])
+    code, output, exc = _invoke(
+        [
+            "events",
+            "--process",
+            "ee-mumu",
+            "--n",
+            "500",
+            "--out",
+            str(out),
+            "--method",
+            "vegas",
+            "--calls",
+            "20000",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0, (output, exc)
     xs, evs = _read_lhe(out)
     assert len(evs) == 500
@@ -86,8 +101,17 @@ def test_lhe_readable_by_pylhe(tmp_path: Path) -> None:
     proc = EEToQQG()
     ev = generate_events(proc, 200, method="vegas", calls=20_000, seed=1, pilot=20_000)
     out = tmp_path / "qqg.lhe"
-    write_lhe(out, ev.beams, ev.pdg, ev.momenta, proc.beam_pdg, proc.colors,
-              ev.cross_section, ev.cross_section_error, header="test")
+    write_lhe(
+        out,
+        ev.beams,
+        ev.pdg,
+        ev.momenta,
+        proc.beam_pdg,
+        proc.colors,
+        ev.cross_section,
+        ev.cross_section_error,
+        header="test",
+    )
     lhe = pylhe.LHEFile.fromfile(str(out))
     assert lhe.init.initInfo.beamA == 11
     assert lhe.init.procInfo[0].xSection == pytest.approx(ev.cross_section, rel=1e-9)
@@ -110,14 +134,16 @@ def test_lhe_readable_by_pylhe(tmp_path: Path) -> None:
 
 def test_events_hdf5_and_bad_out(tmp_path: Path) -> None:
     out = tmp_path / "ev.h5"
-    code, output, exc = _invoke(["events", "--process", "ee-mumu", "--n", "50", "--out", str(out),
-                                 "--method", "uniform"])
+    code, output, exc = _invoke(
+        ["events", "--process", "ee-mumu", "--n", "50", "--out", str(out), "--method", "uniform"]
+    )
     assert code == 0, (output, exc)
     with h5py.File(out) as h:
         assert h["momenta"].shape == (50, 2, 4)
         assert h.attrs["process"] == "ee-mumu"
-    code, _, exc = _invoke(["events", "--process", "ee-mumu", "--n", "5",
-                            "--out", str(tmp_path / "nodir" / "x.lhe")])
+    code, _, exc = _invoke(
+        ["events", "--process", "ee-mumu", "--n", "5", "--out", str(tmp_path / "nodir" / "x.lhe")]
+    )
     assert isinstance(exc, ConfigError) and "does not exist" in str(exc)
     code, _, exc = _invoke(["events", "--process", "zz", "--n", "5", "--out", str(out)])
     assert isinstance(exc, PhysgenError) and "--process" in str(exc)
@@ -125,15 +151,65 @@ def test_events_hdf5_and_bad_out(tmp_path: Path) -> None:
 
 
 def test_integrate_cli_json() -> None:
-    code, output, exc = _invoke(["integrate", "--integrand", "camel", "--dim", "2", "--method",
-                                 "vegas", "--calls", "20000", "--eval-calls", "50000", "--json"])
+    code, output, exc = _invoke(
+        [
+            "integrate",
+            "--integrand",
+            "camel",
+            "--dim",
+            "2",
+            "--method",
+            "vegas",
+            "--calls",
+            "20000",
+            "--eval-calls",
+            "50000",
+            "--json",
+        ]
+    )
     assert code == 0, (output, exc)
     d = json.loads(output)
-    for key in ("integral", "error", "rel_std", "unweighting_efficiency", "train_seconds",
-                "sample_seconds", "calls"):
+    for key in (
+        "integral",
+        "error",
+        "rel_std",
+        "unweighting_efficiency",
+        "train_seconds",
+        "sample_seconds",
+        "calls",
+    ):
         assert key in d
     assert abs(d["integral"] - d["exact"]) < 5 * d["error"]
     assert math.isfinite(d["rel_std"])
-    code, _, exc = _invoke(["integrate", "--integrand", "camel", "--method", "nis", "--calls",
-                            "100"])
+    code, _, exc = _invoke(
+        ["integrate", "--integrand", "camel", "--method", "nis", "--calls", "100"]
+    )
     assert isinstance(exc, ConfigError) and "too small" in str(exc)
+
+
+def test_main_entry_point_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    cli_main = importlib.import_module("physgen.cli.main")
+
+    names = {c.name for c in cli_main.app.registered_commands}
+    if "integrate" not in names:
+        pytest.skip("physgen integrate/events are not registered in physgen.cli.main yet")
+    argv = [
+        "integrate",
+        "--integrand",
+        "camel",
+        "--dim",
+        "2",
+        "--method",
+        "uniform",
+        "--eval-calls",
+        "1000",
+        "--json",
+    ]
+    assert cli_main.main(argv) == 0
+    assert "integral" in json.loads(capsys.readouterr().out)
+    assert cli_main.main(["integrate", "--integrand", "nope"]) == 2
+    assert "error: --integrand" in capsys.readouterr().err
+    assert cli_main.main(["integrate", "--integrand", "camel", "--calls", "10"]) == 2
+    assert "too small" in capsys.readouterr().err

@@ -46,7 +46,9 @@ def test_toy_integrals_match_exact(integrand: object, method: str) -> None:
     assert res.exact is not None
     _within(res.integral, res.error, res.exact)
     assert res.error < 0.05 * abs(res.exact)
-    assert res.rel_std == pytest.approx(res.error * math.sqrt(res.eval_calls) / abs(res.integral), rel=1e-9)
+    assert res.rel_std == pytest.approx(
+        res.error * math.sqrt(res.eval_calls) / abs(res.integral), rel=1e-9
+    )
 
 
 def test_camel_exact_formula() -> None:

@@ -59,14 +59,17 @@ def test_nis_camel2_exact_and_deterministic() -> None:
     assert r1.rel_std < 1.0  # uniform sampling has 2.6, VEGAS map-only 1.0
     assert r1.coverage in ("ok", "warning")
     assert r1.train_calls <= 40_000
-    r2 = integrate(Camel(2), method="nis", calls=40_000, eval_calls=40_000, seed=5,
-                   config=TrainConfig(**SMALL))  # type: ignore[arg-type]
+    r2 = integrate(
+        Camel(2), method="nis", calls=40_000, eval_calls=40_000, seed=5, config=TrainConfig(**SMALL)
+    )  # type: ignore[arg-type]
     assert r2.integral == r1.integral and r2.error == r1.error
 
 
 def test_nis_multichannel_drell_yan() -> None:
     cfg = TrainConfig(**SMALL)  # type: ignore[arg-type]
-    r = integrate(DrellYanLike(3), method="nis", calls=40_000, eval_calls=40_000, seed=1, config=cfg)
+    r = integrate(
+        DrellYanLike(3), method="nis", calls=40_000, eval_calls=40_000, seed=1, config=cfg
+    )
     assert abs(r.integral - 1.0) < 4 * r.error
     assert r.rel_std < 1.0
 
@@ -79,22 +82,44 @@ def test_kl_loss_and_no_vegas_stage() -> None:
 
 def _collapse_config() -> TrainConfig:
     """MadNIS-default-like settings (KL loss, no defensive mixture) that lose a camel peak."""
-    return TrainConfig(loss="kl", uniform_fraction=0.0, buffered_steps=0, vegas_fraction=0.2,
-                       batch_size=512, hidden=(32, 32))
+    return TrainConfig(
+        loss="kl",
+        uniform_fraction=0.0,
+        anneal_fraction=0.0,
+        buffered_steps=0,
+        vegas_fraction=0.5,
+        batch_size=512,
+        hidden=(32, 32),
+    )
 
 
 @pytest.mark.slow
 def test_guard_catches_d8_mode_collapse() -> None:
     cam = Camel(8)
-    r = integrate(cam, method="nis", calls=100_000, eval_calls=100_000, seed=0,
-                  config=_collapse_config())
+    r = integrate(
+        cam,
+        method="nis",
+        calls=200_000,
+        eval_calls=100_000,
+        seed=0,
+        config=_collapse_config(),
+        guard_calls=400_000,
+    )
     raw_pull = (r.estimate_integral - 1.0) / r.estimate_error
     assert raw_pull < -5, "this configuration is expected to lose a peak"
     assert r.coverage == "unproven"
     assert abs(r.integral - 1.0) < 3 * r.error  # the reported number is honest
     with pytest.raises(CoverageError, match="coverage of 'camel8' unproven"):
-        integrate(cam, method="nis", calls=100_000, eval_calls=100_000, seed=0,
-                  config=_collapse_config(), strict=True)
+        integrate(
+            cam,
+            method="nis",
+            calls=200_000,
+            eval_calls=100_000,
+            seed=0,
+            config=_collapse_config(),
+            guard_calls=400_000,
+            strict=True,
+        )
 
 
 @pytest.mark.slow

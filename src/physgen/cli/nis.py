@@ -52,8 +52,9 @@ def integrate(
     ] = 0.2,
     strict: Annotated[
         bool,
-        typer.Option("--strict", help="Fail (exit 2) instead of falling back when coverage is "
-                     "unproven."),
+        typer.Option(
+            "--strict", help="Fail (exit 2) instead of falling back when coverage is unproven."
+        ),
     ] = False,
     allow_negative: Annotated[
         bool, typer.Option("--allow-negative", help="Accept negative integrand values.")
@@ -66,20 +67,33 @@ def integrate(
 
     f = get_integrand(integrand, dim)
     cfg = TrainConfig(loss=loss, buffered_steps=buffered_steps, vegas_fraction=vegas_fraction)
-    res = run(f, method=method, calls=calls, eval_calls=eval_calls, seed=seed, config=cfg,
-              strict=strict, allow_negative=allow_negative)
+    res = run(
+        f,
+        method=method,
+        calls=calls,
+        eval_calls=eval_calls,
+        seed=seed,
+        config=cfg,
+        strict=strict,
+        allow_negative=allow_negative,
+    )
     d = res.to_dict()
     if as_json:
         typer.echo(json.dumps({k: _fmt(v) for k, v in d.items()}, sort_keys=True))
         return
     exact = "" if res.exact is None else f"  (exact {res.exact:.8g}, pull {res.pull:+.2f})"
-    typer.echo(f"{res.integrand} [{res.method}]: {res.integral:.8g} +- {res.error:.2g} "
-               f"{res.unit}{exact}")
-    typer.echo(f"rel. std/point {res.rel_std:.4g}; unweighting efficiency "
-               f"{res.unweighting_efficiency:.4g} (0.1% xs over-weights), "
-               f"{res.unweighting_efficiency_true_max:.4g} (true max)")
-    typer.echo(f"coverage {res.coverage}; train {res.train_seconds:.1f} s on {res.train_calls} "
-               f"calls; sampling {res.throughput:.3g} points/s")
+    typer.echo(
+        f"{res.integrand} [{res.method}]: {res.integral:.8g} +- {res.error:.2g} {res.unit}{exact}"
+    )
+    typer.echo(
+        f"rel. std/point {res.rel_std:.4g}; unweighting efficiency "
+        f"{res.unweighting_efficiency:.4g} (0.1% xs over-weights), "
+        f"{res.unweighting_efficiency_true_max:.4g} (true max)"
+    )
+    typer.echo(
+        f"coverage {res.coverage}; train {res.train_seconds:.1f} s on {res.train_calls} "
+        f"calls; sampling {res.throughput:.3g} points/s"
+    )
 
 
 def events(
@@ -87,8 +101,11 @@ def events(
     n: Annotated[int, typer.Option("--n", help="Number of unweighted events (> 0).")],
     out: Annotated[
         Path,
-        typer.Option("--out", help="Output file: .lhe (Les Houches) or .h5/.hdf5. Written "
-                     "atomically; its folder must exist."),
+        typer.Option(
+            "--out",
+            help="Output file: .lhe (Les Houches) or .h5/.hdf5. Written "
+            "atomically; its folder must exist.",
+        ),
     ],
     method: Annotated[str, typer.Option("--method", help="nis, vegas or uniform.")] = "nis",
     calls: Annotated[int, typer.Option("--calls", help="Integrand calls for training.")] = 200_000,
@@ -111,10 +128,21 @@ def events(
     ev = generate_events(proc, n, method=method, calls=calls, seed=seed, overweight_xs=overweight)
     if suffix == ".lhe":
         header = json.dumps({"process": proc.name, "sqrt_s_GeV": proc.sqrt_s, **ev.info})
-        write_lhe(out, ev.beams, ev.pdg, ev.momenta, proc.beam_pdg, proc.colors,
-                  ev.cross_section, ev.cross_section_error, header=header)
+        write_lhe(
+            out,
+            ev.beams,
+            ev.pdg,
+            ev.momenta,
+            proc.beam_pdg,
+            proc.colors,
+            ev.cross_section,
+            ev.cross_section_error,
+            header=header,
+        )
     else:
         write_events_hdf5(out, ev)
-    typer.echo(f"{n} events of {proc.name} -> {out}; cross section {ev.cross_section:.6g} +- "
-               f"{ev.cross_section_error:.2g} pb; unweighting efficiency "
-               f"{ev.info['unweighting_efficiency']:.3g}")
+    typer.echo(
+        f"{n} events of {proc.name} -> {out}; cross section {ev.cross_section:.6g} +- "
+        f"{ev.cross_section_error:.2g} pb; unweighting efficiency "
+        f"{ev.info['unweighting_efficiency']:.3g}"
+    )

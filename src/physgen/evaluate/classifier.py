@@ -68,10 +68,10 @@ __all__ = [
     "classifier_inputs",
     "count_parameters",
     "get_preset",
+    "high_level_inputs",
     "input_dim",
     "low_level_inputs",
     "low_level_normed_inputs",
-    "high_level_inputs",
     "run_classifier",
     "run_multiclass",
     "split_sizes",
@@ -242,10 +242,9 @@ def get_preset(name: str | ClassifierConfig) -> ClassifierConfig:
 
 
 def _threshold(showers: npt.ArrayLike, geometry: Geometry) -> npt.NDArray[np.float64]:
-    x = np.array(showers, dtype=np.float64, copy=True)
-    if geometry.threshold_mev > 0:
-        x[x < geometry.threshold_mev] = 0.0
-    return x
+    from physgen.evaluate.features import apply_threshold
+
+    return apply_threshold(showers, geometry)
 
 
 def _energies(incident_energies: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -374,7 +373,10 @@ class _Source:
     def _build(self, e: npt.NDArray[Any], x: npt.NDArray[Any]) -> F32:
         if not (np.all(np.isfinite(e)) and np.all(e > 0)):
             raise DataFormatError(f"{self.label} sample: incident energies must be finite and > 0")
-        return classifier_inputs(self.mode, e, x, self.geometry)
+        out = classifier_inputs(self.mode, e, x, self.geometry)
+        if not np.all(np.isfinite(out)):
+            raise DataFormatError(f"{self.label} sample: showers contain NaN or inf")
+        return out
 
     @property
     def streaming(self) -> bool:
@@ -488,6 +490,9 @@ def _affine_input(mean: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> 
     import torch
 
     class InputTransform(torch.nn.Module):
+        mean: torch.Tensor
+        weight: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("mean", torch.as_tensor(mean))
@@ -588,6 +593,8 @@ def _train(
         perm = train_idx[rng.permutation(len(train_idx))]
         for i in range(0, len(perm), config.batch_size):
             bidx = perm[i : i + config.batch_size]
+            if len(bidx) < 2 and len(perm) >= 2:
+                continue  # a lone last row: batch norm (cls-resnet) cannot train on it
             xb = torch.as_tensor(pool.rows(bidx)).to(device=device, dtype=dtype)
             yb = torch.as_tensor(labels[bidx]).to(device=device)
             out = model(xb)
@@ -596,14 +603,14 @@ def _train(
             else:
                 loss = torch.nn.functional.cross_entropy(out, yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             if sched is not None:
                 sched.step()
         logits = _scores(model, pool, test_idx, config.eval_batch_size, dtype, device)
         acc, bce = _acc_loss(logits, y_test, n_classes)
         score = acc if config.select_on == "accuracy" else -bce
-        if score > best_score:
+        if best_state is None or score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:

@@ -99,7 +99,8 @@ def _pair(reference: npt.ArrayLike, generated: npt.ArrayLike, normalise: bool) -
 
 def _sqrt_psd(a: F64) -> F64:
     w, v = np.linalg.eigh(0.5 * (a + a.T))
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    out: F64 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return out
 
 
 def frechet_distance(mu1: F64, sigma1: F64, mu2: F64, sigma2: F64) -> float:
@@ -261,12 +262,14 @@ class PRDCResult:
 
 
 def _sq_norms(a: F64) -> F64:
-    return np.einsum("ij,ij->i", a, a)
+    out: F64 = np.einsum("ij,ij->i", a, a)
+    return out
 
 
 def _dist(a: F64, b: F64, na: F64, nb: F64) -> F64:
     d2 = na[:, None] + nb[None, :] - 2.0 * (a @ b.T)
-    return np.sqrt(np.clip(d2, 0.0, None))
+    out: F64 = np.sqrt(np.clip(d2, 0.0, None))
+    return out
 
 
 def _knn_radii(a: F64, k: int, chunk: int) -> F64:

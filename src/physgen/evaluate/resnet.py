@@ -53,7 +53,8 @@ class BasicBlock3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        res: torch.Tensor = self.relu(out + self.shortcut(x))
+        return res
 
 
 class ResNet3DClassifier(nn.Module):
@@ -99,4 +100,5 @@ class ResNet3DClassifier(nn.Module):
         energy = self.energy_norm(x[:, :1])
         grid = x[:, 1 : 1 + self.n_voxels].reshape(-1, 1, *self.grid)
         h = self.pool(self.stages(self.stem(grid))).flatten(1)
-        return self.fc(torch.cat([h, energy], dim=1))
+        logits: torch.Tensor = self.fc(torch.cat([h, energy], dim=1))
+        return logits

@@ -135,8 +135,14 @@ def generate_events(
         "accepted_fraction": n_acc / max(drawn - pilot, 1),
     }
     return EventSample(
-        process=process.name, y=y_all, pdg=pdg, momenta=mom, beams=process.beam_momenta(n),
-        cross_section=mean, cross_section_error=math.sqrt(var / drawn), info=info,
+        process=process.name,
+        y=y_all,
+        pdg=pdg,
+        momenta=mom,
+        beams=process.beam_momenta(n),
+        cross_section=mean,
+        cross_section_error=math.sqrt(var / drawn),
+        info=info,
     )
 
 

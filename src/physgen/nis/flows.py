@@ -195,7 +195,10 @@ class ChannelWeightNet(nn.Module):
     def __init__(self, dim: int, n_channels: int, hidden: int = 32) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(dim, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
             nn.Linear(hidden, n_channels),
         )
         last = self.net[-1]

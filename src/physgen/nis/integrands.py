@@ -163,7 +163,9 @@ def evaluate_checked(
             f"(dimension mismatch?): {msg}"
         ) from exc
     if not isinstance(out, Tensor):
-        raise IntegrandError(f"integrand '{name}' must return a torch.Tensor, got {type(out).__name__}")
+        raise IntegrandError(
+            f"integrand '{name}' must return a torch.Tensor, got {type(out).__name__}"
+        )
     n = x.shape[0]
     if out.shape != (n,):
         raise IntegrandError(
@@ -237,9 +239,13 @@ class Ring:
         self.radius = radius
         self.width = width
         r0, w = radius, width
-        plane = 2 * math.pi * (
-            w * w * math.exp(-(r0 * r0) / (2 * w * w))
-            + r0 * w * math.sqrt(math.pi / 2) * (1 + math.erf(r0 / (w * math.sqrt(2))))
+        plane = (
+            2
+            * math.pi
+            * (
+                w * w * math.exp(-(r0 * r0) / (2 * w * w))
+                + r0 * w * math.sqrt(math.pi / 2) * (1 + math.erf(r0 / (w * math.sqrt(2))))
+            )
         )
         self._norm = 1.0 / plane
         self.exact: float | None = 1.0

@@ -75,13 +75,17 @@ def write_lhe(
         ev = ["<event>", f" {k + 2} 1 {_fmt(weight)} {_fmt(e1 + e2)} {_fmt(-1.0)} {_fmt(-1.0)}"]
         for j in range(2):
             e, px, py, pz = b[i][j]
-            ev.append(f" {beam_pdg[j]} -1 0 0 0 0 {_fmt(px)} {_fmt(py)} {_fmt(pz)} {_fmt(e)} "
-                      f"{_fmt(0.0)} 0.0 9.0")
+            ev.append(
+                f" {beam_pdg[j]} -1 0 0 0 0 {_fmt(px)} {_fmt(py)} {_fmt(pz)} {_fmt(e)} "
+                f"{_fmt(0.0)} 0.0 9.0"
+            )
         for j in range(k):
             e, px, py, pz = p[i][j]
             col, acol = colors[j]
-            ev.append(f" {ids[i][j]} 1 1 2 {col} {acol} {_fmt(px)} {_fmt(py)} {_fmt(pz)} "
-                      f"{_fmt(e)} {_fmt(0.0)} 0.0 9.0")
+            ev.append(
+                f" {ids[i][j]} 1 1 2 {col} {acol} {_fmt(px)} {_fmt(py)} {_fmt(pz)} "
+                f"{_fmt(e)} {_fmt(0.0)} 0.0 9.0"
+            )
         ev.append("</event>")
         lines.extend(ev)
     lines.append("</LesHouchesEvents>")

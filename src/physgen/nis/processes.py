@@ -155,14 +155,17 @@ class EEToQQG(PhysicsProcess):
         def dens(u2: float, u1: float) -> float:
             return ((1 - u1) ** 2 + (1 - u2) ** 2) / (u1 * u2)
 
-        val, _ = _quad.dblquad(dens, yc, 1 - 2 * yc, lambda u1: yc, lambda u1: 1 - yc - u1,
-                               epsabs=0.0, epsrel=1e-11)
+        val, _ = _quad.dblquad(
+            dens, yc, 1 - 2 * yc, lambda u1: yc, lambda u1: 1 - yc - u1, epsabs=0.0, epsrel=1e-11
+        )
         return float(self.sigma0 * self.alpha_s * cf / (2 * math.pi) * val)
 
     def _momenta(self, y: Tensor) -> Tensor:
         x1, x2 = 1.0 - y[:, 0], 1.0 - y[:, 1]  # quark, antiquark energy fractions
         p = three_body_momenta(self.sqrt_s, x1, x2)
-        return rotate_euler(p, 2.0 * y[:, 2] - 1.0, 2.0 * math.pi * y[:, 3], 2.0 * math.pi * y[:, 4])
+        return rotate_euler(
+            p, 2.0 * y[:, 2] - 1.0, 2.0 * math.pi * y[:, 3], 2.0 * math.pi * y[:, 4]
+        )
 
     def __call__(self, y: Tensor) -> Tensor:
         u1, u2 = y[:, 0], y[:, 1]

@@ -19,7 +19,9 @@ from physgen.nis.processes import EEToMuMu, EEToQQG, PhysicsProcess
 __all__ = ["INTEGRANDS", "PROCESSES", "get_integrand", "get_process"]
 
 #: name -> (factory taking the dimension or None, fixed dimension or None)
-INTEGRANDS: dict[str, tuple[Callable[[int | None], Integrand | MultiChannelIntegrand], int | None]] = {
+INTEGRANDS: dict[
+    str, tuple[Callable[[int | None], Integrand | MultiChannelIntegrand], int | None]
+] = {
     "camel": (lambda d: Camel(d if d is not None else 2), None),
     "ring": (lambda d: Ring(d if d is not None else 2), None),
     "polynomial": (lambda d: Polynomial(d if d is not None else 2), None),

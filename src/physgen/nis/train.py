@@ -56,7 +56,12 @@ class TrainConfig:
         uniform_fraction: Share of points drawn uniformly in the VEGAS-warped space (a
             defensive mixture ``(1 - e) q_flow + e q_vegas``): bounds every weight by
             ``f / (e q_vegas)``, so a region the flow lost keeps being sampled and pulls
-            the flow back (the cure for mode collapse), at a small variance cost.
+            the flow back, at a small variance cost.
+        anneal_fraction: Share of the optimiser steps over which the target is annealed
+            from ``h^anneal_start`` to ``h`` (``h`` = channel integrand in the flow's
+            coordinates): a tempered, broad target first, so the flow puts mass on every
+            mode before they sharpen (the cure for mode collapse at d = 8). 0 = off.
+        anneal_start: Initial exponent of the annealing (in (0, 1]).
     """
 
     calls: int = 500_000
@@ -73,6 +78,8 @@ class TrainConfig:
     hidden: tuple[int, ...] = (64, 64)
     allow_negative: bool = False
     uniform_fraction: float = 0.05
+    anneal_fraction: float = 0.5
+    anneal_start: float = 0.3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -87,6 +94,11 @@ class TrainConfig:
             raise ConfigError(f"buffered_steps must be >= 0, got {self.buffered_steps}")
         if not 0.0 <= self.uniform_fraction < 1.0:
             raise ConfigError(f"uniform_fraction must be in [0, 1), got {self.uniform_fraction}")
+        if not 0.0 <= self.anneal_fraction <= 1.0 or not 0.0 < self.anneal_start <= 1.0:
+            raise ConfigError(
+                f"anneal_fraction must be in [0, 1] and anneal_start in (0, 1], got "
+                f"{self.anneal_fraction}, {self.anneal_start}"
+            )
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
 
@@ -221,8 +233,15 @@ def _vegas_inverse(grid: VegasMap, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _loss(
-    sampler: NISSampler, z: Tensor, chan: Tensor, log_q_old: Tensor, g0: Tensor, y: Tensor,
-    prior: Tensor, kind: str,
+    sampler: NISSampler,
+    z: Tensor,
+    chan: Tensor,
+    log_q_old: Tensor,
+    g0: Tensor,
+    y: Tensor,
+    prior: Tensor,
+    kind: str,
+    beta: float = 1.0,
 ) -> Tensor:
     """Stratified variance or KL loss on stored points (importance-weighted)."""
     n_ch = sampler.problem.n_channels
@@ -235,6 +254,8 @@ def _loss(
         log_q = sampler.mixture_log_prob(z[m], c)
         a = alpha_all[m, c]
         v = a * g0[m].abs()
+        if beta != 1.0:
+            v = v.clamp(min=1e-300) ** beta
         r = v * torch.exp(-log_q_old[m])  # alpha f / q_old: unbiased weights of the old density
         if kind == "variance":
             ratio = torch.exp(log_q - log_q_old[m])
@@ -293,14 +314,22 @@ def train_sampler(
                 return problem.prior(y)[:, c] * f * jc
 
             grid, n_used = train_vegas(
-                g, problem.dim, vegas_calls // n_ch, config.vegas_iterations, gen,
+                g,
+                problem.dim,
+                vegas_calls // n_ch,
+                config.vegas_iterations,
+                gen,
                 config.vegas_bins,
             )
             sampler.grids[c] = grid
             used += n_used
             # per-channel estimate with the final grid (small, for the channel split)
-            u = torch.rand(max(2048, vegas_calls // n_ch // 20), problem.dim, generator=gen,
-                           dtype=torch.float64)
+            u = torch.rand(
+                max(2048, vegas_calls // n_ch // 20),
+                problem.dim,
+                generator=gen,
+                dtype=torch.float64,
+            )
             x, jv = grid.map(u)
             w = g(x) * jv
             used += u.shape[0]
@@ -317,8 +346,17 @@ def train_sampler(
         steps = max(1, (config.calls - used) // config.batch_size)
         total_opt = steps * (1 + config.buffered_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, total_opt) / total_opt))
+            opt,
+            lambda k: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(k, total_opt) / total_opt)),
         )
+        n_anneal = config.anneal_fraction * total_opt
+
+        def beta(k: int) -> float:
+            if k >= n_anneal:
+                return 1.0
+            return config.anneal_start + (1.0 - config.anneal_start) * k / n_anneal
+
+        opt_steps = 0
         buf: dict[str, list[Tensor]] = {k: [] for k in ("z", "c", "lq", "g0", "y", "prior")}
         buf_n = 0
         losses: list[float] = []
@@ -339,8 +377,18 @@ def train_sampler(
                     fresh[k].append(v)
             batch = {k: torch.cat(v) for k, v in fresh.items()}
             opt.zero_grad()
-            loss = _loss(sampler, batch["z"], batch["c"], batch["lq"], batch["g0"], batch["y"],
-                         batch["prior"], config.loss)
+            loss = _loss(
+                sampler,
+                batch["z"],
+                batch["c"],
+                batch["lq"],
+                batch["g0"],
+                batch["y"],
+                batch["prior"],
+                config.loss,
+                beta(opt_steps),
+            )
+            opt_steps += 1
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
@@ -363,8 +411,18 @@ def train_sampler(
             for _ in range(config.buffered_steps):
                 idx = torch.randint(0, buf_n, (config.batch_size,), generator=gen)
                 opt.zero_grad()
-                loss = _loss(sampler, flat["z"][idx], flat["c"][idx], flat["lq"][idx],
-                             flat["g0"][idx], flat["y"][idx], flat["prior"][idx], config.loss)
+                loss = _loss(
+                    sampler,
+                    flat["z"][idx],
+                    flat["c"][idx],
+                    flat["lq"][idx],
+                    flat["g0"][idx],
+                    flat["y"][idx],
+                    flat["prior"][idx],
+                    config.loss,
+                    beta(opt_steps),
+                )
+                opt_steps += 1
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 sched.step()

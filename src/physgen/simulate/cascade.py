@@ -48,7 +48,7 @@ from physgen.geometry import Geometry, Layer
 from physgen.simulate.cascade_physics import build_tables
 from physgen.simulate.detector import Detector, Slab
 from physgen.simulate.materials import ELECTRON_MASS_MEV, get_material
-from physgen.simulate.voxelise import voxel_index_jit, voxel_table
+from physgen.simulate.voxelise import accumulate_deposits, voxel_table
 
 __all__ = [
     "SAMPLING_FRACTIONS",
@@ -215,7 +215,6 @@ class CascadeEngine:
         self._st_f = np.zeros((self._stack_cap, 7), dtype=np.float64)
         self._dep_cap = 1 << 16
         self._alloc_deposits(self._dep_cap)
-        self._voxelise: Any = None
 
     def _alloc_deposits(self, cap: int) -> None:
         self._dep_cap = cap
@@ -309,11 +308,9 @@ class CascadeEngine:
         raise SimulationError("cascade engine: buffers could not hold the shower")
 
     def _to_voxels(self, n: int) -> npt.NDArray[np.float64]:
-        if self._voxelise is None:
-            self._voxelise = _make_voxeliser()
         tb = self._table
         out = np.zeros(self.n_voxels, dtype=np.float64)
-        self._voxelise(
+        accumulate_deposits(
             n,
             self._dl,
             self._dx,
@@ -369,22 +366,6 @@ class CascadeEngine:
             incident_energy_mev=e,
             available_energy_mev=e + (2 * ELECTRON_MASS_MEV if particle == "positron" else 0.0),
         )
-
-
-def _make_voxeliser() -> Any:
-    import numba
-
-    index: Any = voxel_index_jit()
-
-    def _vox(n, dl, dx, dy, de, out, kind, offset, n_a, n_b, b_edges, b_start, a_edges, a_start):  # type: ignore[no-untyped-def]
-        for i in range(n):
-            j = index(
-                dl[i], dx[i], dy[i], kind, offset, n_a, n_b, b_edges, b_start, a_edges, a_start
-            )
-            if j >= 0:
-                out[j] += de[i]
-
-    return numba.njit(cache=False)(_vox)
 
 
 def bulk_detector(

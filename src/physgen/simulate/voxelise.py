@@ -14,11 +14,11 @@ lookup runs inside numba kernels (:func:`voxel_index`) and vectorised in numpy
 from __future__ import annotations
 
 import math
-import types
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from physgen.geometry import Geometry
 
@@ -87,6 +87,7 @@ def voxel_table(geometry: Geometry) -> VoxelTable:
     )
 
 
+@njit(cache=True)
 def _bin(edges: npt.NDArray[np.float64], start: int, n: int, v: float) -> int:
     """Index i with edges[start+i] <= v < edges[start+i+1], or -1."""
     if v < edges[start] or v >= edges[start + n]:
@@ -101,6 +102,7 @@ def _bin(edges: npt.NDArray[np.float64], start: int, n: int, v: float) -> int:
     return lo
 
 
+@njit(cache=True)
 def voxel_index(
     layer: int,
     x: float,
@@ -116,8 +118,7 @@ def voxel_index(
 ) -> int:
     """Flat voxel index of a deposit at ``(x, y)`` mm in readout layer ``layer``, or -1.
 
-    Plain Python on scalars; :func:`physgen.simulate.voxelise.voxel_index_jit`
-    (built lazily with numba) is the compiled twin used by the kernels.
+    Compiled with numba (cached on disk), callable from Python and from kernels.
     """
     if layer < 0 or layer >= kind.shape[0]:
         return -1
@@ -191,16 +192,30 @@ def voxelise(
     return out
 
 
-_JIT: dict[str, object] = {}
+@njit(cache=True)
+def accumulate_deposits(
+    n: int,
+    layer: npt.NDArray[np.int64],
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    energy: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+    kind: npt.NDArray[np.int64],
+    offset: npt.NDArray[np.int64],
+    n_a: npt.NDArray[np.int64],
+    n_b: npt.NDArray[np.int64],
+    b_edges: npt.NDArray[np.float64],
+    b_start: npt.NDArray[np.int64],
+    a_edges: npt.NDArray[np.float64],
+    a_start: npt.NDArray[np.int64],
+) -> None:
+    """Add the first ``n`` deposits into ``out`` (compiled; deposits outside the binning are dropped)."""
+    for i in range(n):
+        j = voxel_index(layer[i], x[i], y[i], kind, offset, n_a, n_b, b_edges, b_start, a_edges, a_start)
+        if j >= 0:
+            out[j] += energy[i]
 
 
 def voxel_index_jit() -> object:
-    """The numba-compiled :func:`voxel_index` (compiled on first use, then cached)."""
-    if "f" not in _JIT:
-        import numba
-
-        bin_jit = numba.njit(cache=True)(_bin)
-        src_globals = {"math": math, "_bin": bin_jit}
-        func = types.FunctionType(voxel_index.__code__, src_globals, "voxel_index")
-        _JIT["f"] = numba.njit(cache=False)(func)
-    return _JIT["f"]
+    """The compiled :func:`voxel_index` (kept for callers that expect a factory)."""
+    return voxel_index
