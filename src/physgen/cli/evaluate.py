@@ -105,6 +105,17 @@ def evaluate(
             typer.echo(f"  {g:<14} {v['mean']:.2e} / {v['max']:.2e}  ({v['n']} histograms)")
     for m, d in r.get("classifier", {}).items():
         typer.echo(f"classifier {m:<15} AUC {d['auc']:.4f}  JSD {d['jsd']:.4f}")
-    for k, v in r.get("fpd_kpd", {}).items():
-        typer.echo(f"{k:<8} x1e3 {v * 1e3:.4f}")
+    fk = r.get("fpd_kpd", {})
+    for k in ("fpd", "kpd"):
+        if k in fk:
+            typer.echo(f"{k.upper()} x 10^3   {fk[k] * 1e3:.4f} ± {fk[k + '_err'] * 1e3:.4f}")
+    if "prdc" in r:
+        p = r["prdc"]
+        typer.echo(
+            "PRDC         "
+            + ", ".join(f"{k} {p[k]:.3f}" for k in ("precision", "recall", "density", "coverage"))
+        )
+    if "multiclass" in r:
+        for name, v in r["multiclass"]["log_posterior"].items():
+            typer.echo(f"multiclass   {name}: mean ln p(reference | x) = {v:.3f}")
     typer.echo(f"report: {res.report}")

@@ -355,6 +355,7 @@ def evaluate(
             plots=plots,
             argv=argv,
             say=say,
+            batch_size=batch_size,
         )
         from physgen.evaluate.report import write_report
 
@@ -371,6 +372,33 @@ def evaluate(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return EvaluationResult(out, results, moved)
+
+
+def _subsample_showers(
+    sample: Sample, geometry: Geometry, n_max: int, seed: int, batch_size: int | None
+) -> npt.NDArray[np.float64]:
+    """Up to ``n_max`` showers drawn without replacement (streaming; file order kept)."""
+    n = _check_size(sample, geometry)
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(n, dtype=bool)
+    keep[rng.choice(n, size=min(n, n_max), replace=False)] = True
+    parts = []
+    start = 0
+    for _, x in iter_sample(sample, geometry, batch_size):
+        sel = keep[start : start + len(x)]
+        if sel.any():
+            parts.append(np.asarray(x, dtype=np.float64)[sel])
+        start += len(x)
+    return np.concatenate(parts)
+
+
+def _check_size(sample: Sample, geometry: Geometry) -> int:
+    if isinstance(sample, (str, Path)):
+        from physgen.io import open_showers
+
+        with open_showers(sample, geometry) as f:
+            return f.n_showers
+    return len(np.asarray(sample[1]))
 
 
 def _json_default(o: Any) -> Any:
@@ -406,6 +434,7 @@ def _run_modes(
     plots: bool,
     argv: Sequence[str] | None,
     say: Callable[[str], None],
+    batch_size: int | None = None,
 ) -> list[Path]:
     from physgen.evaluate import plots as P
 
@@ -498,10 +527,9 @@ def _run_modes(
         results["average_shower_per_energy"] = per
     cls_modes = [m for m in mode_list if m in CLASSIFIER_MODES]
     if cls_modes:
-        from physgen.evaluate.classifier import ClassifierConfig, run_classifier
+        from physgen.evaluate.classifier import run_classifier
 
         results["classifier"] = {}
-        cfg = ClassifierConfig.preset(classifier, geo)
         for mode in cls_modes:
             say(f"classifier {mode} ({classifier} preset, {repeats} repeat(s))")
             r = run_classifier(
@@ -509,7 +537,7 @@ def _run_modes(
                 generated,
                 geo,
                 mode=mode,
-                config=cfg,
+                config=classifier,
                 seed=seed,
                 repeats=repeats,
                 device=device,
@@ -524,13 +552,12 @@ def _run_modes(
             )
             files.append(path)
     if "multiclass" in mode_list:
-        from physgen.evaluate.classifier import ClassifierConfig, run_multiclass
+        from physgen.evaluate.classifier import run_multiclass
 
         say("multiclass classifier")
         samples = {label: generated, **extras}
-        cfg = ClassifierConfig.preset(classifier, geo)
         results["multiclass"] = run_multiclass(
-            reference, samples, geo, config=cfg, seed=seed, device=device
+            reference, samples, geo, config=classifier, seed=seed, device=device
         ).to_dict()
     if "fpd" in mode_list or "kpd" in mode_list:
         from physgen.evaluate.distances import fpd, kpd
@@ -542,24 +569,32 @@ def _run_modes(
         d: dict[str, Any] = {}
         lines = []
         if "fpd" in mode_list:
-            v, e = fpd(fr, fg, seed=seed)
-            d["fpd"], d["fpd_err"] = v, e
-            lines.append(f"FPD (x10^3): {v * 1e3:.4f} ± {e * 1e3:.4f}\n")
+            fres = fpd(fr, fg, seed=seed)
+            d["fpd"], d["fpd_err"] = fres.value, fres.error
+            lines.append(f"FPD (x10^3): {fres.value * 1e3:.4f} ± {fres.error * 1e3:.4f}\n")
         if "kpd" in mode_list:
-            v, e = kpd(fr, fg, seed=seed)
-            d["kpd"], d["kpd_err"] = v, e
-            lines.append(f"KPD (x10^3): {v * 1e3:.4f} ± {e * 1e3:.4f}\n")
+            kres = kpd(fr, fg, seed=seed)
+            d["kpd"], d["kpd_err"] = kres.value, kres.error
+            lines.append(f"KPD (x10^3): {kres.value * 1e3:.4f} ± {kres.error * 1e3:.4f}\n")
         results["fpd_kpd"] = d
         (stage / f"fpd_kpd_{ds}.txt").write_text("".join(lines))
         files.append(stage / f"fpd_kpd_{ds}.txt")
     if "prdc" in mode_list:
-        from physgen.evaluate.distances import prdc
+        from physgen.evaluate.distances import prdc_voxels
 
         say("PRDC")
-        p = prdc(reference, generated, geo, seed=seed)
+        n_max = 10_000
+        pres = prdc_voxels(
+            _subsample_showers(reference, geo, n_max, seed, batch_size),
+            _subsample_showers(generated, geo, n_max, seed + 1, batch_size),
+            geo,
+            max_samples=None,
+            seed=seed,
+        )
+        p = pres.to_dict()
         results["prdc"] = p
         (stage / f"prdc_{ds}.txt").write_text(
-            "".join(f"{k.capitalize()}: {v:.4f}\n" for k, v in p.items() if isinstance(v, float))
+            "".join(f"{k.capitalize()}: {p[k]:.4f}\n" for k in ("precision", "recall", "density", "coverage"))
         )
         files.append(stage / f"prdc_{ds}.txt")
     return files

@@ -231,7 +231,7 @@ def write_report(results: dict[str, Any], out_dir: Path, files: list[Path]) -> P
             )
             parts.append(
                 f"<tr><td>{html.escape(mode)}</td><td>{auc}</td><td>{jsd}</td>"
-                f"<td>{_fmt(d.get('repeats'))}</td><td>{_fmt(d.get('n_parameters'))}</td></tr>"
+                f"<td>{_fmt(d.get('n_repeats'))}</td><td>{_fmt(d.get('n_parameters'))}</td></tr>"
             )
         parts.append(
             "</tbody></table><p>AUC 0.5: indistinguishable; 1: perfectly separable. "

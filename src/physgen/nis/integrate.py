@@ -16,10 +16,12 @@ when there is no VEGAS stage) and
    measures the share of the integral sitting where the flow weight ``f/q`` exceeds
    ``50 <w>`` (``missed_share``), against the same share in the flow's own sample;
 3. watches weight diagnostics (largest single weight's share of the sum, effective sample
-   size).
+   size): when one weight carries more than 5 % of the sum, the estimate rests on a
+   handful of points (the signature of a mode that only the mixture component reaches).
 
-``coverage`` is ``"unproven"`` when (1) shows a deficit beyond 5 sigma or (2) finds more than 1 % of the
-integral in under-sampled regions at > 4 sigma; then the reported integral is the
+``coverage`` is ``"unproven"`` when (3) finds a dominating weight, (1) shows a deficit
+beyond 5 sigma or (2) finds more than 1 % of the integral in under-sampled regions at
+> 4 sigma; then the reported integral is the
 independent estimate with an error that includes the discrepancy (or, with
 ``strict=True``, :class:`CoverageError` is raised). ``"warning"`` flags 3-5 sigma
 disagreements or a single weight carrying > 1 % of the sum.
@@ -358,7 +360,10 @@ def _guard(
     # a missed region can only lower a positive estimate; a heavy-tailed independent
     # estimate is itself biased low, so only a deficit of the NIS estimate is conclusive
     deficit = pull_ind < -5 and mean >= 0
-    if deficit or missed_fires:
+    # the estimate rests on a handful of points: one weight carries > 5 % of the sum
+    dominated = float(w.abs().max() / w.abs().sum()) > 0.05
+    diag["dominated_by_one_weight"] = dominated
+    if deficit or missed_fires or dominated:
         return "unproven", i_ind, math.sqrt(e_ind**2 + (mean - i_ind) ** 2), diag
     if abs(pull_ind) > 3:
         coverage = "warning"
