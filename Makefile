@@ -19,10 +19,15 @@ install: $(VENV)/.installed
 
 demo: install
 	@mkdir -p $(DEMO)
-	$(VENV)/bin/physgen simulate --geometry 2 --particle electron --n 200 --energy 1GeV:100GeV \
+	$(VENV)/bin/physgen simulate --geometry 2 --particle electron --n 1000 --energy 1GeV:100GeV \
 		--seed 1 --workers 2 --out $(DEMO)/ds2-cascade.h5
+	$(VENV)/bin/physgen simulate --geometry 2 --particle electron --n 1000 --energy 1GeV:100GeV \
+		--seed 2 --engine gflash --out $(DEMO)/ds2-gflash.h5
 	$(VENV)/bin/physgen validate $(DEMO)/ds2-cascade.h5 --geometry 2
 	$(VENV)/bin/physgen info $(DEMO)/ds2-cascade.h5
+	$(VENV)/bin/physgen evaluate $(DEMO)/ds2-gflash.h5 $(DEMO)/ds2-cascade.h5 --geometry 2 \
+		--mode hist,avg,cls-high,fpd,kpd --label GFlash --out $(DEMO)/gflash-vs-cascade
+	@echo "open $(DEMO)/gflash-vs-cascade/report.html"
 
 test: install
 	$(PY) -m pytest -q

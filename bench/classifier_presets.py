@@ -124,11 +124,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-official", type=int, default=3000, help="showers per class, both presets")
     ap.add_argument(
-        "--n-fast", type=int, default=20000, help="showers per class, extra fast-only run"
+        "--n-fast", type=int, default=15000, help="showers per class, extra fast-only run"
     )
     ap.add_argument("--official-float64", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds", default="0", help="comma-separated seeds (new samples and training each)"
+    )
     ap.add_argument(
         "--low", default="none,scale_1.05,drop_layer_3,radial_shift", help="distortions for cls-low"
     )
@@ -145,29 +147,31 @@ def main() -> None:
         official = dataclasses.replace(official, dtype="float32")
     fast = ClassifierConfig.fast()
     n_max = max(args.n_official, args.n_fast)
+    seeds = [int(v) for v in args.seeds.split(",")]
     t0 = time.perf_counter()
-    e_ref, x_ref = toy_showers(n_max, geo, seed=1000 + args.seed)
-    e_gen, x_gen = toy_showers(n_max, geo, seed=2000 + args.seed)
+    data = {
+        s: (toy_showers(n_max, geo, seed=1000 + s), toy_showers(n_max, geo, seed=2000 + s))
+        for s in seeds
+    }
     t_gen = time.perf_counter() - t0
     dist = distortions(geo)
     jobs = [("cls-low", d) for d in args.low.split(",") if d] + [
         ("cls-high", d) for d in args.high.split(",") if d
     ]
-    rows = []
 
-    def run(mode: str, name: str, cfg: ClassifierConfig, n: int) -> dict[str, object]:
+    def run(mode: str, name: str, cfg: ClassifierConfig, n: int, s: int) -> dict[str, object]:
+        (e_ref, x_ref), (e_gen, x_gen) = data[s]
         xd = dist[name](x_gen[:n])  # type: ignore[operator]
         t = time.perf_counter()
-        res = run_classifier(
-            (e_ref[:n], x_ref[:n]), (e_gen[:n], xd), geo, mode, cfg, seed=args.seed
-        )
+        res = run_classifier((e_ref[:n], x_ref[:n]), (e_gen[:n], xd), geo, mode, cfg, seed=s)
         wall = time.perf_counter() - t
         print(
-            f"{mode:9s} {name:14s} {cfg.name:8s} n={n:6d} AUC={res.auc:.4f} JSD={res.jsd:.4f} "
+            f"{mode:9s} {name:14s} {cfg.name:8s} seed={s} n={n:6d} AUC={res.auc:.4f} JSD={res.jsd:.4f} "
             f"epochs={res.epochs_run[0]} wall={wall:.0f}s",
             flush=True,
         )
         return {
+            "seed": s,
             "n_per_class": n,
             "auc": res.auc,
             "jsd": res.jsd,
@@ -180,16 +184,26 @@ def main() -> None:
             "split_per_class": list(res.split),
         }
 
+    def summary(runs: list[dict[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {
+            k: float(np.mean([r[k] for r in runs])) for k in ("auc", "jsd", "epochs_run", "wall_s")
+        }  # type: ignore[misc]
+        out["auc_per_seed"] = [r["auc"] for r in runs]
+        out["n_per_class"] = runs[0]["n_per_class"]
+        out["runs"] = runs
+        return out
+
+    rows = []
     for mode, name in jobs:
         row: dict[str, object] = {"mode": mode, "distortion": name}
-        row["fast"] = run(mode, name, fast, args.n_official)
-        row["official"] = run(mode, name, official, args.n_official)
+        row["fast"] = summary([run(mode, name, fast, args.n_official, s) for s in seeds])
+        row["official"] = summary([run(mode, name, official, args.n_official, s) for s in seeds])
         if args.n_fast and args.n_fast != args.n_official:
-            row["fast_large"] = run(mode, name, fast, args.n_fast)
+            row["fast_large"] = summary([run(mode, name, fast, args.n_fast, seeds[0])])
         rows.append(row)
     meta = {
         "geometry": "1-photons",
-        "seed": args.seed,
+        "seeds": seeds,
         "torch_threads": args.threads,
         "official_dtype": official.dtype,
         "official_config": official.to_dict(),
@@ -206,7 +220,7 @@ def main() -> None:
     os.replace(tmp, out.with_suffix(".json"))
     cmd = (
         f"python bench/classifier_presets.py --n-official {args.n_official} --n-fast {args.n_fast} "
-        f"--threads {args.threads}{' --official-float64' if args.official_float64 else ''}"
+        f"--threads {args.threads} --seeds {args.seeds}{' --official-float64' if args.official_float64 else ''}"
     )
     lines = [
         "# Classifier presets: official vs fast (synthetic 1-photons showers)",
@@ -214,25 +228,35 @@ def main() -> None:
         f"Command: `{cmd}`",
         "",
         f"Both presets see the same **{args.n_official} showers per class** (the official test uses 121,000;"
-        f" the official 9.15 M-parameter network for 50 epochs is too slow on CPU for that), 60/20/20 split,"
-        f" one training each, seed {args.seed}; official network in {official.dtype} (official code: float64)."
-        f" The last columns repeat the fast preset on {args.n_fast} showers per class."
+        " the official 9.15 M-parameter network for 50 epochs is too slow on CPU for that), 60/20/20 split,"
+        f" one training per seed, seeds {seeds}: each seed draws new reference and generated samples and"
+        " trains anew; AUC/JSD/epochs/wall are means over seeds, per-seed AUCs in brackets."
+        f" Official network in {official.dtype} (official code: float64)."
+        f" The last two columns repeat the fast preset on {args.n_fast} showers per class (first seed only)."
         f" {args.threads} torch thread(s) on {meta['machine']}; wall times include input building and"
         " depend on the load of the shared machine. Reference and generated samples are two independent"
-        " draws of the toy shower model in `toy_showers`; the distortion is applied to the generated one.",
+        " draws of the toy shower model `toy_showers`; the distortion is applied to the generated one.",
         "",
         "| mode | distortion | fast AUC | official AUC | fast JSD | official JSD | fast epochs | official epochs "
         "| fast wall [s] | official wall [s] | fast AUC, large n | fast wall [s], large n |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def auc_text(x: dict[str, object]) -> str:
+        vals = x["auc_per_seed"]
+        text = f"{x['auc']:.4f}"
+        if len(vals) > 1:  # type: ignore[arg-type]
+            text += " (" + ", ".join(f"{v:.3f}" for v in vals) + ")"  # type: ignore[union-attr]
+        return text
+
     for row in rows:
         f, o = row["fast"], row["official"]  # type: ignore[index]
         big = row.get("fast_large")
         big_auc = f"{big['auc']:.4f}" if big else "-"  # type: ignore[index]
         big_wall = f"{big['wall_s']:.0f}" if big else "-"  # type: ignore[index]
         lines.append(
-            f"| {row['mode']} | {row['distortion']} | {f['auc']:.4f} | {o['auc']:.4f} | {f['jsd']:.4f} | {o['jsd']:.4f} "
-            f"| {f['epochs_run']} | {o['epochs_run']} | {f['wall_s']:.0f} | {o['wall_s']:.0f} | {big_auc} | {big_wall} |"
+            f"| {row['mode']} | {row['distortion']} | {auc_text(f)} | {auc_text(o)} | {f['jsd']:.4f} | {o['jsd']:.4f} "
+            f"| {f['epochs_run']:.0f} | {o['epochs_run']:.0f} | {f['wall_s']:.0f} | {o['wall_s']:.0f} | {big_auc} | {big_wall} |"
         )
     lines += [
         "",

@@ -274,14 +274,14 @@ def cmd_table(args: argparse.Namespace) -> None:
         "",
         "## All runs",
         "",
-        "| case | method | seed | train calls | neval | integral ± err | pull | rel. std | "
+        "| case | method | tag | seed | train calls | neval | integral ± err | pull | rel. std | "
         "strat. | eff 0.1%xs | eff max | train [s] | sampling [pts/s] | coverage | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["method"] + (f" ({r['variant']})" if "variant" in r else "")
         lines.append(
-            f"| {r['case']} | {m} | {r['seed']} | {r['train_calls']} | {r['neval']} | "
+            f"| {r['case']} | {m} | {r.get('tag', '')} | {r['seed']} | {r['train_calls']} | {r['neval']} | "
             f"{r['integral']:.5f} ± {r['error']:.5f} | {_fmt(r['pull'], 2)} | "
             f"{_fmt(r['rel_std'])} | {_fmt(r.get('strat_rel_std'))} | {_fmt(r['eff_xs'])} | "
             f"{_fmt(r['eff_max'])} | {r['train_s']:.1f} | {r['throughput']:.3g} | "
@@ -292,14 +292,18 @@ def cmd_table(args: argparse.Namespace) -> None:
         "",
         "## Summary (median over seeds; ranges in brackets)",
         "",
-        "| case | method | seeds | rel. std | eff 0.1%xs | train [s] | sampling [pts/s] | "
+        "| case | method | tag | seeds | rel. std | eff 0.1%xs | train [s] | sampling [pts/s] | "
         "|pull| <= 3 | found all modes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, Any] = {}
-    keys = sorted({(r["case"], r["method"]) for r in rows})
-    for case, method in keys:
-        rs = [r for r in rows if r["case"] == case and r["method"] == method]
+    keys = sorted({(r["case"], r["method"], r.get("tag", "")) for r in rows})
+    for case, method, tag in keys:
+        rs = [
+            r
+            for r in rows
+            if r["case"] == case and r["method"] == method and r.get("tag", "") == tag
+        ]
 
         def med(k: str, rs: list[dict[str, Any]] = rs) -> float:
             v = sorted(float(r[k]) for r in rs)
@@ -319,12 +323,12 @@ def cmd_table(args: argparse.Namespace) -> None:
             if abs(r.get("raw_pull", r["pull"]) or 0) > 5 and r.get("coverage") == "unproven"
         )
         lines.append(
-            f"| {case} | {method} | {len(rs)} | {med('rel_std'):.3g} [{rng('rel_std')}] | "
+            f"| {case} | {method} | {tag} | {len(rs)} | {med('rel_std'):.3g} [{rng('rel_std')}] | "
             f"{med('eff_xs'):.3g} [{rng('eff_xs')}] | {med('train_s'):.1f} | "
             f"{med('throughput'):.3g} | {ok_pull}/{len(rs)} | {found}/{len(rs)}"
             f"{f' ({flagged} flagged)' if flagged else ''} |"
         )
-        summary[f"{case}/{method}"] = {
+        summary[f"{case}/{method}/{tag}"] = {
             "seeds": len(rs),
             "rel_std_median": med("rel_std"),
             "eff_xs_median": med("eff_xs"),

@@ -222,7 +222,10 @@ def plot_average_layers(
         for ax in axes:
             if polar:
                 ax.set_xticklabels([])
-                ax.tick_params(labelsize=7)
+                ax.set_yticklabels([])
+        if polar:
+            fig.text(0.01, 0.02, f"rings: r edges up to {layer.r_edges[-1]:g} mm; "
+                     f"{layer.n_alpha} angular bins", fontsize=8)
         path = out_dir / f"Average_Layer_{layer.id}_dataset_{suffix}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)

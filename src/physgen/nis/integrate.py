@@ -175,7 +175,15 @@ def build_sampler(
                 f = evaluate_checked(problem, y, problem.name, cfg.allow_negative)
                 return problem.prior(y)[:, c] * f * jc
 
-            grids[c], used = train_vegas(g, problem.dim, cfg.calls // n_ch, 10, gen, cfg.vegas_bins)
+            grids[c], used = train_vegas(
+                g,
+                problem.dim,
+                cfg.calls // n_ch,
+                10,
+                gen,
+                cfg.vegas_bins,
+                anneal_start=cfg.vegas_anneal_start,
+            )
             train_calls += used
             u = torch.rand(2000, problem.dim, generator=gen, dtype=torch.float64)
             x, jv = grids[c].map(u)

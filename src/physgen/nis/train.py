@@ -49,6 +49,8 @@ class TrainConfig:
         vegas_fraction: Share of ``calls`` for the VEGAS grids (0 = no VEGAS initialisation).
         vegas_iterations: VEGAS adaptation iterations.
         vegas_bins: VEGAS increments per axis.
+        vegas_anneal_start: Exponent of the tempered target of the first VEGAS iteration
+            (raised to 1 over the iterations; 1 = plain VEGAS).
         train_channel_weights: Learn a correction of the prior channel weights.
         bins: Spline bins of the flows.
         hidden: Hidden layer sizes of the coupling networks.
@@ -57,6 +59,9 @@ class TrainConfig:
             defensive mixture ``(1 - e) q_flow + e q_vegas``): bounds every weight by
             ``f / (e q_vegas)``, so a region the flow lost keeps being sampled and pulls
             the flow back, at a small variance cost.
+        sample_uniform_fraction: The same mixture share for the final (evaluation and event)
+            samples; smaller than in training, where exploration matters, because the
+            uniform points cost unweighting efficiency.
         anneal_fraction: Share of the optimiser steps over which the target is annealed
             from ``h^anneal_start`` to ``h`` (``h`` = channel integrand in the flow's
             coordinates): a tempered, broad target first, so the flow puts mass on every
@@ -73,11 +78,13 @@ class TrainConfig:
     vegas_fraction: float = 0.2
     vegas_iterations: int = 5
     vegas_bins: int = 64
+    vegas_anneal_start: float = 0.5
     train_channel_weights: bool = True
     bins: int = 10
     hidden: tuple[int, ...] = (64, 64)
     allow_negative: bool = False
     uniform_fraction: float = 0.05
+    sample_uniform_fraction: float = 0.01
     anneal_fraction: float = 0.5
     anneal_start: float = 0.3
     extra: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +99,10 @@ class TrainConfig:
             raise ConfigError(f"vegas_fraction must be in [0, 1), got {self.vegas_fraction}")
         if self.buffered_steps < 0:
             raise ConfigError(f"buffered_steps must be >= 0, got {self.buffered_steps}")
+        if not 0.0 <= self.sample_uniform_fraction < 1.0:
+            raise ConfigError(
+                f"sample_uniform_fraction must be in [0, 1), got {self.sample_uniform_fraction}"
+            )
         if not 0.0 <= self.uniform_fraction < 1.0:
             raise ConfigError(f"uniform_fraction must be in [0, 1), got {self.uniform_fraction}")
         if not 0.0 <= self.anneal_fraction <= 1.0 or not 0.0 < self.anneal_start <= 1.0:
@@ -147,13 +158,16 @@ class NISSampler:
         return y, f * jc * jv, f, prior
 
     @torch.no_grad()
-    def draw_latent(self, n: int, channel: int) -> tuple[Tensor, Tensor]:
+    def draw_latent(
+        self, n: int, channel: int, fraction: float | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Latent points of one channel from the defensive mixture.
 
         Returns:
             ``(z, log_q)``: points ``(n, flow_dim)`` and mixture log densities (float64).
         """
-        n_u = round(self.config.uniform_fraction * n)
+        frac = self.config.uniform_fraction if fraction is None else fraction
+        n_u = round(frac * n)
         if n_u == 0:
             return self.flows.sample(n, channel)
         eps = n_u / n
@@ -193,7 +207,7 @@ class NISSampler:
         for c, nc in enumerate(self.counts(n)):
             if nc == 0:
                 continue
-            z, log_q = self.draw_latent(nc, c)
+            z, log_q = self.draw_latent(nc, c, self.config.sample_uniform_fraction)
             y, g0, f, prior = self._channel_values(z, c)
             alpha = self.alphas(y, prior)[:, c]
             ws.append(alpha * g0 * torch.exp(-log_q) / self.fractions[c])
@@ -215,7 +229,9 @@ class NISSampler:
         if self.flows.flow_dim > self.problem.dim:
             z = torch.cat([z, torch.full((z.shape[0], 1), 0.5)], dim=1)
         with torch.no_grad():
-            lq = self.mixture_log_prob(z.clamp(1e-7, 1 - 1e-7), 0)
+            lq = self.mixture_log_prob(
+                z.clamp(1e-7, 1 - 1e-7), 0, self.config.sample_uniform_fraction
+            )
         return lq - torch.log(jac)
 
 
@@ -320,6 +336,7 @@ def train_sampler(
                 config.vegas_iterations,
                 gen,
                 config.vegas_bins,
+                anneal_start=config.vegas_anneal_start,
             )
             sampler.grids[c] = grid
             used += n_used
