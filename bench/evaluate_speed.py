@@ -139,6 +139,10 @@ def main() -> None:
         print(rows[-1], flush=True)
     res_dir = HERE / "results"
     res_dir.mkdir(exist_ok=True)
+    old = res_dir / "evaluate_speed.json"
+    if old.exists():  # keep rows of earlier runs that this run did not repeat
+        seen = {r["case"] for r in rows}
+        rows = [r for r in json.loads(old.read_text())["rows"] if r["case"] not in seen] + rows
     (res_dir / "evaluate_speed.json").write_text(
         json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2)
     )

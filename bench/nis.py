@@ -252,6 +252,23 @@ def cmd_run(args: argparse.Namespace) -> None:
     cmd_table(args)
 
 
+NOTES = """## Notes (tags)
+
+- `main`: 3 seeds x {physgen, vegas, madnis}, 5e5 training calls, 1e6 evaluation points,
+  run in one process with the physgen code *before* two fixes (VEGAS-grid annealing and a
+  smaller defensive-mixture share for the final samples). With that code camel8 seed 1 lost
+  a peak already in the VEGAS stage (its independent check was blind as well): 0.605 +- 0.071,
+  pull -5.6, coverage only "warning" -- recorded as a failure.
+- `modes-v2`, `pulls-v2`, `v2`: the final code (defaults of physgen.nis 0.x), physgen only,
+  camel8 seeds 0-9 and camel4 seeds 0-19 with 2e5 evaluation points (rel. std is per point,
+  independent of N), dy3-mc seeds 0-2 with 1e6.
+- The machine was shared with other jobs (load column); wall times carry ~2x noise.
+- madnis variants as in the reference: buffered (camel4), VEGAS-init (camel8), multi-channel
+  buffered with prior channel weights (dy3-mc, sample(channel_weight_mode="mean")).
+  vegas = Lepage's vegas 6.4.1: rel. std and efficiencies map-only, "strat." = VEGAS+.
+"""
+
+
 def _fmt(v: Any, nd: int = 3) -> str:
     if v is None:
         return ""
@@ -338,6 +355,7 @@ def cmd_table(args: argparse.Namespace) -> None:
             "found_all_modes": found,
             "collapsed_but_flagged": flagged,
         }
+    lines += ["", NOTES]
     RESULTS.joinpath("nis.md").write_text("\n".join(lines) + "\n")
     RESULTS.joinpath("nis.json").write_text(
         json.dumps({"summary": summary, "runs": rows}, indent=1)

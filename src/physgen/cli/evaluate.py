@@ -64,7 +64,7 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
 ) -> None:
-    """Compare generated showers with a reference: CaloChallenge metrics (voxel threshold in MeV), plots, HTML report."""
+    """Compare generated with reference showers: CaloChallenge metrics (MeV thresholds), plots, report."""
     from physgen.evaluate.pipeline import evaluate as run
 
     def say(msg: str) -> None:

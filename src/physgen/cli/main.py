@@ -234,16 +234,15 @@ def merge_cmd(
 def _register_commands() -> None:
     """Commands whose modules live in their own files."""
     from physgen.cli.evaluate import evaluate
+    from physgen.cli.nis import events, integrate
+    from physgen.cli.simulate import simulate
     from physgen.cli.timing import timing
 
-    try:
-        from physgen.cli.simulate import simulate
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    else:
-        app.command("simulate")(simulate)
+    app.command("simulate")(simulate)
     app.command("evaluate")(evaluate)
     app.command("timing")(timing)
+    app.command("integrate")(integrate)
+    app.command("events")(events)
 
 
 _register_commands()

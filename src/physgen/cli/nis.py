@@ -82,8 +82,9 @@ def integrate(
         typer.echo(json.dumps({k: _fmt(v) for k, v in d.items()}, sort_keys=True))
         return
     exact = "" if res.exact is None else f"  (exact {res.exact:.8g}, pull {res.pull:+.2f})"
+    unit = "" if res.unit in ("", "1") else f" {res.unit}"
     typer.echo(
-        f"{res.integrand} [{res.method}]: {res.integral:.8g} +- {res.error:.2g} {res.unit}{exact}"
+        f"{res.integrand} [{res.method}]: {res.integral:.8g} +- {res.error:.2g}{unit}{exact}"
     )
     typer.echo(
         f"rel. std/point {res.rel_std:.4g}; unweighting efficiency "

@@ -135,5 +135,6 @@ def timing(
     typer.echo(f"{d['generator']} on {res.device}, geometry {geometry}: ms per shower (mean ± std)")
     for b in res.batches:
         typer.echo(
-            f"  batch {b.batch_size:>6}: {b.ms_per_shower_mean:10.4g} ± {b.ms_per_shower_std:.2g}  ({b.repeats} repeats)"
+            f"  batch {b.batch_size:>6}: {b.ms_per_shower_mean:10.4g} ± {b.ms_per_shower_std:.2g}"
+            f"  ({b.repeats} repeats)"
         )

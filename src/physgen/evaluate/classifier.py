@@ -211,11 +211,12 @@ class ClassifierConfig:
           inputs the network finds at once). Voxel inputs are left raw: per-voxel
           standardisation amplifies rarely hit voxels and made the test weaker.
 
-        Measured on synthetic 1-photons showers, 3,000 per class, voxels x 1.05
-        (``bench/classifier_presets.py``): cls-low AUC about 0.70-0.72 (fast) vs 0.69
-        (official), equal within the seed-to-seed scatter of about 0.02; cls-high 0.79
-        vs 0.50-0.57. With more showers the fast preset gains further (0.80 on cls-low
-        at 15,000 per class), where the official network could not be run on CPU.
+        Measured on synthetic 1-photons showers, 3,000 per class, mean of two seeds
+        (``bench/results/classifier_presets.md``): voxels x 1.05 give cls-low AUC
+        0.720 (fast) vs 0.681 (official) and cls-high 0.788 vs 0.518; the saturated
+        cases (a layer dropped, radial shift by one bin) give 0.997-0.999 for both,
+        equal within 0.001. With 15,000 per class the fast preset reaches 0.804 on
+        cls-low (the official network was too slow to run there on CPU).
         """
         return cls()
 

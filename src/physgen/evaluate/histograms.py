@@ -59,7 +59,8 @@ def density_histogram(values: npt.ArrayLike, edges: npt.ArrayLike) -> F64:
     total = counts.sum()
     if total == 0:
         return np.zeros(len(e) - 1)
-    return counts / (total * np.diff(e))
+    density: F64 = counts / (total * np.diff(e))
+    return density
 
 
 def separation_power(h_ref: npt.ArrayLike, h_gen: npt.ArrayLike, edges: npt.ArrayLike) -> float:
@@ -341,7 +342,8 @@ class VoxelSpectrum:
         total = self.counts.sum()
         if total == 0:
             return np.zeros(len(self.counts))
-        return self.counts / (total * np.diff(self.edges))
+        density: F64 = self.counts / (total * np.diff(self.edges))
+        return density
 
     @staticmethod
     def compare(reference: VoxelSpectrum, generated: VoxelSpectrum) -> HistogramResult:

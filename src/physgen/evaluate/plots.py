@@ -224,8 +224,12 @@ def plot_average_layers(
                 ax.set_xticklabels([])
                 ax.set_yticklabels([])
         if polar:
-            fig.text(0.01, 0.02, f"rings: r edges up to {layer.r_edges[-1]:g} mm; "
-                     f"{layer.n_alpha} angular bins", fontsize=8)
+            fig.text(
+                0.01,
+                0.02,
+                f"rings: r edges up to {layer.r_edges[-1]:g} mm; {layer.n_alpha} angular bins",
+                fontsize=8,
+            )
         path = out_dir / f"Average_Layer_{layer.id}_dataset_{suffix}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)

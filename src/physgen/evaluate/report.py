@@ -51,7 +51,12 @@ def final_results(geometry: str) -> list[dict[str, Any]]:
     name = FINAL_RESULT_FILES.get(geometry)
     if name is None:
         return []
-    text = resources.files("physgen.evaluate").joinpath("data", name).read_text(encoding="utf-8")
+    text = (
+        resources.files("physgen.evaluate")
+        .joinpath("data")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
+    )
     rows = []
     for raw in csv.DictReader(text.splitlines()):
         row: dict[str, Any] = {}
@@ -180,7 +185,8 @@ def write_report(results: dict[str, Any], out_dir: Path, files: list[Path]) -> P
     geo = results["geometry"]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>physgen evaluation: {html.escape(results.get('label', ''))} vs reference, geometry {html.escape(geo)}</title>",
+        f"<title>physgen evaluation: {html.escape(results.get('label', ''))} vs reference, "
+        f"geometry {html.escape(geo)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Evaluation of <i>{html.escape(results.get('label', 'generated'))}</i> "
         f"(geometry {html.escape(geo)})</h1>",

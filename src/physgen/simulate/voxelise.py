@@ -211,7 +211,9 @@ def accumulate_deposits(
 ) -> None:
     """Add the first ``n`` deposits into ``out`` (compiled; deposits outside the binning are dropped)."""
     for i in range(n):
-        j = voxel_index(layer[i], x[i], y[i], kind, offset, n_a, n_b, b_edges, b_start, a_edges, a_start)
+        j = voxel_index(
+            layer[i], x[i], y[i], kind, offset, n_a, n_b, b_edges, b_start, a_edges, a_start
+        )
         if j >= 0:
             out[j] += energy[i]
 
