@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen.errors import ConfigError, DataFormatError
+from physgen.evaluate.timing import count_parameters
 from physgen.geometry import Geometry, get_geometry
 from physgen.io import open_showers
 
@@ -468,11 +469,6 @@ def build_dnn(n_inputs: int, config: ClassifierConfig, n_outputs: int = 1) -> to
         width = config.hidden
     layers.append(torch.nn.Linear(width, n_outputs))
     return torch.nn.Sequential(*layers)
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    """Number of trainable parameters."""
-    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
 def _build_network(

@@ -22,7 +22,7 @@ from numba import njit
 
 from physgen.geometry import Geometry
 
-__all__ = ["VoxelTable", "voxel_index", "voxel_index_jit", "voxel_table", "voxelise"]
+__all__ = ["VoxelTable", "accumulate_deposits", "voxel_index", "voxel_table", "voxelise"]
 
 
 class VoxelTable(NamedTuple):
@@ -216,8 +216,3 @@ def accumulate_deposits(
         )
         if j >= 0:
             out[j] += energy[i]
-
-
-def voxel_index_jit() -> object:
-    """The compiled :func:`voxel_index` (kept for callers that expect a factory)."""
-    return voxel_index
