@@ -236,9 +236,12 @@ def _register_commands() -> None:
     from physgen.cli.evaluate import evaluate
     from physgen.cli.nis import events, integrate
     from physgen.cli.simulate import simulate
+    from physgen.cli.surrogate import generate, train
     from physgen.cli.timing import timing
 
     app.command("simulate")(simulate)
+    app.command("train")(train)
+    app.command("generate")(generate)
     app.command("evaluate")(evaluate)
     app.command("timing")(timing)
     app.command("integrate")(integrate)

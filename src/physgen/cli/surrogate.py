@@ -1,0 +1,189 @@
+"""``physgen train`` and ``physgen generate``: fit a surrogate, sample showers from it."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from physgen.errors import ConfigError
+
+__all__ = ["generate", "parse_duration", "train"]
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a bare number of seconds -> seconds.
+
+    Raises:
+        ConfigError: Unparsable or not positive.
+    """
+    t = text.strip().lower()
+    try:
+        value = float(t)
+    except ValueError:
+        m = _DURATION.match(t)
+        if not t or m is None or not any(m.groups()):
+            raise ConfigError(
+                f"--max-time: expected a duration like 2h, 90m, 1h30m or 45s, got {text!r}"
+            ) from None
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        value = 3600 * h + 60 * mi + s
+    if value <= 0:
+        raise ConfigError(f"--max-time: must be > 0, got {text!r}")
+    return value
+
+
+def train(
+    data: Annotated[Path, typer.Option(help="Training showers (CaloChallenge HDF5).")],
+    out: Annotated[Path, typer.Option(help="Run directory to create (or to continue with --resume).")],
+    model: Annotated[
+        Optional[str], typer.Option(help="Model: cfm or flow (physgen.models.available_models()).")
+    ] = None,
+    geometry: Annotated[
+        Optional[str], typer.Option(help="Geometry of the data: 1-photons, 2, 3, calogan...")
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="YAML config (full or partial) over the preset.")
+    ] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option(help="Preset name (default MODEL-GEOMETRY when shipped; 'tiny' for demos)."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Run seed (overrides the config).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (overrides the config).")] = None,
+    max_time: Annotated[
+        Optional[str], typer.Option(help="Stop cleanly with a checkpoint after e.g. 2h, 90m.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
+    device: Annotated[
+        Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train a generative surrogate on simulated showers; writes a run directory.
+
+    The run directory holds config.yaml, transforms.json, weights.pt (best EMA weights),
+    checkpoint.pt, metrics.jsonl, provenance.json and summary.json. Launch with
+    `torchrun --nproc-per-node K -m physgen train ...` for data-parallel training.
+    """
+    from physgen.train import load_config, read_run_config
+    from physgen.train import train as run_training
+
+    seconds = parse_duration(max_time) if max_time is not None else None
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if epochs is not None:
+        overrides.setdefault("optim", {})["epochs"] = epochs
+    if resume:
+        saved = read_run_config(out)
+        for opt, given, have in (("--model", model, saved.model), ("--geometry", geometry, saved.geometry)):
+            if given is not None and given != have:
+                raise ConfigError(f"{opt} {given!r} differs from the run's {have!r} ({out}/config.yaml)")
+        if config is not None or preset is not None or overrides:
+            raise ConfigError("--resume continues the saved config; drop --config/--preset/--seed/--epochs")
+        cfg = None
+    else:
+        if model is None or geometry is None:
+            raise ConfigError("train: --model and --geometry are required for a new run")
+        cfg = load_config(model, geometry, preset=preset, config_file=config, overrides=overrides)
+    t0 = time.monotonic()
+    res = run_training(
+        cfg, data, out, resume=resume, max_time_s=seconds, device=device,
+        progress=False if no_progress else None,
+    )
+    d = {
+        "run_dir": str(res.run_dir), "status": res.status, "steps": res.step, "epochs": res.epoch,
+        "best_val_loss": res.best_val_loss, "n_parameters": res.n_parameters,
+        "elapsed_s": round(time.monotonic() - t0, 2),
+    }
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    typer.echo(
+        f"{res.status}: {res.step} steps, best validation loss {res.best_val_loss:.4g}, "
+        f"{res.n_parameters:,} parameters, {d['elapsed_s']:.1f} s -> {res.run_dir}"
+    )
+
+
+def generate(
+    run: Annotated[Path, typer.Argument(help="Run directory written by physgen train.")],
+    out: Annotated[Path, typer.Option(help="Output .h5 file (written atomically).")],
+    energies_from: Annotated[
+        Optional[Path], typer.Option(help="Use the incident energies of this CaloChallenge file.")
+    ] = None,
+    n: Annotated[Optional[int], typer.Option(help="Number of showers (with --energy, or the first N of --energies-from).")] = None,
+    energy: Annotated[
+        Optional[str],
+        typer.Option(help="Incident energies: 100GeV, log-uniform 1GeV:1TeV, ds1 or ds1:even."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Showers per write; the output does not depend on it.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Run seed (same seed, same showers).")] = 0,
+    shard: Annotated[
+        Optional[str], typer.Option(help="Produce shard I of K (e.g. 3/8); merge with physgen merge.")
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option(help="ODE steps (cfm only).")] = None,
+    solver: Annotated[
+        Optional[str], typer.Option(help="ODE solver (cfm only): euler, midpoint, rk4, adaptive.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+) -> None:
+    """Generate showers with a trained surrogate into a CaloChallenge file."""
+    import numpy as np
+
+    from physgen.generate import generate_showers, parse_shard
+    from physgen.io import check_output_path, open_showers
+    from physgen.train import load_run, read_run_config
+
+    check_output_path(out, "--out")
+    cfg = read_run_config(run)
+    shard_ = parse_shard(shard)
+    if (energies_from is None) == (energy is None):
+        raise ConfigError("generate: give exactly one of --energies-from or --energy (with --n)")
+    if n is not None and n < 1:
+        raise ConfigError(f"--n: must be >= 1, got {n}")
+    energies = None
+    if energy is not None:
+        if n is None:
+            raise ConfigError("generate: --energy needs --n")
+        from physgen.simulate.run import parse_energy_spec
+
+        energies = parse_energy_spec(energy).sample(n, seed)
+    else:
+        assert energies_from is not None
+        with open_showers(energies_from, cfg.geometry) as f:
+            e = np.asarray(f.energies[()], dtype=np.float64).reshape(-1)
+        if n is not None:
+            if n > e.size:
+                raise ConfigError(f"--n {n} exceeds the {e.size} showers of {energies_from}")
+            e = e[:n]
+        energies = e
+    overrides: dict[str, Any] = {}
+    if cfg.model != "cfm" and (steps is not None or solver is not None):
+        raise ConfigError(f"--steps/--solver apply to cfm runs only; this run is {cfg.model!r}")
+    if steps is not None:
+        overrides["steps"] = steps
+    if solver is not None:
+        overrides["solver"] = solver
+    model = load_run(run, device, overrides=overrides or None)
+    t0 = time.monotonic()
+    path = generate_showers(
+        model, out, energies=energies, seed=seed, batch_size=batch_size, shard=shard_,
+        geometry=cfg.geometry, compression=None if compression == "none" else compression,
+        progress=False if no_progress else None,
+        attrs={"run_dir": str(run.resolve()), "energy": energy or f"from {energies_from}"},
+    )
+    dt = time.monotonic() - t0
+    with open_showers(path) as f:
+        k = f.n_showers
+    typer.echo(f"wrote {path}: {k} showers ({cfg.model}, geometry {cfg.geometry}), {dt:.1f} s "
+               f"= {1e3 * dt / max(k, 1):.3g} ms/shower")

@@ -1,0 +1,23 @@
+"""Generative surrogates of calorimeter showers behind one interface.
+
+A model is an ``nn.Module`` holding its fitted :class:`~physgen.transforms.ShowerCodec`;
+``model(incident_energy)`` returns a :class:`ShowerDistribution` with ``.sample(shape)`` and,
+for tractable models, ``.log_prob(showers)``::
+
+    showers = model(torch.full((1000, 1), 5e4)).sample()   # (1000, n_voxels) in MeV
+
+Models register themselves by name (``cfm``, ``flow``); :func:`build_model` makes one from
+a codec and a config mapping.
+"""
+
+from physgen.models.base import ShowerDistribution, ShowerGenerator
+from physgen.models.registry import available_models, build_model, get_model_class, register
+
+__all__ = [
+    "ShowerDistribution",
+    "ShowerGenerator",
+    "available_models",
+    "build_model",
+    "get_model_class",
+    "register",
+]

@@ -1,0 +1,74 @@
+"""Name -> model class registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from physgen.errors import ConfigError
+from physgen.transforms import ShowerCodec
+
+__all__ = ["available_models", "build_model", "get_model_class", "register"]
+
+_REGISTRY: dict[str, type[Any]] = {}
+_BUILTIN_MODULES = ("physgen.models.cfm", "physgen.models.flow")
+
+T = TypeVar("T")
+
+
+def register(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: make a :class:`~physgen.models.base.ShowerGenerator` available by name."""
+
+    def deco(cls: type[T]) -> type[T]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} registered twice")
+        _REGISTRY[name] = cls
+        cls.name = name  # type: ignore[attr-defined]
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(mod)
+
+
+def available_models() -> tuple[str, ...]:
+    """Registered model names, sorted."""
+    _load_builtins()
+    return tuple(sorted(_REGISTRY))
+
+
+def get_model_class(name: str) -> type[Any]:
+    """The class registered as ``name``.
+
+    Raises:
+        ConfigError: Unknown name (the message lists the known ones).
+    """
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, codec: ShowerCodec, config: Mapping[str, Any] | Any = None) -> Any:
+    """Build model ``name`` around a (fitted or unfitted) codec.
+
+    Args:
+        name: Registered model name.
+        codec: The shower codec (its sizes fix the network sizes).
+        config: The model's config dataclass, a mapping of its fields, or None for defaults.
+    """
+    from physgen.train.config import from_mapping
+
+    cls = get_model_class(name)
+    if config is None:
+        cfg = cls.Config()
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+        cfg = config
+    else:
+        cfg = from_mapping(cls.Config, config, where=f"model ({name})")
+    return cls(codec, cfg)

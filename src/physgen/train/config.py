@@ -1,0 +1,355 @@
+"""Typed training configuration: nested dataclasses loaded from YAML, unknown keys are errors.
+
+Resolution order (later wins): dataclass defaults < the preset for (model, geometry) in
+``physgen/configs`` < the user's ``--config`` file < command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from physgen.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "OptimConfig",
+    "PreprocessConfig",
+    "TrainConfig",
+    "available_presets",
+    "from_mapping",
+    "load_config",
+    "load_preset",
+    "to_mapping",
+]
+
+T = TypeVar("T")
+
+
+@dataclass
+class PreprocessConfig:
+    """How showers become model variables (see :class:`physgen.transforms.ShowerCodec`).
+
+    Attributes:
+        mode: ``layers`` (layer energies + per-layer-normalised voxels) or ``incident``
+            (voxels / (k E_inc)).
+        energy_steps: Steps applied to the energy variables ``u``.
+        shape_steps: Steps applied to the shape variables.
+        noise_mev: Uniform dequantisation noise per voxel (MeV) in training.
+        threshold_mev: Readout threshold re-applied to generated showers (MeV); None takes the
+            geometry's official threshold (1 MeV dataset 1, 15.15 keV datasets 2/3).
+    """
+
+    mode: str = "layers"
+    energy_steps: list[str] = field(default_factory=lambda: ["logit", "standardize"])
+    shape_steps: list[str] = field(default_factory=lambda: ["logit", "standardize"])
+    noise_mev: float = 1e-3
+    threshold_mev: float | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training data handling.
+
+    Attributes:
+        validation_fraction: Fraction of showers held out (split by the run seed).
+        max_in_memory_gb: Larger training files are streamed from HDF5 block by block.
+        fit_samples: Showers used to fit the preprocessing.
+        stream_block: Rows per HDF5 read when streaming.
+    """
+
+    validation_fraction: float = 0.1
+    max_in_memory_gb: float = 4.0
+    fit_samples: int = 50_000
+    stream_block: int = 4096
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, schedule and stopping.
+
+    Attributes:
+        lr: Peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        schedule: ``cosine`` (linear warm-up, cosine decay to ``lr * final_lr_fraction``),
+            ``onecycle`` or ``constant``.
+        warmup_steps: Warm-up steps of the cosine schedule.
+        final_lr_fraction: Final learning rate relative to ``lr``.
+        batch_size: Showers per optimisation step (global over all processes).
+        epochs: Passes over the training set.
+        grad_clip: Gradient-norm clip (0: none).
+        ema_decay: Decay of the exponential moving average of the weights (0: no EMA).
+        patience: Early stopping after this many validations without improvement (0: never).
+        validate_every: Steps between validations (0: once per epoch).
+        checkpoint_every: Steps between checkpoints (0: once per epoch).
+        amp: bfloat16 mixed precision on CUDA (ignored on CPU).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "cosine"
+    warmup_steps: int = 200
+    final_lr_fraction: float = 0.01
+    batch_size: int = 256
+    epochs: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    patience: int = 20
+    validate_every: int = 0
+    checkpoint_every: int = 0
+    amp: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as ``config.yaml`` in the run directory.
+
+    Attributes:
+        model: Registered model name (``cfm``, ``flow``...).
+        geometry: Geometry name of the training data.
+        seed: Run seed: initial weights, split, batch order, noise.
+        model_config: Options of the model (its ``Config`` dataclass fields).
+        preprocess: Preprocessing options.
+        data: Data options.
+        optim: Optimisation options.
+    """
+
+    model: str = "cfm"
+    geometry: str = "1-photons"
+    seed: int = 0
+    model_config: dict[str, Any] = field(default_factory=dict)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def validate(self) -> None:
+        """Range checks that the type system cannot express.
+
+        Raises:
+            ConfigError: Naming the key and the allowed range.
+        """
+        o, d, p = self.optim, self.data, self.preprocess
+        checks = [
+            (o.lr > 0, "optim.lr must be > 0"),
+            (o.batch_size >= 1, "optim.batch_size must be >= 1"),
+            (o.epochs >= 1, "optim.epochs must be >= 1"),
+            (0 <= o.ema_decay < 1, "optim.ema_decay must be in [0, 1)"),
+            (o.grad_clip >= 0, "optim.grad_clip must be >= 0"),
+            (o.patience >= 0, "optim.patience must be >= 0"),
+            (o.schedule in ("cosine", "onecycle", "constant"),
+             "optim.schedule must be cosine, onecycle or constant"),
+            (0 < d.validation_fraction < 1, "data.validation_fraction must be in (0, 1)"),
+            (d.fit_samples >= 10, "data.fit_samples must be >= 10"),
+            (d.stream_block >= 1, "data.stream_block must be >= 1"),
+            (p.mode in ("layers", "incident"), "preprocess.mode must be 'layers' or 'incident'"),
+            (p.noise_mev >= 0, "preprocess.noise_mev must be >= 0"),
+            (self.seed >= 0, "seed must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert one YAML value against a type annotation."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_mapping(tp, value, where)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys and types.
+
+    Raises:
+        ConfigError: Unknown key (with the known ones), or a value of the wrong type.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(names)}"
+        )
+    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_mapping(obj: Any) -> Any:
+    """Dataclass -> plain dict/list structure for YAML (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_mapping(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_mapping(v) for k, v in obj.items()}
+    return obj
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base``."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """``yaml.safe_load`` a mapping from a file.
+
+    Raises:
+        ConfigError: Missing file, invalid YAML, or not a mapping at the top.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "parse error"
+        raise ConfigError(f"{p}: invalid YAML ({first})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of options at the top, got {type(data).__name__}")
+    return data
+
+
+def available_presets() -> tuple[str, ...]:
+    """Preset names shipped in ``physgen/configs`` (``MODEL-GEOMETRY`` or ``MODEL-tiny``)."""
+    root = resources.files("physgen") / "configs"
+    return tuple(sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset.
+
+    Raises:
+        ConfigError: Unknown preset (lists the available ones).
+    """
+    res = resources.files("physgen") / "configs" / f"{name}.yaml"
+    if not res.is_file():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
+    data = yaml.safe_load(res.read_text())
+    return data or {}
+
+
+def load_config(
+    model: str,
+    geometry: str,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Resolve a :class:`TrainConfig` (defaults < preset < file < overrides) and check it.
+
+    Args:
+        model: Model name.
+        geometry: Geometry name.
+        preset: Preset name (``tiny`` is short for ``MODEL-tiny``); None picks
+            ``MODEL-GEOMETRY`` when it exists.
+        config_file: User YAML (full or partial TrainConfig mapping).
+        overrides: Final overrides (e.g. ``{"seed": 3}``).
+
+    Raises:
+        ConfigError: Unknown keys, wrong types, out-of-range values, a model or geometry in the
+            file that contradicts the command line.
+    """
+    from physgen.models.registry import get_model_class
+
+    cls = get_model_class(model)
+    merged: dict[str, Any] = {}
+    presets = available_presets()
+    if preset is None:
+        name = f"{model}-{geometry}"
+    else:  # "tiny" means "cfm-tiny" for the cfm model
+        name = f"{model}-{preset}" if f"{model}-{preset}" in presets else preset
+    if preset is not None or name in presets:
+        merged = deep_merge(merged, load_preset(name))
+    if config_file is not None:
+        user = read_yaml(config_file)
+        for key, want in (("model", model), ("geometry", geometry)):
+            if key in user and user[key] != want:
+                raise ConfigError(
+                    f"{config_file}: {key} is {user[key]!r} but the command asks for {want!r}"
+                )
+        merged = deep_merge(merged, user)
+    merged = deep_merge(merged, dict(overrides or {}))
+    merged["model"], merged["geometry"] = model, geometry
+    where = str(config_file) if config_file is not None else "config"
+    cfg = from_mapping(TrainConfig, merged, where)
+    model_cfg = from_mapping(cls.Config, cfg.model_config, f"{where}: model_config")
+    cfg.model_config = to_mapping(model_cfg)
+    cfg.validate()
+    return cfg

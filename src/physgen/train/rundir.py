@@ -1,0 +1,164 @@
+"""The run directory: config, transforms, weights, checkpoints, metrics, provenance.
+
+Layout::
+
+    RUN/config.yaml        the resolved TrainConfig
+    RUN/provenance.json    physgen/torch versions, data file, seed, devices, start time
+    RUN/transforms.json    fitted preprocessing constants (also inside the weights)
+    RUN/weights.pt         EMA weights of the best validation loss (generation uses these)
+    RUN/checkpoint.pt      full training state of the last checkpoint (for --resume)
+    RUN/metrics.jsonl      one JSON object per logged step / validation
+    RUN/summary.json       how the run ended
+
+Everything loads with ``torch.load(weights_only=True)`` and ``yaml.safe_load``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from physgen.errors import ConfigError
+from physgen.geometry import get_geometry
+from physgen.models.base import ShowerGenerator
+from physgen.models.registry import build_model
+from physgen.train.config import TrainConfig, from_mapping, to_mapping
+from physgen.transforms import ShowerCodec
+
+__all__ = [
+    "REQUIRED_FILES",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "build_codec",
+    "load_run",
+    "read_run_config",
+    "save_torch",
+]
+
+REQUIRED_FILES = ("config.yaml", "transforms.json", "weights.pt")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode())
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_codec(config: TrainConfig) -> ShowerCodec:
+    """An unfitted codec for the config's geometry and preprocessing."""
+    geo = get_geometry(config.geometry)
+    p = config.preprocess
+    return ShowerCodec(
+        [layer.n_voxels for layer in geo.relevant_layers],
+        mode=p.mode,  # type: ignore[arg-type]
+        energy_steps=p.energy_steps,
+        shape_steps=p.shape_steps,
+        noise_mev=p.noise_mev,
+        threshold_mev=geo.threshold_mev if p.threshold_mev is None else p.threshold_mev,
+    )
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` saved in a run directory.
+
+    Raises:
+        ConfigError: Not a directory, or ``config.yaml`` missing or invalid.
+    """
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise ConfigError(f"{d}: no such run directory")
+    p = d / "config.yaml"
+    if not p.is_file():
+        raise ConfigError(f"{d}: not a physgen run directory (config.yaml missing)")
+    data = yaml.safe_load(p.read_text()) or {}
+    cfg = from_mapping(TrainConfig, data, str(p))
+    cfg.validate()
+    return cfg
+
+
+def load_weights_file(path: Path, model_name: str) -> dict[str, Any]:
+    """Load a weights/checkpoint file and check it belongs to ``model_name``.
+
+    Raises:
+        ConfigError: Unreadable file, or a file written by another model.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise ConfigError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, dict) or "model" not in obj:
+        raise ConfigError(f"{path}: not a physgen weights file")
+    if obj["model"] != model_name:
+        raise ConfigError(
+            f"{path}: written by model {obj['model']!r}, but the run config says {model_name!r}"
+        )
+    return obj
+
+
+def load_run(
+    run_dir: str | Path, device: str | torch.device = "cpu", *, overrides: dict[str, Any] | None = None
+) -> ShowerGenerator:
+    """Load a trained model (best EMA weights) from a run directory, in eval mode.
+
+    Args:
+        run_dir: The run directory written by :func:`physgen.train.train`.
+        device: Where to put the model.
+        overrides: Sampling-time model options, e.g. ``{"steps": 8, "solver": "euler"}`` for
+            ``cfm`` (only fields that do not change the network).
+
+    Raises:
+        ConfigError: Missing files (listed), weights from another model, or weights that do
+            not fit the configured network.
+    """
+    d = Path(run_dir)
+    cfg = read_run_config(d)
+    missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
+    if missing:
+        raise ConfigError(f"{d}: incomplete run directory, missing {', '.join(missing)}")
+    obj = load_weights_file(d / "weights.pt", cfg.model)
+    model_cfg = dict(cfg.model_config)
+    if overrides:
+        model_cfg.update(overrides)
+    model = build_model(cfg.model, build_codec(cfg), model_cfg)
+    try:
+        model.load_state_dict(obj["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{d / 'weights.pt'}: does not fit the configured network ({first})") from exc
+    model.to(device).eval()
+    return model  # type: ignore[no-any-return]
+
+
+def config_yaml(cfg: TrainConfig) -> str:
+    """YAML text of a config."""
+    return yaml.safe_dump(to_mapping(cfg), sort_keys=False)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic pretty JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

@@ -1,0 +1,409 @@
+"""The training loop: AdamW, schedule, clipping, EMA, early stopping, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from physgen._version import __version__
+from physgen.errors import ConfigError
+from physgen.geometry import get_geometry
+from physgen.models.base import ShowerGenerator
+from physgen.models.registry import build_model
+from physgen.train.config import OptimConfig, TrainConfig
+from physgen.train.data import ShowerData
+from physgen.train.distributed import DistInfo, init_distributed
+from physgen.train.rundir import (
+    atomic_write_text,
+    build_codec,
+    config_yaml,
+    load_weights_file,
+    read_run_config,
+    save_torch,
+    write_json,
+)
+from physgen.transforms import Encoded
+
+__all__ = ["TrainResult", "train"]
+
+log = logging.getLogger(__name__)
+_NOISE, _VAL, _INIT = 0x4E4F, 0x5641, 0x494E
+
+
+@dataclass
+class TrainResult:
+    """How a training call ended.
+
+    Attributes:
+        run_dir: The run directory.
+        status: ``completed``, ``early-stopped``, ``max-time`` or ``stopped`` (step limit).
+        step: Optimisation steps done in total (over all sessions of the run).
+        epoch: Epoch index reached.
+        best_val_loss: Best validation loss (EMA weights).
+        elapsed_s: Wall time of this call.
+        n_parameters: Trainable parameters.
+    """
+
+    run_dir: Path
+    status: str
+    step: int
+    epoch: int
+    best_val_loss: float
+    elapsed_s: float
+    n_parameters: int
+
+
+class _LossModule(nn.Module):
+    """Wraps ``model.loss`` as ``forward`` so DistributedDataParallel sees the call."""
+
+    def __init__(self, model: ShowerGenerator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Encoded, generator: torch.Generator) -> Tensor:
+        return self.model.loss(batch, generator)
+
+
+def _lr_factor(o: OptimConfig, total: int):  # type: ignore[no-untyped-def]
+    warm = min(o.warmup_steps, max(total - 1, 0))
+    lo = o.final_lr_fraction
+
+    def factor(step: int) -> float:
+        if o.schedule == "constant":
+            return 1.0
+        if o.schedule == "onecycle":  # 30 % linear rise from lr/25, cosine fall to lr*lo
+            rise = max(1, int(0.3 * total))
+            if step < rise:
+                return 0.04 + 0.96 * step / rise
+            p = min(1.0, (step - rise) / max(1, total - rise))
+            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * p))
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * p))
+
+    return factor
+
+
+class _EMA:
+    """Exponential moving average of a model's parameters and buffers."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = copy.deepcopy(model).eval()
+        for p in self.shadow.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step)) if self.decay > 0 else 0.0
+        for s, p in zip(self.shadow.parameters(), model.parameters()):
+            s.lerp_(p.detach(), 1 - d)
+        for s, b in zip(self.shadow.buffers(), model.buffers()):
+            s.copy_(b)
+
+
+def _to_batch(
+    model: ShowerGenerator,
+    e: np.ndarray,
+    x: np.ndarray,
+    device: torch.device,
+    generator: torch.Generator | None,
+) -> Encoded:
+    et = torch.from_numpy(np.ascontiguousarray(e)).to(device)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    return model.codec.encode(xt, et, generator)
+
+
+@torch.no_grad()
+def _validation_loss(
+    model: ShowerGenerator, val: tuple[np.ndarray, np.ndarray], seed: int, device: torch.device
+) -> float:
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, _VAL]).generate_state(1)[0]))
+    e, x = val
+    total, n = 0.0, 0
+    for i in range(0, e.shape[0], 2048):
+        batch = _to_batch(model, e[i : i + 2048], x[i : i + 2048], device, g)
+        total += float(model.loss(batch, g)) * len(batch)
+        n += len(batch)
+    return total / max(n, 1)
+
+
+def _seed_from(*keys: int) -> int:
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+def _prepare_dir(out: Path, resume: bool, cfg: TrainConfig | None) -> TrainConfig:
+    if resume:
+        saved = read_run_config(out)
+        if not (out / "checkpoint.pt").is_file():
+            raise ConfigError(f"{out}: nothing to resume (checkpoint.pt missing)")
+        if cfg is not None and config_yaml(cfg) != config_yaml(saved):
+            raise ConfigError(
+                f"{out}: --resume with a different config than the run's config.yaml; "
+                "resume without --config/--model options or start a new run directory"
+            )
+        return saved
+    if cfg is None:
+        raise ConfigError("train: a config is needed for a new run")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out}: exists and is not empty; use --resume or a new --out folder")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out: parent folder {out.parent} does not exist")
+    return cfg
+
+
+def train(
+    config: TrainConfig | None,
+    data: str | Path,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    max_time_s: float | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    stop_after_steps: int | None = None,
+    log_every: int = 50,
+) -> TrainResult:
+    """Train a surrogate on a CaloChallenge file and write a run directory.
+
+    Args:
+        config: The resolved config (None with ``resume``: the run's own is used).
+        data: Training file (geometry checked against ``config.geometry``).
+        out: Run directory (created; must be new or empty unless ``resume``).
+        resume: Continue from ``out/checkpoint.pt``: same batches, noise and schedule, so the
+            final weights equal those of an uninterrupted run.
+        max_time_s: Stop cleanly (checkpoint written) after this much wall time.
+        device: ``cpu``, ``cuda``... (None: CUDA when available).
+        progress: Show a tqdm bar (None: only on a terminal).
+        stop_after_steps: Stop (with a checkpoint) once this many total steps are done.
+        log_every: Steps between metric lines.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ConfigError: Bad run directory, config mismatch on resume.
+        DataFormatError: Data file not matching the geometry.
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.monotonic()
+    out = Path(out)
+    dist_info: DistInfo = init_distributed(device)
+    dev = dist_info.device
+    cfg = _prepare_dir(out, resume, config)
+    geo = get_geometry(cfg.geometry)
+    shower_data = ShowerData(data, geo, cfg.data, cfg.seed)
+    o = cfg.optim
+    if dist_info.world > 1 and o.batch_size < dist_info.world:
+        raise ConfigError(f"optim.batch_size {o.batch_size} < number of processes {dist_info.world}")
+
+    # ---- model and preprocessing (seeded; identical on every rank)
+    torch.manual_seed(_seed_from(cfg.seed, _INIT))
+    codec = build_codec(cfg)
+    fit_e, fit_x = shower_data.fit_sample()
+    codec.fit(
+        torch.from_numpy(fit_x), torch.from_numpy(fit_e), torch.Generator().manual_seed(cfg.seed)
+    )
+    model: ShowerGenerator = build_model(cfg.model, codec, cfg.model_config).to(dev)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+    )
+    steps_per_epoch = shower_data.steps_per_epoch(o.batch_size)
+    total_steps = steps_per_epoch * o.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(o, total_steps))
+    ema = _EMA(model, o.ema_decay)
+    noise_gen = torch.Generator()  # reseeded from (seed, rank, step) at every step
+    step, epoch, skip = 0, 0, 0
+    best, bad = math.inf, 0
+    if resume:
+        ck = load_weights_file(out / "checkpoint.pt", cfg.model)
+        model.load_state_dict(ck["state_dict"])
+        ema.shadow.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["torch_rng"])
+        step, epoch, skip = int(ck["step"]), int(ck["epoch"]), int(ck["step_in_epoch"])
+        best, bad = float(ck["best_val_loss"]), int(ck["bad_validations"])
+        if ck["status"] in ("completed", "early-stopped"):
+            raise ConfigError(f"{out}: the run already ended ({ck['status']}); nothing to resume")
+
+    main = dist_info.is_main
+    if main:
+        out.mkdir(exist_ok=True)
+        metrics_path = out / "metrics.jsonl"
+        if resume and metrics_path.is_file():  # drop lines logged after the checkpoint
+            kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step]
+            atomic_write_text(metrics_path, "".join(f"{ln}\n" for ln in kept))
+        if not resume:
+            atomic_write_text(out / "config.yaml", config_yaml(cfg))
+        write_json(out / "transforms.json", codec.summary())
+        prov = {
+            "physgen_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "host": platform.node(),
+            "data": str(Path(data).resolve()),
+            "n_showers": shower_data.n_showers,
+            "n_train": shower_data.n_train,
+            "n_validation": shower_data.n_validation,
+            "streaming": shower_data.streaming,
+            "incident_energy_range_mev": list(shower_data.energy_range_mev),
+            "geometry": cfg.geometry,
+            "seed": cfg.seed,
+            "world_size": dist_info.world,
+            "device": str(dev),
+            "n_parameters": n_params,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        prov_path = out / "provenance.json"
+        if resume and prov_path.is_file():
+            old = json.loads(prov_path.read_text())
+            old.setdefault("resumed", []).append(prov["started"])
+            prov = {**old, "world_size": dist_info.world, "device": str(dev)}
+        write_json(prov_path, prov)
+
+    loss_module: nn.Module = _LossModule(model)
+    if dist_info.world > 1:
+        loss_module = nn.parallel.DistributedDataParallel(loss_module)
+    val = shower_data.validation()
+    use_amp = o.amp and dev.type == "cuda"
+    validate_every = o.validate_every or steps_per_epoch
+    checkpoint_every = o.checkpoint_every or steps_per_epoch
+    status = "completed"
+
+    def checkpoint(st: str, in_epoch: int) -> None:
+        if not main:
+            return
+        save_torch(
+            {
+                "model": cfg.model,
+                "state_dict": model.state_dict(),
+                "ema": ema.shadow.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "epoch": epoch,
+                "step_in_epoch": in_epoch,
+                "best_val_loss": best,
+                "bad_validations": bad,
+                "status": st,
+            },
+            out / "checkpoint.pt",
+        )
+
+    def log_line(record: dict[str, Any]) -> None:
+        if main:
+            with open(out / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=(not main) or (None if progress is None else not progress),
+        unit="step",
+        dynamic_ncols=True,
+        desc=f"train {cfg.model}",
+    )
+    t_log, n_log = time.monotonic(), 0
+    stop = False
+    in_epoch = skip
+    try:
+        while epoch < o.epochs and not stop:
+            model.train()
+            in_epoch = skip
+            for e_np, x_np in shower_data.batches(
+                epoch, o.batch_size, skip=skip, rank=dist_info.rank, world=dist_info.world
+            ):
+                noise_gen.manual_seed(_seed_from(cfg.seed, _NOISE, dist_info.rank, step))
+                batch = _to_batch(model, e_np, x_np, dev, noise_gen)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = loss_module(batch, noise_gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if o.grad_clip > 0:
+                    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
+                else:
+                    grad_norm = math.nan
+                opt.step()
+                sched.step()
+                ema.update(model, step)
+                step += 1
+                in_epoch += 1
+                n_log += o.batch_size
+                lossf = float(loss.detach())
+                if not math.isfinite(lossf):
+                    raise ConfigError(
+                        f"training diverged at step {step} (loss {lossf}); lower optim.lr or "
+                        "raise optim.grad_clip"
+                    )
+                if step % log_every == 0 or step == total_steps:
+                    now = time.monotonic()
+                    rate = n_log / max(now - t_log, 1e-9)
+                    t_log, n_log = now, 0
+                    lr = opt.param_groups[0]["lr"]
+                    bar.set_postfix(loss=f"{lossf:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.0f}")
+                    log_line({"step": step, "epoch": epoch, "loss": lossf, "lr": lr,
+                              "grad_norm": grad_norm, "samples_per_s": rate,
+                              "elapsed_s": now - t_start})
+                bar.update(1)
+                end_of_epoch = in_epoch >= steps_per_epoch
+                if step % validate_every == 0 or end_of_epoch:
+                    vloss = _validation_loss(ema.shadow, val, cfg.seed, dev)  # type: ignore[arg-type]
+                    improved = vloss < best
+                    if improved:
+                        best, bad = vloss, 0
+                        if main:
+                            save_torch(
+                                {"model": cfg.model, "state_dict": ema.shadow.state_dict(),
+                                 "step": step, "val_loss": vloss},
+                                out / "weights.pt",
+                            )
+                    else:
+                        bad += 1
+                    log_line({"step": step, "epoch": epoch, "val_loss": vloss, "best": best,
+                              "elapsed_s": time.monotonic() - t_start})
+                    if o.patience and bad >= o.patience:
+                        status, stop = "early-stopped", True
+                if end_of_epoch:
+                    epoch, in_epoch, skip = epoch + 1, 0, 0
+                if stop:
+                    break
+                if step % checkpoint_every == 0:
+                    checkpoint("running", in_epoch)
+                if max_time_s is not None and time.monotonic() - t_start > max_time_s:
+                    status, stop = "max-time", True
+                    break
+                if stop_after_steps is not None and step >= stop_after_steps:
+                    status, stop = "stopped", True
+                    break
+            if not stop and in_epoch:  # the data ran out before steps_per_epoch batches
+                epoch, in_epoch = epoch + 1, 0
+            skip = 0
+    finally:
+        bar.close()
+    checkpoint(status, in_epoch if status in ("max-time", "stopped") else 0)
+    elapsed = time.monotonic() - t_start
+    if main:
+        write_json(
+            out / "summary.json",
+            {"status": status, "step": step, "epoch": epoch, "total_steps": total_steps,
+             "best_val_loss": best, "elapsed_s": elapsed, "n_parameters": n_params},
+        )
+    log.info("training %s after %d steps (best validation loss %.4g)", status, step, best)
+    return TrainResult(out, status, step, epoch, best, elapsed, n_params)
