@@ -1,5 +1,5 @@
 # physgen: two commands do everything on a fresh machine.
-#   make demo   - create .venv, install, simulate a small sample and summarise it
+#   make demo   - create .venv, install, simulate -> train -> generate -> evaluate -> report
 #   make test   - create .venv, install, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,15 +19,25 @@ install: $(VENV)/.installed
 
 demo: install
 	@mkdir -p $(DEMO)
+	@# 1. reference physics: cascade showers for training and an independent reference
+	$(VENV)/bin/physgen simulate --geometry 2 --particle electron --n 3000 --energy 1GeV:100GeV \
+		--seed 1 --workers 2 --out $(DEMO)/ds2-train.h5
 	$(VENV)/bin/physgen simulate --geometry 2 --particle electron --n 1000 --energy 1GeV:100GeV \
-		--seed 1 --workers 2 --out $(DEMO)/ds2-cascade.h5
-	$(VENV)/bin/physgen simulate --geometry 2 --particle electron --n 1000 --energy 1GeV:100GeV \
-		--seed 2 --engine gflash --out $(DEMO)/ds2-gflash.h5
-	$(VENV)/bin/physgen validate $(DEMO)/ds2-cascade.h5 --geometry 2
-	$(VENV)/bin/physgen info $(DEMO)/ds2-cascade.h5
-	$(VENV)/bin/physgen evaluate $(DEMO)/ds2-gflash.h5 $(DEMO)/ds2-cascade.h5 --geometry 2 \
-		--mode hist,avg,cls-high,fpd,kpd --label GFlash --out $(DEMO)/gflash-vs-cascade
-	@echo "open $(DEMO)/gflash-vs-cascade/report.html"
+		--seed 2 --workers 2 --out $(DEMO)/ds2-reference.h5
+	$(VENV)/bin/physgen validate $(DEMO)/ds2-train.h5 --geometry 2
+	$(VENV)/bin/physgen info $(DEMO)/ds2-train.h5
+	@# 2. train a small two-stage flow (a few minutes on 2 CPU cores)
+	rm -rf $(DEMO)/run-flow
+	$(VENV)/bin/physgen train --model flow --preset tiny --geometry 2 --data $(DEMO)/ds2-train.h5 \
+		--out $(DEMO)/run-flow --max-time 4m
+	@# 3. generate showers for the reference energies, time the surrogate
+	$(VENV)/bin/physgen generate $(DEMO)/run-flow --energies-from $(DEMO)/ds2-reference.h5 \
+		--out $(DEMO)/ds2-flow.h5 --seed 7
+	$(VENV)/bin/physgen timing --geometry 2 --run $(DEMO)/run-flow --batch-sizes 1,100,1000 --repeats 3
+	@# 4. judge it against the reference with the CaloChallenge metrics
+	$(VENV)/bin/physgen evaluate $(DEMO)/ds2-flow.h5 $(DEMO)/ds2-reference.h5 --geometry 2 \
+		--mode hist,avg,cls-high,fpd,kpd --label "physgen flow" --out $(DEMO)/flow-vs-cascade
+	@echo "open $(DEMO)/flow-vs-cascade/report.html"
 
 test: install
 	$(PY) -m pytest -q

@@ -28,3 +28,23 @@ def binning_dir() -> Path:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device",
+        action="store",
+        default="cpu",
+        help="torch device for model tests (cpu, cuda, cuda:N); e.g. on a lent GPU: --device cuda",
+    )
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    """The torch device given with ``--device`` (skips if it is not available)."""
+    import torch
+
+    dev = str(request.config.getoption("--device"))
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"--device {dev}: CUDA is not available on this machine")
+    return dev

@@ -125,9 +125,18 @@ def generate_showers(
         log.warning(
             "%d of %d incident energies lie outside the training range %.4g-%.4g MeV: "
             "extrapolation, check these showers before trusting them",
-            outside, e_all.size, lo, hi,
+            outside,
+            e_all.size,
+            lo,
+            hi,
         )
     start, stop = shard.rows(e_all.size)
+    if start == stop:
+        n_blocks = -(-e_all.size // SEED_BLOCK)
+        raise ConfigError(
+            f"--shard {shard.index + 1}/{shard.count}: empty; {e_all.size} showers make only "
+            f"{n_blocks} seed block(s) of {SEED_BLOCK}, use at most {n_blocks} shards"
+        )
     meta = {
         "generator": "physgen generate",
         "model": model.name,
@@ -140,10 +149,15 @@ def generate_showers(
         **(attrs or {}),
     }
     model.eval()
-    with ShowerWriter(out_p, model.codec.n_voxels, compression=compression, attrs=meta) as w, tqdm(
-        total=stop - start, disable=None if progress is None else not progress, unit="shower",
-        desc="generate",
-    ) as bar:
+    with (
+        ShowerWriter(out_p, model.codec.n_voxels, compression=compression, attrs=meta) as w,
+        tqdm(
+            total=stop - start,
+            disable=None if progress is None else not progress,
+            unit="shower",
+            desc="generate",
+        ) as bar,
+    ):
         pending_e: list[npt.NDArray[np.float64]] = []
         pending_x: list[npt.NDArray[np.float32]] = []
         n_pending = 0

@@ -97,7 +97,7 @@ class Log(Transform):
 
     def __init__(self, eps: float = 1e-6) -> None:
         super().__init__()
-        if not eps > 0:
+        if not (eps > 0 and math.isfinite(eps)):
             raise ConfigError(f"log eps must be > 0, got {eps}")
         self.eps = float(eps)
 
@@ -123,7 +123,7 @@ class Standardize(Transform):
     mean: Tensor
     std: Tensor
 
-    def __init__(self, dim: int, per_feature: bool = True, min_std: float = 1e-6) -> None:
+    def __init__(self, dim: int, per_feature: bool = True, min_std: float = 1e-3) -> None:
         super().__init__()
         self.dim = int(dim)
         self.per_feature = bool(per_feature)
@@ -203,7 +203,9 @@ def build_transform(steps: Sequence[str], dim: int) -> Compose:
                 out.append(Log(float(arg)) if arg else Log())
             elif name == "standardize":
                 if arg not in ("", "global", "feature"):
-                    raise ConfigError(f"standardize option must be 'global' or 'feature', got {arg!r}")
+                    raise ConfigError(
+                        f"standardize option must be 'global' or 'feature', got {arg!r}"
+                    )
                 out.append(Standardize(dim, per_feature=arg != "global"))
             else:
                 raise ConfigError(
@@ -319,7 +321,9 @@ class ShowerCodec(nn.Module):
     # ------------------------------------------------------------------ physics maps
     def layer_energies(self, showers: Tensor) -> Tensor:
         """``(N, V)`` -> ``(N, L)`` energy per layer."""
-        out = torch.zeros(showers.shape[0], self.n_layers, dtype=showers.dtype, device=showers.device)
+        out = torch.zeros(
+            showers.shape[0], self.n_layers, dtype=showers.dtype, device=showers.device
+        )
         return out.index_add_(1, self.layer_index, showers)
 
     def condition(self, incident_energy: Tensor) -> Tensor:
@@ -422,9 +426,7 @@ class ShowerCodec(nn.Module):
         return layer_e
 
     @torch.no_grad()
-    def decode(
-        self, energy: Tensor | None, shape: Tensor, incident_energy: Tensor
-    ) -> Tensor:
+    def decode(self, energy: Tensor | None, shape: Tensor, incident_energy: Tensor) -> Tensor:
         """Model variables -> showers ``(N, V)`` MeV (float32), threshold applied.
 
         In ``"layers"`` mode every layer is renormalised to unit sum and scaled to its decoded
@@ -460,8 +462,10 @@ class ShowerCodec(nn.Module):
                 f"incident energies: expected {showers.shape[0]} values, got "
                 f"{incident_energy.numel()}"
             )
-        if not bool((incident_energy > 0).all()):
-            raise ConfigError("incident energies must all be > 0 MeV")
+        if not bool((incident_energy > 0).all()) or not bool(torch.isfinite(incident_energy).all()):
+            raise ConfigError("incident energies must all be finite and > 0 MeV")
+        if not bool(torch.isfinite(showers).all()) or bool((showers < 0).any()):
+            raise ConfigError("showers must be finite and >= 0 MeV (clip negative voxels first)")
 
     def summary(self) -> dict[str, Any]:
         """Fitted constants and settings, JSON-serialisable (written to the run directory)."""

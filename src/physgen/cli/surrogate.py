@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from physgen.errors import ConfigError
 
 __all__ = ["generate", "parse_duration", "train"]
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
 
 
 def parse_duration(text: str) -> float:
@@ -34,14 +37,16 @@ def parse_duration(text: str) -> float:
             ) from None
         h, mi, s = (float(g) if g else 0.0 for g in m.groups())
         value = 3600 * h + 60 * mi + s
-    if value <= 0:
-        raise ConfigError(f"--max-time: must be > 0, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"--max-time: must be > 0 and finite, got {text!r}")
     return value
 
 
 def train(
     data: Annotated[Path, typer.Option(help="Training showers (CaloChallenge HDF5).")],
-    out: Annotated[Path, typer.Option(help="Run directory to create (or to continue with --resume).")],
+    out: Annotated[
+        Path, typer.Option(help="Run directory to create (or to continue with --resume).")
+    ],
     model: Annotated[
         Optional[str], typer.Option(help="Model: cfm or flow (physgen.models.available_models()).")
     ] = None,
@@ -60,11 +65,15 @@ def train(
     max_time: Annotated[
         Optional[str], typer.Option(help="Stop cleanly with a checkpoint after e.g. 2h, 90m.")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its checkpoint.")
+    ] = False,
     device: Annotated[
         Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a generative surrogate on simulated showers; writes a run directory.
@@ -84,11 +93,18 @@ def train(
         overrides.setdefault("optim", {})["epochs"] = epochs
     if resume:
         saved = read_run_config(out)
-        for opt, given, have in (("--model", model, saved.model), ("--geometry", geometry, saved.geometry)):
+        for opt, given, have in (
+            ("--model", model, saved.model),
+            ("--geometry", geometry, saved.geometry),
+        ):
             if given is not None and given != have:
-                raise ConfigError(f"{opt} {given!r} differs from the run's {have!r} ({out}/config.yaml)")
+                raise ConfigError(
+                    f"{opt} {given!r} differs from the run's {have!r} ({out}/config.yaml)"
+                )
         if config is not None or preset is not None or overrides:
-            raise ConfigError("--resume continues the saved config; drop --config/--preset/--seed/--epochs")
+            raise ConfigError(
+                "--resume continues the saved config; drop --config/--preset/--seed/--epochs"
+            )
         cfg = None
     else:
         if model is None or geometry is None:
@@ -96,12 +112,21 @@ def train(
         cfg = load_config(model, geometry, preset=preset, config_file=config, overrides=overrides)
     t0 = time.monotonic()
     res = run_training(
-        cfg, data, out, resume=resume, max_time_s=seconds, device=device,
+        cfg,
+        data,
+        out,
+        resume=resume,
+        max_time_s=seconds,
+        device=device,
         progress=False if no_progress else None,
     )
     d = {
-        "run_dir": str(res.run_dir), "status": res.status, "steps": res.step, "epochs": res.epoch,
-        "best_val_loss": res.best_val_loss, "n_parameters": res.n_parameters,
+        "run_dir": str(res.run_dir),
+        "status": res.status,
+        "steps": res.step,
+        "epochs": res.epoch,
+        "best_val_loss": res.best_val_loss,
+        "n_parameters": res.n_parameters,
         "elapsed_s": round(time.monotonic() - t0, 2),
     }
     if as_json:
@@ -119,15 +144,21 @@ def generate(
     energies_from: Annotated[
         Optional[Path], typer.Option(help="Use the incident energies of this CaloChallenge file.")
     ] = None,
-    n: Annotated[Optional[int], typer.Option(help="Number of showers (with --energy, or the first N of --energies-from).")] = None,
+    n: Annotated[
+        Optional[int],
+        typer.Option(help="Number of showers (with --energy, or the first N of --energies-from)."),
+    ] = None,
     energy: Annotated[
         Optional[str],
         typer.Option(help="Incident energies: 100GeV, log-uniform 1GeV:1TeV, ds1 or ds1:even."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Showers per write; the output does not depend on it.")] = 10_000,
+    batch_size: Annotated[
+        int, typer.Option(help="Showers per write; the output does not depend on it.")
+    ] = 10_000,
     seed: Annotated[int, typer.Option(help="Run seed (same seed, same showers).")] = 0,
     shard: Annotated[
-        Optional[str], typer.Option(help="Produce shard I of K (e.g. 3/8); merge with physgen merge.")
+        Optional[str],
+        typer.Option(help="Produce shard I of K (e.g. 3/8); merge with physgen merge."),
     ] = None,
     steps: Annotated[Optional[int], typer.Option(help="ODE steps (cfm only).")] = None,
     solver: Annotated[
@@ -135,7 +166,9 @@ def generate(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+    ] = False,
 ) -> None:
     """Generate showers with a trained surrogate into a CaloChallenge file."""
     import numpy as np
@@ -177,13 +210,21 @@ def generate(
     model = load_run(run, device, overrides=overrides or None)
     t0 = time.monotonic()
     path = generate_showers(
-        model, out, energies=energies, seed=seed, batch_size=batch_size, shard=shard_,
-        geometry=cfg.geometry, compression=None if compression == "none" else compression,
+        model,
+        out,
+        energies=energies,
+        seed=seed,
+        batch_size=batch_size,
+        shard=shard_,
+        geometry=cfg.geometry,
+        compression=None if compression == "none" else compression,
         progress=False if no_progress else None,
         attrs={"run_dir": str(run.resolve()), "energy": energy or f"from {energies_from}"},
     )
     dt = time.monotonic() - t0
     with open_showers(path) as f:
         k = f.n_showers
-    typer.echo(f"wrote {path}: {k} showers ({cfg.model}, geometry {cfg.geometry}), {dt:.1f} s "
-               f"= {1e3 * dt / max(k, 1):.3g} ms/shower")
+    typer.echo(
+        f"wrote {path}: {k} showers ({cfg.model}, geometry {cfg.geometry}), {dt:.1f} s "
+        f"= {1e3 * dt / max(k, 1):.3g} ms/shower"
+    )

@@ -53,6 +53,23 @@ def _callable_generator(spec: str) -> Generator:
     return fn  # type: ignore[no-any-return]
 
 
+def run_generator(
+    run_dir: Path, device: str, seed: int, overrides: dict[str, Any] | None = None
+) -> tuple[Generator, Any]:
+    """A trained run directory as a timing callable ``(n, energies) -> showers`` and its model."""
+    import torch
+
+    from physgen.train import load_run
+
+    model = load_run(run_dir, device, overrides=overrides)
+    gen = torch.Generator().manual_seed(seed)
+
+    def generate(n: int, energies: npt.NDArray[np.float64]) -> Any:
+        return model(torch.from_numpy(np.asarray(energies, dtype=np.float64))).sample(generator=gen)
+
+    return generate, model
+
+
 def _energy_sampler(spec: str | None, geometry: str) -> Any:
     if spec is None:
         return geometry
@@ -80,6 +97,12 @@ def timing(
             help="Time a Python callable MODULE:FUNCTION(n, energies (n,1) MeV) -> showers.",
         ),
     ] = None,
+    run: Annotated[
+        Optional[Path],
+        typer.Option(help="Time a trained surrogate (run directory of physgen train)."),
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option(help="ODE steps for a cfm run.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (for --run).")] = "cpu",
     particle: Annotated[str, typer.Option(help="Particle for simulator engines.")] = "electron",
     energy: Annotated[
         Optional[str],
@@ -105,23 +128,40 @@ def timing(
     from physgen.geometry import get_geometry
 
     get_geometry(geometry)
-    if (engine is None) == (callable_ is None):
-        raise ConfigError("timing: give exactly one of --engine or --callable")
+    if sum(v is not None for v in (engine, callable_, run)) != 1:
+        raise ConfigError("timing: give exactly one of --engine, --callable or --run")
     try:
         sizes = [int(v) for v in batch_sizes.split(",") if v.strip()]
     except ValueError as exc:
         raise ConfigError(
             f"--batch-sizes: expected comma-separated integers, got {batch_sizes!r}"
         ) from exc
-    gen = (
-        _engine_generator(engine, geometry, particle, seed)
-        if engine
-        else _callable_generator(callable_ or "")
-    )
+    n_params = None
+    if run is not None:
+        from physgen.evaluate.timing import count_parameters
+        from physgen.train import read_run_config
+
+        run_geo = read_run_config(run).geometry
+        if run_geo != geometry:
+            raise ConfigError(f"--geometry {geometry!r} differs from the run's {run_geo!r}")
+        gen, model = run_generator(run, device, seed, {"steps": steps} if steps else None)
+        n_params = count_parameters(model)
+    elif engine:
+        gen = _engine_generator(engine, geometry, particle, seed)
+    else:
+        gen = _callable_generator(callable_ or "")
     res = time_generator(
-        gen, _energy_sampler(energy, geometry), sizes, repeats=repeats, warmup=warmup, seed=seed
+        gen,
+        _energy_sampler(energy, geometry),
+        sizes,
+        repeats=repeats,
+        warmup=warmup,
+        seed=seed,
+        device=device,
     )
-    d = {"generator": engine or callable_, "geometry": geometry, **res.to_dict()}
+    d = {"generator": engine or callable_ or str(run), "geometry": geometry, **res.to_dict()}
+    if n_params is not None:
+        d["n_parameters"] = n_params
     if out is not None:
         from physgen.io import check_output_path
 
@@ -132,7 +172,10 @@ def timing(
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
-    typer.echo(f"{d['generator']} on {res.device}, geometry {geometry}: ms per shower (mean ± std)")
+    params = f", {n_params:,} trainable parameters" if n_params is not None else ""
+    typer.echo(
+        f"{d['generator']} on {res.device}, geometry {geometry}{params}: ms per shower (mean ± std)"
+    )
     for b in res.batches:
         typer.echo(
             f"  batch {b.batch_size:>6}: {b.ms_per_shower_mean:10.4g} ± {b.ms_per_shower_std:.2g}"

@@ -113,7 +113,9 @@ class CFM(ShowerGenerator):
     def __init__(self, codec: ShowerCodec, config: CFMConfig) -> None:
         super().__init__(codec, config)
         if config.solver not in SOLVERS:
-            raise ConfigError(f"cfm solver must be one of {', '.join(SOLVERS)}, got {config.solver!r}")
+            raise ConfigError(
+                f"cfm solver must be one of {', '.join(SOLVERS)}, got {config.solver!r}"
+            )
         if config.network not in ("mlp", "transformer"):
             raise ConfigError(f"cfm network must be 'mlp' or 'transformer', got {config.network!r}")
         self.path = LinearPath(config.sigma_min)
@@ -122,7 +124,9 @@ class CFM(ShowerGenerator):
         self.energy_field: VelocityField | None = None
         if self.two_stage:
             self.energy_field = VelocityField(
-                ResidualMLP(n_e, n_e, tf + 1, config.energy_hidden, config.energy_blocks, zero_init=True),
+                ResidualMLP(
+                    n_e, n_e, tf + 1, config.energy_hidden, config.energy_blocks, zero_init=True
+                ),
                 tf,
             )
             shape_in, shape_cond, sizes = n_v, 1 + n_e, codec.layer_sizes
@@ -147,14 +151,17 @@ class CFM(ShowerGenerator):
         x0 = self.randn(tuple(x1.shape), generator)
         t = self.rand((x1.shape[0], 1), generator)
         xt, ut = self.path.interpolate(x0, x1, t)
-        return ((field(xt, t, c) - ut) ** 2).mean()
+        loss: Tensor = ((field(xt, t, c) - ut) ** 2).mean()
+        return loss
 
     def loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
         c = batch.condition
         if self.two_stage:
             assert batch.energy is not None and self.energy_field is not None
             le = self._fm_loss(self.energy_field, batch.energy, c, generator)
-            ls = self._fm_loss(self.shape_field, batch.shape, torch.cat([c, batch.energy], 1), generator)
+            ls = self._fm_loss(
+                self.shape_field, batch.shape, torch.cat([c, batch.energy], 1), generator
+            )
             return le + ls
         x1 = batch.shape if batch.energy is None else torch.cat([batch.energy, batch.shape], 1)
         return self._fm_loss(self.shape_field, x1, c, generator)

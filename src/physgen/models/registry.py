@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from physgen.errors import ConfigError
 from physgen.transforms import ShowerCodec
+from physgen.typed_config import from_mapping
 
 __all__ = ["available_models", "build_model", "get_model_class", "register"]
 
@@ -62,13 +64,11 @@ def build_model(name: str, codec: ShowerCodec, config: Mapping[str, Any] | Any =
         codec: The shower codec (its sizes fix the network sizes).
         config: The model's config dataclass, a mapping of its fields, or None for defaults.
     """
-    from physgen.train.config import from_mapping
-
     cls = get_model_class(name)
     if config is None:
         cfg = cls.Config()
     elif dataclasses.is_dataclass(config) and not isinstance(config, type):
         cfg = config
     else:
-        cfg = from_mapping(cls.Config, config, where=f"model ({name})")
+        cfg = from_mapping(cls.Config, typing.cast("Mapping[str, Any]", config), f"model ({name})")
     return cls(codec, cfg)

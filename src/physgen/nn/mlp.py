@@ -24,7 +24,8 @@ class _Block(nn.Module):
             scale, shift = self.film(c).chunk(2, dim=1)
             z = z * (1 + scale) + shift
         z = self.fc2(self.drop(self.act(self.fc1(z))))
-        return h + z
+        out: Tensor = h + z
+        return out
 
 
 class ResidualMLP(nn.Module):
@@ -72,7 +73,8 @@ class ResidualMLP(nn.Module):
             h = self.inp(x)
         for block in self.blocks:
             h = block(h, c)
-        return self.out(nn.functional.silu(self.norm(h)))
+        y: Tensor = self.out(nn.functional.silu(self.norm(h)))
+        return y
 
 
 def _cat(x: Tensor, c: Tensor) -> Tensor:

@@ -29,7 +29,8 @@ class _AdaLNBlock(nn.Module):
         z = self.norm1(h) * (1 + s1) + b1
         h = h + g1 * self.attn(z, z, z, need_weights=False)[0]
         z = self.norm2(h) * (1 + s2) + b2
-        return h + g2 * self.mlp(z)
+        out: Tensor = h + g2 * self.mlp(z)
+        return out
 
 
 class LayerTransformer(nn.Module):

@@ -109,7 +109,7 @@ def load_weights_file(path: Path, model_name: str) -> dict[str, Any]:
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+    except Exception as exc:
         raise ConfigError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict) or "model" not in obj:
         raise ConfigError(f"{path}: not a physgen weights file")
@@ -121,7 +121,10 @@ def load_weights_file(path: Path, model_name: str) -> dict[str, Any]:
 
 
 def load_run(
-    run_dir: str | Path, device: str | torch.device = "cpu", *, overrides: dict[str, Any] | None = None
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    overrides: dict[str, Any] | None = None,
 ) -> ShowerGenerator:
     """Load a trained model (best EMA weights) from a run directory, in eval mode.
 
@@ -149,7 +152,9 @@ def load_run(
         model.load_state_dict(obj["state_dict"])
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"{d / 'weights.pt'}: does not fit the configured network ({first})") from exc
+        raise ConfigError(
+            f"{d / 'weights.pt'}: does not fit the configured network ({first})"
+        ) from exc
     model.to(device).eval()
     return model  # type: ignore[no-any-return]
 

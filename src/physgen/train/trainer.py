@@ -111,8 +111,8 @@ class _EMA:
         d = min(self.decay, (1 + step) / (10 + step)) if self.decay > 0 else 0.0
         for s, p in zip(self.shadow.parameters(), model.parameters()):
             s.lerp_(p.detach(), 1 - d)
-        for s, b in zip(self.shadow.buffers(), model.buffers()):
-            s.copy_(b)
+        for sb, b in zip(self.shadow.buffers(), model.buffers()):
+            sb.copy_(b)
 
 
 def _to_batch(
@@ -131,7 +131,9 @@ def _to_batch(
 def _validation_loss(
     model: ShowerGenerator, val: tuple[np.ndarray, np.ndarray], seed: int, device: torch.device
 ) -> float:
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, _VAL]).generate_state(1)[0]))
+    g = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, _VAL]).generate_state(1)[0])
+    )
     e, x = val
     total, n = 0.0, 0
     for i in range(0, e.shape[0], 2048):
@@ -209,7 +211,9 @@ def train(
     shower_data = ShowerData(data, geo, cfg.data, cfg.seed)
     o = cfg.optim
     if dist_info.world > 1 and o.batch_size < dist_info.world:
-        raise ConfigError(f"optim.batch_size {o.batch_size} < number of processes {dist_info.world}")
+        raise ConfigError(
+            f"optim.batch_size {o.batch_size} < number of processes {dist_info.world}"
+        )
 
     # ---- model and preprocessing (seeded; identical on every rank)
     torch.manual_seed(_seed_from(cfg.seed, _INIT))
@@ -220,9 +224,7 @@ def train(
     )
     model: ShowerGenerator = build_model(cfg.model, codec, cfg.model_config).to(dev)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
     steps_per_epoch = shower_data.steps_per_epoch(o.batch_size)
     total_steps = steps_per_epoch * o.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(o, total_steps))
@@ -247,7 +249,9 @@ def train(
         out.mkdir(exist_ok=True)
         metrics_path = out / "metrics.jsonl"
         if resume and metrics_path.is_file():  # drop lines logged after the checkpoint
-            kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step]
+            kept = [
+                ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step
+            ]
             atomic_write_text(metrics_path, "".join(f"{ln}\n" for ln in kept))
         if not resume:
             atomic_write_text(out / "config.yaml", config_yaml(cfg))
@@ -358,9 +362,17 @@ def train(
                     t_log, n_log = now, 0
                     lr = opt.param_groups[0]["lr"]
                     bar.set_postfix(loss=f"{lossf:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.0f}")
-                    log_line({"step": step, "epoch": epoch, "loss": lossf, "lr": lr,
-                              "grad_norm": grad_norm, "samples_per_s": rate,
-                              "elapsed_s": now - t_start})
+                    log_line(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": lossf,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                            "samples_per_s": rate,
+                            "elapsed_s": now - t_start,
+                        }
+                    )
                 bar.update(1)
                 end_of_epoch = in_epoch >= steps_per_epoch
                 if step % validate_every == 0 or end_of_epoch:
@@ -370,14 +382,25 @@ def train(
                         best, bad = vloss, 0
                         if main:
                             save_torch(
-                                {"model": cfg.model, "state_dict": ema.shadow.state_dict(),
-                                 "step": step, "val_loss": vloss},
+                                {
+                                    "model": cfg.model,
+                                    "state_dict": ema.shadow.state_dict(),
+                                    "step": step,
+                                    "val_loss": vloss,
+                                },
                                 out / "weights.pt",
                             )
                     else:
                         bad += 1
-                    log_line({"step": step, "epoch": epoch, "val_loss": vloss, "best": best,
-                              "elapsed_s": time.monotonic() - t_start})
+                    log_line(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "val_loss": vloss,
+                            "best": best,
+                            "elapsed_s": time.monotonic() - t_start,
+                        }
+                    )
                     if o.patience and bad >= o.patience:
                         status, stop = "early-stopped", True
                 if end_of_epoch:
@@ -402,8 +425,15 @@ def train(
     if main:
         write_json(
             out / "summary.json",
-            {"status": status, "step": step, "epoch": epoch, "total_steps": total_steps,
-             "best_val_loss": best, "elapsed_s": elapsed, "n_parameters": n_params},
+            {
+                "status": status,
+                "step": step,
+                "epoch": epoch,
+                "total_steps": total_steps,
+                "best_val_loss": best,
+                "elapsed_s": elapsed,
+                "n_parameters": n_params,
+            },
         )
     log.info("training %s after %d steps (best validation loss %.4g)", status, step, best)
     return TrainResult(out, status, step, epoch, best, elapsed, n_params)
