@@ -20,6 +20,7 @@ from physgen.train.data import ShowerData
 from showerdata import toy_showers
 
 TINY = {
+    "gan": {"latent": 4, "hidden": 16, "blocks": 1, "critic_hidden": 16, "critic_blocks": 1},
     "cfm": {
         "hidden": 32,
         "blocks": 1,
@@ -169,7 +170,8 @@ def test_streaming_matches_the_split_and_trains(data_file, tmp_path):
     )
 
 
-def test_torchrun_two_processes_gloo(data_file, tmp_path):
+@pytest.mark.parametrize("model", ["flow", "gan"])
+def test_torchrun_two_processes_gloo(model, data_file, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which(
         "torchrun"
     )
@@ -177,7 +179,7 @@ def test_torchrun_two_processes_gloo(data_file, tmp_path):
         pytest.skip("torchrun not found next to the Python executable")
     cfg_file = tmp_path / "tiny.yaml"
     cfg_file.write_text(
-        "model_config: " + json.dumps(TINY["flow"]) + "\n"
+        "model_config: " + json.dumps(TINY[model]) + "\n"
         "optim: {batch_size: 64, epochs: 2, warmup_steps: 2}\n"
     )
     run = tmp_path / "ddp"
@@ -192,7 +194,7 @@ def test_torchrun_two_processes_gloo(data_file, tmp_path):
             "physgen",
             "train",
             "--model",
-            "flow",
+            model,
             "--geometry",
             "1-photons",
             "--config",
@@ -217,8 +219,8 @@ def test_torchrun_two_processes_gloo(data_file, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["step"] == 2 * (450 // 64)
     assert summary["best_val_loss"] < 10
-    model = load_run(run)
-    assert torch.isfinite(model(torch.full((3, 1), 1e4)).sample()).all()
+    trained = load_run(run)
+    assert torch.isfinite(trained(torch.full((3, 1), 1e4)).sample()).all()
 
 
 def test_crash_between_checkpoints_resumes_from_the_last_one(data_file, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -129,6 +130,8 @@ def train(
         "n_parameters": res.n_parameters,
         "elapsed_s": round(time.monotonic() - t0, 2),
     }
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
@@ -160,9 +163,12 @@ def generate(
         Optional[str],
         typer.Option(help="Produce shard I of K (e.g. 3/8); merge with physgen merge."),
     ] = None,
-    steps: Annotated[Optional[int], typer.Option(help="ODE steps (cfm only).")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option(help="Sampling steps (cfm ODE steps, diffusion sampler steps).")
+    ] = None,
     solver: Annotated[
-        Optional[str], typer.Option(help="ODE solver (cfm only): euler, midpoint, rk4, adaptive.")
+        Optional[str],
+        typer.Option(help="cfm: euler, midpoint, rk4, adaptive; diffusion: ddim or ddpm."),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
@@ -201,12 +207,19 @@ def generate(
             e = e[:n]
         energies = e
     overrides: dict[str, Any] = {}
-    if cfg.model != "cfm" and (steps is not None or solver is not None):
-        raise ConfigError(f"--steps/--solver apply to cfm runs only; this run is {cfg.model!r}")
     if steps is not None:
+        if cfg.model not in ("cfm", "diffusion"):
+            raise ConfigError(
+                f"--steps applies to cfm and diffusion runs; this run is {cfg.model!r}"
+            )
         overrides["steps"] = steps
     if solver is not None:
-        overrides["solver"] = solver
+        key = {"cfm": "solver", "diffusion": "sampler"}.get(cfg.model)
+        if key is None:
+            raise ConfigError(
+                f"--solver applies to cfm and diffusion runs; this run is {cfg.model!r}"
+            )
+        overrides[key] = solver
     model = load_run(run, device, overrides=overrides or None)
     t0 = time.monotonic()
     path = generate_showers(

@@ -6,8 +6,8 @@ for tractable models, ``.log_prob(showers)``::
 
     showers = model(torch.full((1000, 1), 5e4)).sample()   # (1000, n_voxels) in MeV
 
-Models register themselves by name (``cfm``, ``flow``); :func:`build_model` makes one from
-a codec and a config mapping.
+Models register themselves by name (``cfm``, ``flow``, ``diffusion``, ``gan``, ``vae``);
+:func:`build_model` makes one from a codec and a config mapping.
 """
 
 from physgen.models.base import ShowerDistribution, ShowerGenerator

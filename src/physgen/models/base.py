@@ -70,6 +70,9 @@ class ShowerGenerator(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type[Any]]
     tractable: ClassVar[bool] = False
+    #: True when a training step leaves some parameters without gradient (GAN alternation);
+    #: DistributedDataParallel then needs ``find_unused_parameters``.
+    ddp_find_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, codec: ShowerCodec, config: Any) -> None:
         super().__init__()
@@ -96,6 +99,23 @@ class ShowerGenerator(nn.Module):
     ) -> tuple[Tensor | None, Tensor]:
         """Model variables ``(energy (N, L) or None, shape (N, V))`` for conditions (N, 1)."""
         raise NotImplementedError
+
+    def validation_loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
+        """Loss used for early stopping and best-weight selection (default: :meth:`loss`).
+
+        Must not change the model's state (adversarial models override it)."""
+        return self.loss(batch, generator)
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups (override for per-module learning rates, e.g. the
+        two-time-scale rule of GANs). Default: one group with every parameter at ``lr``."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def diagnostics(
+        self, batch: Encoded, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
+        """Extra numbers logged with each validation (e.g. mode-collapse monitors)."""
+        return {}
 
     def log_prob_encoded(self, batch: Encoded) -> Tensor:
         """Log density ``(N,)`` of encoded variables (tractable models only)."""

@@ -15,7 +15,13 @@ from physgen.typed_config import from_mapping
 __all__ = ["available_models", "build_model", "get_model_class", "register"]
 
 _REGISTRY: dict[str, type[Any]] = {}
-_BUILTIN_MODULES = ("physgen.models.cfm", "physgen.models.flow")
+_BUILTIN_MODULES = (
+    "physgen.models.cfm",
+    "physgen.models.flow",
+    "physgen.models.gan",
+    "physgen.models.vae",
+    "physgen.models.diffusion",
+)
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model
 from physgen.train.config import OptimConfig, TrainConfig
 from physgen.train.data import ShowerData
-from physgen.train.distributed import DistInfo, init_distributed
+from physgen.train.distributed import DistInfo, init_distributed, shutdown_distributed
 from physgen.train.rundir import (
     atomic_write_text,
     build_codec,
@@ -138,9 +138,19 @@ def _validation_loss(
     total, n = 0.0, 0
     for i in range(0, e.shape[0], 2048):
         batch = _to_batch(model, e[i : i + 2048], x[i : i + 2048], device, g)
-        total += float(model.loss(batch, g)) * len(batch)
+        total += float(model.validation_loss(batch, g)) * len(batch)
         n += len(batch)
     return total / max(n, 1)
+
+
+@torch.no_grad()
+def _diagnostics(
+    model: ShowerGenerator, val: tuple[np.ndarray, np.ndarray], seed: int, device: torch.device
+) -> dict[str, float]:
+    g = torch.Generator().manual_seed(_seed_from(seed, _VAL, 1))
+    e, x = val
+    batch = _to_batch(model, e[:2048], x[:2048], device, g)
+    return {f"diag_{k}": float(v) for k, v in model.diagnostics(batch, g).items()}
 
 
 def _seed_from(*keys: int) -> int:
@@ -200,11 +210,44 @@ def train(
         ConfigError: Bad run directory, config mismatch on resume.
         DataFormatError: Data file not matching the geometry.
     """
-    from tqdm.auto import tqdm
 
     t_start = time.monotonic()
     out = Path(out)
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     dist_info: DistInfo = init_distributed(device)
+    try:
+        return _train(
+            config,
+            data,
+            out,
+            dist_info,
+            resume=resume,
+            max_time_s=max_time_s,
+            progress=progress,
+            stop_after_steps=stop_after_steps,
+            log_every=log_every,
+            t_start=t_start,
+        )
+    finally:
+        if owns_group and dist_info.world > 1:
+            shutdown_distributed()
+
+
+def _train(
+    config: TrainConfig | None,
+    data: str | Path,
+    out: Path,
+    dist_info: DistInfo,
+    *,
+    resume: bool,
+    max_time_s: float | None,
+    progress: bool | None,
+    stop_after_steps: int | None,
+    log_every: int,
+    t_start: float,
+) -> TrainResult:
+    from tqdm.auto import tqdm
+
     dev = dist_info.device
     cfg = _prepare_dir(out, resume, config)
     geo = get_geometry(cfg.geometry)
@@ -224,7 +267,9 @@ def train(
     )
     model: ShowerGenerator = build_model(cfg.model, codec, cfg.model_config).to(dev)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    opt = torch.optim.AdamW(
+        model.param_groups(o.lr), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+    )
     steps_per_epoch = shower_data.steps_per_epoch(o.batch_size)
     total_steps = steps_per_epoch * o.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(o, total_steps))
@@ -283,7 +328,9 @@ def train(
 
     loss_module: nn.Module = _LossModule(model)
     if dist_info.world > 1:
-        loss_module = nn.parallel.DistributedDataParallel(loss_module)
+        loss_module = nn.parallel.DistributedDataParallel(
+            loss_module, find_unused_parameters=model.ddp_find_unused_parameters
+        )
     val = shower_data.validation()
     use_amp = o.amp and dev.type == "cuda"
     validate_every = o.validate_every or steps_per_epoch
@@ -399,6 +446,7 @@ def train(
                             "val_loss": vloss,
                             "best": best,
                             "elapsed_s": time.monotonic() - t_start,
+                            **_diagnostics(ema.shadow, val, cfg.seed, dev),  # type: ignore[arg-type]
                         }
                     )
                     if o.patience and bad >= o.patience:

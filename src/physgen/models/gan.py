@@ -1,0 +1,345 @@
+"""Conditional Wasserstein GAN with gradient penalty (CaloGAN / BoloGAN style).
+
+The trainer runs one optimiser over all parameters and one scalar loss per step, so the
+critic/generator alternation lives inside :meth:`GAN.loss`: a step-counter buffer decides
+whether a step is a critic step (``n_critic`` of them) or a generator step (one), and each
+loss is built so that only the active network is in the autograd graph. The inactive
+network's parameters therefore keep ``grad = None`` after the trainer's
+``zero_grad(set_to_none=True)``, and AdamW skips them entirely (no momentum drift, no weight
+decay) on that step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from physgen.errors import ConfigError
+from physgen.models.base import ShowerGenerator
+from physgen.models.registry import register
+from physgen.nn import ResidualMLP
+from physgen.transforms import Encoded, ShowerCodec
+
+__all__ = ["GAN", "GANConfig", "gradient_penalty", "physics_summaries", "sample_moments"]
+
+_LOG_FLOOR = 1e-6
+
+
+def physics_summaries(codec: ShowerCodec, shape: Tensor) -> Tensor:
+    """Differentiable per-layer and total sums of the shape variables, in physical units.
+
+    The shape variables are mapped back through the codec's (differentiable) shape transform
+    and summed per readout layer. In ``incident`` mode the sums are the layer energies and the
+    total energy in units of ``k E_inc``; in ``layers`` mode they are the per-layer
+    normalisations (1 for real showers).
+
+    Args:
+        codec: The model's codec.
+        shape: Encoded shape variables ``(N, V)``.
+
+    Returns:
+        ``(N, L + 1)``: ``log(sum_l + 1e-6)`` for every layer, then ``log(total + 1e-6)``.
+    """
+    raw = codec.shape_transform.inverse(shape).clamp_min(0.0)
+    sums = torch.zeros(shape.shape[0], codec.n_layers, dtype=raw.dtype, device=raw.device)
+    sums = sums.index_add(1, codec.layer_index, raw)
+    total = sums.sum(1, keepdim=True)
+    return torch.log(torch.cat([sums, total], 1) + _LOG_FLOOR)
+
+
+def gradient_penalty(
+    critic: nn.Module, real: Tensor, fake: Tensor, condition: Tensor, u: Tensor
+) -> Tensor:
+    """WGAN-GP penalty ``E[(||grad_x D(x_hat, c)|| - 1)^2]`` on interpolates.
+
+    Args:
+        critic: ``critic(x (N, D), c (N, 1)) -> (N, 1)``.
+        real: Real samples ``(N, D)``.
+        fake: Generated samples ``(N, D)`` (detached).
+        condition: ``(N, 1)``.
+        u: Interpolation weights ``(N, 1)`` in [0, 1]: ``x_hat = u real + (1 - u) fake``.
+
+    Returns:
+        Scalar penalty (differentiable w.r.t. the critic's parameters).
+    """
+    x_hat = (u * real + (1.0 - u) * fake).detach().requires_grad_(True)
+    out = critic(x_hat, condition)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    penalty: Tensor = ((grad.norm(dim=1) - 1.0) ** 2).mean()
+    return penalty
+
+
+def sample_moments(codec: ShowerCodec, x: Tensor, condition: Tensor) -> Tensor:
+    """Summary statistics of a batch of encoded samples, for moment matching.
+
+    For the feature set ``f = [x (all encoded variables), physics_summaries]`` returns, per
+    feature, the mean, the standard deviation and the covariance with the condition.
+
+    Args:
+        codec: The model's codec.
+        x: ``(N, D)`` encoded ``[energy, shape]`` variables.
+        condition: ``(N, 1)``.
+
+    Returns:
+        ``(3, F)``.
+    """
+    feats = torch.cat([x, physics_summaries(codec, x[:, codec.energy_dim :])], 1)
+    c = condition - condition.mean()
+    centred = feats - feats.mean(0)
+    return torch.stack([feats.mean(0), feats.std(0), (centred * c).mean(0)])
+
+
+class Critic(nn.Module):
+    """``D(x, c)``: a residual MLP over ``[x, physics_summaries(x)]`` FiLM-conditioned on c.
+
+    Args:
+        codec: Supplies the layer structure for the physics features.
+        hidden: Width.
+        blocks: Residual blocks.
+        physics_features: Append :func:`physics_summaries` of the shape variables.
+    """
+
+    def __init__(self, codec: ShowerCodec, hidden: int, blocks: int, physics_features: bool):
+        super().__init__()
+        self.codec = [codec]  # a list: not a submodule (the model owns the codec)
+        self.physics_features = physics_features
+        n_in = codec.energy_dim + codec.n_voxels
+        n_feat = codec.n_layers + 1 if physics_features else 0
+        self.net = ResidualMLP(n_in + n_feat, 1, 1, hidden, blocks)
+        # a constant shift of D cancels in the Wasserstein loss: no output bias
+        self.net.out = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        """``x (N, D), c (N, 1) -> (N, 1)``."""
+        if self.physics_features:
+            codec = self.codec[0]
+            x = torch.cat([x, physics_summaries(codec, x[:, codec.energy_dim :])], 1)
+        out: Tensor = self.net(x, c)
+        return out
+
+
+@dataclass
+class GANConfig:
+    """Options of the ``gan`` model.
+
+    Attributes:
+        latent: Size of the generator's N(0, 1) noise.
+        hidden: Width of the generator's residual MLP.
+        blocks: Residual blocks of the generator.
+        critic_hidden: Width of the critic.
+        critic_blocks: Residual blocks of the critic.
+        physics_features: Give the critic per-layer and total sums of the shape variables.
+        n_critic: Critic updates per generator update.
+        gp_lambda: Weight of the gradient penalty.
+        drift: Weight of ``E[D(real)^2]`` keeping the critic's output near 0 (0: off).
+        critic_lr_scale: Critic learning rate relative to ``optim.lr`` (two time scales).
+        weight_decay: AdamW weight decay of both networks (replaces ``optim.weight_decay``).
+    """
+
+    latent: int = 64
+    hidden: int = 256
+    blocks: int = 3
+    critic_hidden: int = 256
+    critic_blocks: int = 3
+    physics_features: bool = True
+    n_critic: int = 5
+    gp_lambda: float = 10.0
+    drift: float = 1e-3
+    critic_lr_scale: float = 1.0
+    weight_decay: float = 0.0
+
+
+@register("gan")
+class GAN(ShowerGenerator):
+    """Conditional WGAN-GP generating all codec variables in one shot.
+
+    The generator maps ``(z ~ N(0, 1)^latent, condition)`` to ``[energy, shape]`` (``layers``
+    mode) or ``shape`` (``incident`` mode) with no output activation. The critic sees the
+    variables, the condition and :func:`physics_summaries`.
+
+    Training: the buffer ``step`` counts back-propagated losses; step ``s`` is a generator step
+    when ``s % (n_critic + 1) == n_critic``, else a critic step. The counter advances in a
+    backward hook, so evaluating the loss without ``backward`` (validation, tests) leaves the
+    model unchanged, and a resumed run continues the exact alternation.
+    """
+
+    ddp_find_unused_parameters = True
+
+    Config = GANConfig
+    config: GANConfig
+    step: Tensor
+
+    def __init__(self, codec: ShowerCodec, config: GANConfig) -> None:
+        super().__init__(codec, config)
+        if config.n_critic < 1:
+            raise ConfigError(f"gan n_critic must be >= 1, got {config.n_critic}")
+        if config.latent < 1 or config.gp_lambda < 0 or config.critic_lr_scale <= 0:
+            raise ConfigError("gan: need latent >= 1, gp_lambda >= 0 and critic_lr_scale > 0")
+        self.dim = codec.energy_dim + codec.n_voxels
+        self.generator = ResidualMLP(config.latent, self.dim, 1, config.hidden, config.blocks)
+        self.critic = Critic(
+            codec, config.critic_hidden, config.critic_blocks, config.physics_features
+        )
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def loss_cycle(self) -> int:
+        """Back-propagated losses per full alternation (``n_critic`` critic + 1 generator)."""
+        return int(self.config.n_critic) + 1
+
+    def is_generator_step(self) -> bool:
+        """Whether the next back-propagated :meth:`loss` updates the generator."""
+        return int(self.step) % self.loss_cycle == self.config.n_critic
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Generator at ``lr``, critic at ``lr * critic_lr_scale``; weight decay from config."""
+        wd = float(self.config.weight_decay)
+        return [
+            {"params": list(self.generator.parameters()), "lr": lr, "weight_decay": wd},
+            {
+                "params": list(self.critic.parameters()),
+                "lr": lr * self.config.critic_lr_scale,
+                "weight_decay": wd,
+            },
+        ]
+
+    def _real(self, batch: Encoded) -> Tensor:
+        if batch.energy is None:
+            return batch.shape
+        return torch.cat([batch.energy, batch.shape], 1)
+
+    def generate(self, condition: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Encoded samples ``(N, D)`` for conditions ``(N, 1)`` (differentiable)."""
+        z = self.randn((condition.shape[0], self.config.latent), generator)
+        out: Tensor = self.generator(z, condition)
+        return out
+
+    def _frozen_critic(self, x: Tensor, c: Tensor) -> Tensor:
+        """The critic evaluated with detached parameters: gradients reach ``x`` only."""
+        params = {k: v.detach() for k, v in self.critic.named_parameters()}
+        buffers = dict(self.critic.named_buffers())
+        out: Tensor = functional_call(self.critic, {**params, **buffers}, (x, c))
+        return out
+
+    # ------------------------------------------------------------------ losses
+    def critic_loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
+        """``E[D(fake)] - E[D(real)] + gp_lambda GP + drift E[D(real)^2]`` (critic grads only).
+
+        Noise order from ``generator``: latent ``(N, latent)``, then interpolation ``(N, 1)``.
+        """
+        c, real = batch.condition, self._real(batch)
+        with torch.no_grad():
+            fake = self.generate(c, generator)
+        u = self.rand((c.shape[0], 1), generator)
+        d_real, d_fake = self.critic(real, c), self.critic(fake, c)
+        loss: Tensor = d_fake.mean() - d_real.mean()
+        if self.config.gp_lambda > 0:
+            loss = loss + self.config.gp_lambda * gradient_penalty(self.critic, real, fake, c, u)
+        if self.config.drift > 0:
+            loss = loss + self.config.drift * (d_real**2).mean()
+        return loss
+
+    def generator_loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
+        """``-E[D(G(z, c), c)]`` with a frozen critic (generator grads only)."""
+        c = batch.condition
+        loss: Tensor = -self._frozen_critic(self.generate(c, generator), c).mean()
+        return loss
+
+    def loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
+        """The critic or generator loss, as the step counter says (see the class docstring).
+
+        Logged training losses therefore alternate between the two objectives.
+        """
+        gen_step = self.is_generator_step()
+        out = (
+            self.generator_loss(batch, generator)
+            if gen_step
+            else self.critic_loss(batch, generator)
+        )
+        if out.requires_grad:
+            out.register_hook(self._advance)  # type: ignore[no-untyped-call]
+        return out
+
+    def _advance(self, grad: Tensor) -> None:
+        with torch.no_grad():
+            self.step.add_(1)
+
+    @torch.no_grad()
+    def validation_loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
+        """Moment mismatch between generated and real encoded variables (state unchanged).
+
+        Generates one sample per validation condition and compares, for every encoded variable
+        and every :func:`physics_summaries` feature, the batch mean, standard deviation and
+        covariance with the condition: the mean squared difference of the three
+        :func:`sample_moments` rows, summed over rows. Unlike the critic's Wasserstein
+        estimate it does not depend on the (moving) critic, so it is comparable across
+        validations; it only sees first and second moments.
+        """
+        c, real = batch.condition, self._real(batch)
+        fake = self.generate(c, generator)
+        diff = sample_moments(self.codec, fake, c) - sample_moments(self.codec, real, c)
+        return (diff**2).mean(1).sum()
+
+    @torch.no_grad()
+    def diagnostics(
+        self, batch: Encoded, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
+        """Mode-collapse monitors (see :func:`collapse_monitors`)."""
+        return collapse_monitors(self, batch, generator)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample_encoded(
+        self, condition: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor | None, Tensor]:
+        c = condition.to(self.device)
+        x = self.generate(c, generator)
+        n_e = self.codec.energy_dim
+        return (x[:, :n_e] if n_e else None), x[:, n_e:]
+
+
+@torch.no_grad()
+def collapse_monitors(
+    model: ShowerGenerator, batch: Encoded, generator: torch.Generator | None, n: int = 64
+) -> dict[str, float]:
+    """Sample-diversity numbers of any generator (ratios near 1 are healthy).
+
+    * ``diversity_ratio``: mean per-variable standard deviation of ``n`` samples at the
+      batch's median condition, divided by that of the ``n`` real showers whose conditions are
+      closest to it (all encoded variables).
+    * ``etot_width_gen`` / ``etot_width_real`` / ``etot_width_ratio``: standard deviation of
+      ``E_tot / E_inc`` of one sample per batch condition vs the real batch (decoded showers).
+
+    Args:
+        model: The generator.
+        batch: A real encoded batch (N rows).
+        generator: Noise source.
+        n: Samples at the median condition.
+    """
+    codec = model.codec
+    c = batch.condition
+    real = batch.shape if batch.energy is None else torch.cat([batch.energy, batch.shape], 1)
+    med = c.median()
+    k = min(n, c.shape[0])
+    near = (c[:, 0] - med).abs().argsort()[:k]
+    energy, shape = model.sample_encoded(med.reshape(1, 1).expand(n, 1), generator)
+    fake = shape if energy is None else torch.cat([energy, shape], 1)
+    std_real = real[near].std(0).mean()
+    ratio = fake.std(0).mean() / std_real.clamp_min(1e-12)
+
+    e_inc = torch.exp(c.double() * (codec.log_e_max - codec.log_e_min) + codec.log_e_min)
+    g_energy, g_shape = model.sample_encoded(c, generator)
+    gen_r = codec.decode(g_energy, g_shape, e_inc).double().sum(1) / e_inc[:, 0]
+    real_r = codec.decode(batch.energy, batch.shape, e_inc).double().sum(1) / e_inc[:, 0]
+    w_gen, w_real = float(gen_r.std()), float(real_r.std())
+    return {
+        "diversity_ratio": float(ratio),
+        "etot_width_gen": w_gen,
+        "etot_width_real": w_real,
+        "etot_width_ratio": w_gen / max(w_real, 1e-12),
+    }
