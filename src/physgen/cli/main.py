@@ -236,12 +236,19 @@ def _register_commands() -> None:
     from physgen.cli.evaluate import evaluate
     from physgen.cli.nis import events, integrate
     from physgen.cli.simulate import simulate
-    from physgen.cli.surrogate import generate, train
+    from physgen.cli.surrogate import front, generate, train
     from physgen.cli.timing import timing
 
     app.command("simulate")(simulate)
     app.command("train")(train)
     app.command("generate")(generate)
+    bench = typer.Typer(
+        help="Benchmarks across models: the quality-versus-speed front.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    bench.command("front")(front)
+    app.add_typer(bench, name="bench")
     app.command("evaluate")(evaluate)
     app.command("timing")(timing)
     app.command("integrate")(integrate)

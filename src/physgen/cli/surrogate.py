@@ -43,6 +43,16 @@ def parse_duration(text: str) -> float:
     return value
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ConfigError(f"{option}: expected comma-separated positive integers, got {text!r}")
+    return values
+
+
 def train(
     data: Annotated[Path, typer.Option(help="Training showers (CaloChallenge HDF5).")],
     out: Annotated[
@@ -241,3 +251,47 @@ def generate(
         f"wrote {path}: {k} showers ({cfg.model}, geometry {cfg.geometry}), {dt:.1f} s "
         f"= {1e3 * dt / max(k, 1):.3g} ms/shower"
     )
+
+
+def front(
+    geometry: Annotated[str, typer.Option(help="Geometry: 1-photons, 2, 3...")],
+    train_file: Annotated[Path, typer.Option("--train", help="Training showers (simulated).")],
+    reference: Annotated[Path, typer.Option(help="Independent reference showers.")],
+    out: Annotated[Path, typer.Option(help="Output folder (front.md, front.json, front.png).")],
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models.")
+    ] = "cfm,flow,diffusion,gan,vae",
+    runs: Annotated[
+        Optional[Path],
+        typer.Option(help="Run directories (reused/resumed when present; default OUT/runs)."),
+    ] = None,
+    train_time: Annotated[
+        Optional[str],
+        typer.Option(help="Training budget per model, e.g. 2h (default: the preset's epochs)."),
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Classifier trainings per model.")] = 3,
+    device: Annotated[str, typer.Option(help="Device for generation timing.")] = "cpu",
+    preset: Annotated[
+        Optional[str], typer.Option(help="Preset for new runs (default MODEL-GEOMETRY; 'tiny').")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option(help="Timing batch sizes.")] = "1,100,10000",
+) -> None:
+    """Train (or load) each model, evaluate and time it; write the quality-vs-speed table and plot."""
+    from physgen.front import run_front
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    rec = run_front(
+        geometry,
+        names,
+        train_file,
+        reference,
+        out,
+        runs_dir=runs,
+        max_time_s=parse_duration(train_time) if train_time else None,
+        repeats=repeats,
+        device=device,
+        preset=preset,
+        batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
+    )
+    typer.echo((out / "front.md").read_text().rstrip())
+    typer.echo(f"{len(rec['entries'])} models -> {out}/front.md, front.json, front.png")

@@ -1,0 +1,348 @@
+"""The quality-versus-speed front: train (or load) surrogates, judge them, tabulate and plot.
+
+Each model is trained on one simulated file (or an existing run directory is reused),
+generates as many showers as an independent reference file (with the reference's incident
+energies), is evaluated with the CaloChallenge metrics (fast classifier, repeats) and timed at
+batch sizes 1/100/10,000. The table has the CaloChallenge columns; the plot shows low-level AUC
+against milliseconds per shower with physgen's Pareto front, and the published CaloChallenge
+2022 submissions for orientation (other data: Geant4; other hardware).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physgen.errors import ConfigError
+
+__all__ = [
+    "FrontEntry",
+    "front_plot",
+    "front_table",
+    "judge_run",
+    "pareto_front",
+    "run_front",
+    "train_or_load",
+]
+
+log = logging.getLogger(__name__)
+BATCH_SIZES = (1, 100, 10_000)
+
+
+@dataclass
+class FrontEntry:
+    """One model's row of the front.
+
+    Attributes:
+        model: Model name.
+        run_dir: Its run directory.
+        n_parameters: Trainable parameters.
+        train: Status, steps and minutes of training (from ``summary.json``).
+        auc_low: ``(mean, std)`` calibrated AUC of the low-level classifier.
+        auc_high: ``(mean, std)`` of the high-level classifier.
+        jsd_low: JSD of the low-level classifier.
+        fpd: ``(value, error)``.
+        kpd: ``(value, error)``.
+        separation: Mean separation power per feature kind.
+        ms_per_shower: ``{batch size: (mean, std)}`` on the timing device.
+        device: Timing device.
+    """
+
+    model: str
+    run_dir: str
+    n_parameters: int
+    train: dict[str, Any]
+    auc_low: tuple[float, float]
+    auc_high: tuple[float, float]
+    jsd_low: float
+    fpd: tuple[float, float]
+    kpd: tuple[float, float]
+    separation: dict[str, float]
+    ms_per_shower: dict[int, tuple[float, float]] = field(default_factory=dict)
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        d = asdict(self)
+        d["ms_per_shower"] = {str(k): list(v) for k, v in self.ms_per_shower.items()}
+        return d
+
+
+def train_or_load(
+    model: str,
+    geometry: str,
+    train_file: str | Path,
+    runs_dir: str | Path,
+    *,
+    max_time_s: float | None = None,
+    preset: str | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """The run directory ``runs_dir/MODEL-GEOMETRY``: reused if finished, resumed if it holds a
+    checkpoint, else trained from the preset.
+
+    Returns:
+        The run directory.
+    """
+    from physgen.train import load_config, train
+
+    run = Path(runs_dir) / f"{model}-{geometry}"
+    if (run / "summary.json").is_file() and (run / "weights.pt").is_file():
+        status = json.loads((run / "summary.json").read_text())["status"]
+        if status in ("completed", "early-stopped") or max_time_s is None:
+            log.info("reusing %s (%s)", run, status)
+            return run
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    if (run / "checkpoint.pt").is_file():
+        train(None, train_file, run, resume=True, max_time_s=max_time_s, progress=progress)
+    else:
+        cfg = load_config(model, geometry, preset=preset)
+        train(cfg, train_file, run, max_time_s=max_time_s, progress=progress)
+    return run
+
+
+def _time_model(
+    model: Any, geometry: str, device: str, sizes: Sequence[int]
+) -> dict[int, tuple[float, float]]:
+    from physgen.evaluate.timing import time_generator
+
+    gen = torch.Generator().manual_seed(0)
+
+    def generate(n: int, e: np.ndarray) -> torch.Tensor:
+        return model(torch.from_numpy(e)).sample(generator=gen)  # type: ignore[no-any-return]
+
+    res = time_generator(
+        generate, geometry, sizes, repeats=5, warmup=1, device=device, max_repeats_large=2
+    )
+    return {b.batch_size: (b.ms_per_shower_mean, b.ms_per_shower_std) for b in res.batches}
+
+
+def judge_run(
+    run_dir: str | Path,
+    reference_file: str | Path,
+    work_dir: str | Path,
+    *,
+    repeats: int = 3,
+    classifier: str = "fast",
+    seed: int = 1,
+    device: str = "cpu",
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+) -> FrontEntry:
+    """Generate for the reference energies, evaluate and time one trained run.
+
+    Args:
+        run_dir: Run directory of ``physgen train``.
+        reference_file: Independent reference showers of the run's geometry.
+        work_dir: Where the generated file and the evaluation folder go.
+        repeats: Classifier trainings (mean ± std).
+        classifier: ``fast`` or ``official``.
+        seed: Generation seed.
+        device: Device for generation timing.
+        batch_sizes: Timing batch sizes.
+    """
+    from physgen.evaluate.pipeline import evaluate
+    from physgen.evaluate.timing import count_parameters
+    from physgen.generate import generate_showers
+    from physgen.train import load_run, read_run_config
+
+    run = Path(run_dir)
+    cfg = read_run_config(run)
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    model = load_run(run)
+    gen_file = work / f"{cfg.model}-{cfg.geometry}-generated.h5"
+    generate_showers(
+        model,
+        gen_file,
+        energies_from=reference_file,
+        seed=seed,
+        geometry=cfg.geometry,
+        progress=False,
+    )
+    ev = evaluate(
+        gen_file,
+        reference_file,
+        cfg.geometry,
+        "hist,cls-low,cls-high,fpd,kpd",
+        work / f"eval-{cfg.model}",
+        classifier=classifier,
+        repeats=repeats,
+        label=cfg.model,
+        plots=False,
+    )
+    r = ev.results
+    cls = r["classifier"]
+    summary = json.loads((run / "summary.json").read_text())
+    model_dev = load_run(run, device) if device != "cpu" else model
+    return FrontEntry(
+        model=cfg.model,
+        run_dir=str(run),
+        n_parameters=count_parameters(model),
+        train={
+            "status": summary["status"],
+            "steps": summary["step"],
+            "minutes": summary["elapsed_s"] / 60,
+            "best_val_loss": summary["best_val_loss"],
+        },
+        auc_low=(cls["cls-low"]["auc"], cls["cls-low"]["auc_std"]),
+        auc_high=(cls["cls-high"]["auc"], cls["cls-high"]["auc_std"]),
+        jsd_low=cls["cls-low"]["jsd"],
+        fpd=(r["fpd_kpd"]["fpd"], r["fpd_kpd"]["fpd_err"]),
+        kpd=(r["fpd_kpd"]["kpd"], r["fpd_kpd"]["kpd_err"]),
+        separation={k: v["mean"] for k, v in r["separation_power_summary"].items()},
+        ms_per_shower=_time_model(model_dev, cfg.geometry, device, batch_sizes),
+        device=device,
+    )
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points not dominated in (time, AUC), both to be minimised, by time."""
+    idx = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best = [], math.inf
+    for i in idx:
+        if points[i][1] < best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def front_table(entries: Sequence[FrontEntry], geometry: str) -> str:
+    """Markdown table with the CaloChallenge columns (and the Pareto members in bold)."""
+    pts = [(e.ms_per_shower.get(10_000, (math.nan, 0))[0], e.auc_low[0]) for e in entries]
+    on_front = set(pareto_front(pts))
+    lines = [
+        f"| model (geometry {geometry}) | params | training | AUC low | AUC high | FPD | KPD | "
+        "sep. E_tot | sep. E_layer | sep. voxel | ms b1 | ms b100 | ms b10k |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, e in enumerate(entries):
+        t = e.ms_per_shower
+        name = f"**{e.model}**" if i in on_front else e.model
+        c1, c100, c10k = (f"{t[b][0]:.3g}" if b in t else "–" for b in (1, 100, 10_000))
+        lines.append(
+            f"| {name} | {e.n_parameters:,} | {e.train['minutes']:.0f} min ({e.train['status']}) | "
+            f"{e.auc_low[0]:.3f} ± {e.auc_low[1]:.3f} | {e.auc_high[0]:.3f} ± {e.auc_high[1]:.3f} | "
+            f"{e.fpd[0]:.3g} ± {e.fpd[1]:.2g} | {e.kpd[0]:.3g} ± {e.kpd[1]:.2g} | "
+            f"{e.separation.get('E_tot', math.nan):.4f} | {e.separation.get('E_layer', math.nan):.4f} | "
+            f"{e.separation.get('voxel', math.nan):.4f} | {c1} | {c100} | {c10k} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) -> Path:
+    """AUC (low level) against ms per shower at batch 10,000 on CPU, Pareto front marked,
+    CaloChallenge 2022 submissions in grey (their CPU batch-10,000 time, Geant4 data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from physgen.evaluate.report import final_results
+
+    fig, ax = plt.subplots(figsize=(7, 5))  # type: ignore[no-untyped-call]
+    cc = [r for r in final_results(geometry) if r["submission name"] != "GEANT4"]
+    cx = [r["time CPU 10000"] for r in cc]
+    cy = [r["binary cls low"] for r in cc]
+    ok = [i for i in range(len(cc)) if math.isfinite(cx[i]) and math.isfinite(cy[i])]
+    if ok:
+        ax.scatter(
+            [cx[i] for i in ok],
+            [cy[i] for i in ok],
+            c="0.6",
+            marker="s",
+            s=25,
+            label="CaloChallenge 2022 (Geant4 data, their hardware)",
+        )
+        for i in ok:
+            ax.annotate(
+                cc[i]["submission name"],
+                (cx[i], cy[i]),
+                fontsize=6,
+                color="0.45",
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
+    pts = [(e.ms_per_shower.get(10_000, (math.nan, 0))[0], e.auc_low[0]) for e in entries]
+    for e, (x, y) in zip(entries, pts):
+        ax.errorbar(x, y, yerr=e.auc_low[1], fmt="o", ms=7, capsize=3, label=f"physgen {e.model}")
+    front = [pts[i] for i in pareto_front(pts)]
+    if len(front) > 1:
+        ax.plot(*zip(*front), "k--", lw=1, label="physgen Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("generation time [ms / shower], CPU, batch 10,000")
+    ax.set_ylabel("AUC, low-level classifier (0.5 = indistinguishable)")
+    ax.set_title(f"Quality vs speed, geometry {geometry} (physgen: cascade reference)")
+    ax.axhline(0.5, color="0.8", lw=0.8)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out_p = Path(out)
+    fig.savefig(out_p, dpi=130)
+    plt.close(fig)
+    return out_p
+
+
+def run_front(
+    geometry: str,
+    models: Sequence[str],
+    train_file: str | Path,
+    reference_file: str | Path,
+    out_dir: str | Path,
+    *,
+    runs_dir: str | Path | None = None,
+    max_time_s: float | None = None,
+    repeats: int = 3,
+    device: str = "cpu",
+    preset: str | None = None,
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+) -> dict[str, Any]:
+    """Train (or load), judge, tabulate and plot every model; writes ``front.md``,
+    ``front.json`` and ``front.png`` in ``out_dir``.
+
+    Raises:
+        ConfigError: No models, or unknown model names.
+    """
+    from physgen.models import get_model_class
+
+    if not models:
+        raise ConfigError("--models: give at least one model")
+    for m in models:
+        get_model_class(m)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(runs_dir) if runs_dir is not None else out / "runs"
+    entries = []
+    for m in models:
+        t0 = time.monotonic()
+        run = train_or_load(m, geometry, train_file, runs, max_time_s=max_time_s, preset=preset)
+        entries.append(
+            judge_run(
+                run,
+                reference_file,
+                out / "work",
+                repeats=repeats,
+                device=device,
+                batch_sizes=batch_sizes,
+            )
+        )
+        log.info("%s judged in %.0f s", m, time.monotonic() - t0)
+    table = front_table(entries, geometry)
+    (out / "front.md").write_text(table)
+    record = {
+        "geometry": geometry,
+        "train_file": str(train_file),
+        "reference_file": str(reference_file),
+        "repeats": repeats,
+        "entries": [e.to_dict() for e in entries],
+    }
+    (out / "front.json").write_text(json.dumps(record, indent=2) + "\n")
+    front_plot(entries, geometry, out / "front.png")
+    return record
