@@ -393,3 +393,24 @@ def test_poll_notices_an_interrupt_while_waiting_for_workers() -> None:
     flag.set()
     with pytest.raises(KeyboardInterrupt):
         next(run._poll(Slow(), flag, every_s=0.01))
+
+
+def test_script_on_stdin_with_workers_does_not_hang(tmp_path):
+    """`python -` cannot be re-imported by spawned workers: the driver falls back to 1 worker
+    with a warning instead of letting the pool respawn workers forever."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.h5"
+    script = (
+        "import logging; logging.basicConfig()\n"
+        "from physgen.simulate.run import simulate\n"
+        f"simulate('2', 'electron', 5, '10GeV', seed=1, out={str(out)!r}, engine='gflash', "
+        "workers=2)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "simulating with 1 worker" in proc.stderr
+    assert out.is_file()

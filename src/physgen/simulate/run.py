@@ -41,6 +41,7 @@ import math
 import multiprocessing
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -292,6 +293,16 @@ def _chunks(
 # -- driver -----------------------------------------------------------------------------
 
 
+def _main_is_importable() -> bool:
+    """False when ``__main__`` came from stdin (``python -``): spawned workers would try to
+    re-run a file called ``<stdin>`` and the pool would restart them forever."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None:
+        return True  # -c, interactive, or -m module: nothing to re-import / importable
+    return Path(path).is_file()
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -437,6 +448,13 @@ def simulate(
 
     from physgen.io import ShowerWriter
 
+    if workers > 1 and not _main_is_importable():
+        log.warning(
+            "workers=%d: the main program is not a file that spawned worker processes can "
+            "re-import (stdin or an interactive session); simulating with 1 worker (same output)",
+            workers,
+        )
+        workers = 1
     t0 = time.perf_counter()
     pool = None
     with _sigint_guard() as interrupted:
