@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from showerdata import toy_showers
 
 from physgen.cli.main import main
 from physgen.front import pareto_front
 from physgen.io import write_showers
+from showerdata import toy_showers
 
 
 def test_pareto_front():
