@@ -41,9 +41,9 @@ import torch
 
 from physgen.evaluate.pipeline import evaluate
 from physgen.evaluate.timing import count_parameters, time_generator
-from physgen.generate import generate_showers
+from physgen.front import judge_run, train_or_load
 from physgen.io import open_showers
-from physgen.train import load_config, load_run, train
+from physgen.train import load_config, load_run
 from physgen.train.rundir import build_codec
 
 HERE = Path(__file__).resolve().parent
@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--timing-geometry", default=None, help="also time that geometry's presets")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
+    ap.add_argument("--from-front", type=Path, default=None,
+                    help="front.json of `physgen bench front` whose entries to reuse")
     args = ap.parse_args()
     geo = args.geometry
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -216,61 +218,29 @@ def main() -> None:
         "models": {},
     }
     runs: dict[str, Path] = {}
+    entries: dict[str, Any] = {}
+    if args.from_front is not None:  # reuse `physgen bench front` results for these models
+        front = json.loads(args.from_front.read_text())
+        entries = {e["model"]: e for e in front["entries"] if e["model"] in models}
     for name in models:
-        run = args.runs / f"{name}-{geo}"
-        runs[name] = run
-        if not (run / "summary.json").is_file():
-            cfg = load_config(name, geo)
-            resume = (run / "checkpoint.pt").is_file()
-            train(
-                None if resume else cfg,
-                train_file,
-                run,
-                resume=resume,
-                max_time_s=60 * args.train_minutes,
-            )
-        summary = json.loads((run / "summary.json").read_text())
-        model = load_run(run)
-        gen_file = args.runs / f"{name}-{geo}-generated.h5"
-        t0 = time.perf_counter()
-        generate_showers(model, gen_file, energies_from=ref_file, seed=1, geometry=geo)
-        gen_s = time.perf_counter() - t0
-        ev = evaluate(
-            gen_file,
-            ref_file,
-            geo,
-            "hist,cls-low,cls-high,fpd,kpd",
-            args.runs / f"eval-{name}-{geo}",
-            repeats=args.repeats,
-            label=name,
-            plots=False,
-        )
-        r = ev.results
-        entry = {
-            "run": str(run),
-            "n_parameters": count_parameters(model),
-            "train_status": summary["status"],
-            "train_steps": summary["step"],
-            "train_minutes": summary["elapsed_s"] / 60,
-            "best_val_loss": summary["best_val_loss"],
-            "generate_file_s": gen_s,
-            "auc_low": [r["classifier"]["cls-low"]["auc"], r["classifier"]["cls-low"]["auc_std"]],
-            "auc_high": [
-                r["classifier"]["cls-high"]["auc"],
-                r["classifier"]["cls-high"]["auc_std"],
-            ],
-            "jsd_low": r["classifier"]["cls-low"]["jsd"],
-            "fpd": [r["fpd_kpd"]["fpd"], r["fpd_kpd"]["fpd_err"]],
-            "kpd": [r["fpd_kpd"]["kpd"], r["fpd_kpd"]["kpd_err"]],
-            "separation_power": {k: v["mean"] for k, v in r["separation_power_summary"].items()},
-            "ms_per_shower": model_timing(model, geo, (1, 100, 10_000)),
+        if name not in entries:
+            run = train_or_load(name, geo, train_file, args.runs, max_time_s=60 * args.train_minutes)
+            entries[name] = judge_run(run, ref_file, args.runs / "work", repeats=args.repeats).to_dict()
+        runs[name] = Path(entries[name]["run_dir"])
+    for name in models:
+        e = entries[name]
+        model = load_run(runs[name])
+        record["models"][name] = {
+            "run": e["run_dir"], "n_parameters": e["n_parameters"],
+            "train_status": e["train"]["status"], "train_steps": e["train"]["steps"],
+            "train_minutes": e["train"]["minutes"], "best_val_loss": e["train"]["best_val_loss"],
+            "auc_low": e["auc_low"], "auc_high": e["auc_high"], "jsd_low": e["jsd_low"],
+            "fpd": e["fpd"], "kpd": e["kpd"], "separation_power": e["separation"],
+            "ms_per_shower": e["ms_per_shower"],
             "ms_per_shower_fixed_energy": {
-                "100GeV": fixed_energy_ms(model, 1e5),
-                "1000GeV": fixed_energy_ms(model, 1e6),
-            },
+                "100GeV": fixed_energy_ms(model, 1e5), "1000GeV": fixed_energy_ms(model, 1e6)},
         }
-        record["models"][name] = entry
-        print(json.dumps({name: entry}, indent=1), flush=True)
+        print(json.dumps({name: record["models"][name]}, indent=1), flush=True)
 
     record["cascade_ms_per_shower"] = cascade_ms(geo, [100.0, 1000.0], {100.0: 10, 1000.0: 3})
     if args.official and record["models"]:

@@ -55,6 +55,7 @@ class FrontEntry:
         separation: Mean separation power per feature kind.
         ms_per_shower: ``{batch size: (mean, std)}`` on the timing device.
         device: Timing device.
+        generated_file: The generated showers that were evaluated.
     """
 
     model: str
@@ -69,6 +70,7 @@ class FrontEntry:
     separation: dict[str, float]
     ms_per_shower: dict[int, tuple[float, float]] = field(default_factory=dict)
     device: str = "cpu"
+    generated_file: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -201,6 +203,7 @@ def judge_run(
         separation={k: v["mean"] for k, v in r["separation_power_summary"].items()},
         ms_per_shower=_time_model(model_dev, cfg.geometry, device, batch_sizes),
         device=device,
+        generated_file=str(gen_file),
     )
 
 
