@@ -172,8 +172,6 @@ def _prepare_dir(out: Path, resume: bool, cfg: TrainConfig | None) -> TrainConfi
         raise ConfigError("train: a config is needed for a new run")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: exists and is not empty; use --resume or a new --out folder")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out: parent folder {out.parent} does not exist")
     return cfg
 
 
@@ -291,7 +289,7 @@ def _train(
 
     main = dist_info.is_main
     if main:
-        out.mkdir(exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         metrics_path = out / "metrics.jsonl"
         if resume and metrics_path.is_file():  # drop lines logged after the checkpoint
             kept = [
