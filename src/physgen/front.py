@@ -293,6 +293,28 @@ def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) ->
     return out_p
 
 
+def _judge_key(
+    run: Path, reference: str | Path, repeats: int, device: str, batch_sizes: Sequence[int]
+) -> dict[str, Any]:
+    """What a judged entry depends on: the weights file, the reference file and the options."""
+    w, r = (run / "weights.pt").stat(), Path(reference).stat()
+    return {
+        "weights": [str(run.resolve()), w.st_size, w.st_mtime_ns],
+        "reference": [str(Path(reference).resolve()), r.st_size, r.st_mtime_ns],
+        "repeats": repeats,
+        "device": device,
+        "batch_sizes": list(batch_sizes),
+    }
+
+
+def _entry_from_dict(d: dict[str, Any]) -> FrontEntry:
+    d = dict(d)
+    d["ms_per_shower"] = {int(k): tuple(v) for k, v in d["ms_per_shower"].items()}
+    for k in ("auc_low", "auc_high", "fpd", "kpd"):
+        d[k] = tuple(d[k])
+    return FrontEntry(**d)
+
+
 def run_front(
     geometry: str,
     models: Sequence[str],
@@ -308,7 +330,8 @@ def run_front(
     batch_sizes: Sequence[int] = BATCH_SIZES,
 ) -> dict[str, Any]:
     """Train (or load), judge, tabulate and plot every model; writes ``front.md``,
-    ``front.json`` and ``front.png`` in ``out_dir``.
+    ``front.json`` and ``front.png`` in ``out_dir``. A model already judged with the same
+    weights, reference and options (``OUT/work/entry-MODEL.json``) is not judged again.
 
     Raises:
         ConfigError: No models, or unknown model names.
@@ -326,8 +349,13 @@ def run_front(
     for m in models:
         t0 = time.monotonic()
         run = train_or_load(m, geometry, train_file, runs, max_time_s=max_time_s, preset=preset)
-        entries.append(
-            judge_run(
+        key = _judge_key(run, reference_file, repeats, device, batch_sizes)
+        cache = out / "work" / f"entry-{m}.json"
+        if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
+            log.info("reusing the judged entry %s", cache)
+            entries.append(_entry_from_dict(json.loads(cache.read_text())["entry"]))
+        else:
+            entry = judge_run(
                 run,
                 reference_file,
                 out / "work",
@@ -335,7 +363,8 @@ def run_front(
                 device=device,
                 batch_sizes=batch_sizes,
             )
-        )
+            cache.write_text(json.dumps({"key": key, "entry": entry.to_dict()}, indent=2))
+            entries.append(entry)
         log.info("%s judged in %.0f s", m, time.monotonic() - t0)
     table = front_table(entries, geometry)
     (out / "front.md").write_text(table)
