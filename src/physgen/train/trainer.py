@@ -388,7 +388,7 @@ def _train(
                 if o.grad_clip > 0:
                     grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
                 else:
-                    grad_norm = math.nan
+                    grad_norm = None  # not computed without clipping
                 opt.step()
                 sched.step()
                 ema.update(model, step)
