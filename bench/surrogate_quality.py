@@ -20,7 +20,8 @@ Usage::
 
 Data files are simulated with ``physgen simulate`` (cascade, seeds 11 and 12) when not
 given. Runs are cached in ``bench/runs/`` (delete them to retrain). Writes
-``bench/results/surrogate_quality.{md,json}`` and ``surrogate_learning_curves.png``.
+``bench/results/surrogate_quality_GEOMETRY.{md,json}`` and
+``surrogate_learning_curves_GEOMETRY.png``.
 """
 
 from __future__ import annotations
@@ -265,10 +266,10 @@ def main() -> None:
             "geometry": args.timing_geometry,
             "models": time_presets(args.timing_geometry, models),
         }
-    learning_curves(runs, RESULTS / "surrogate_learning_curves.png")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "surrogate_quality.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / "surrogate_quality.md").write_text(render(record))
+    learning_curves(runs, RESULTS / f"surrogate_learning_curves_{geo}.png")
+    (RESULTS / f"surrogate_quality_{geo}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RESULTS / f"surrogate_quality_{geo}.md").write_text(render(record))
     print(render(record))
 
 
@@ -359,7 +360,7 @@ def render(rec: dict[str, Any]) -> str:
                 f"| {name} | {m['n_parameters']:,} | {t['1'][0]:.3g} | {t['100'][0]:.3g} "
                 f"| {t['10000'][0]:.3g} | {verdict} |"
             )
-    lines += ["", "![learning curves](surrogate_learning_curves.png)", ""]
+    lines += ["", f"![learning curves](surrogate_learning_curves_{geo}.png)", ""]
     return "\n".join(lines)
 
 
