@@ -187,8 +187,12 @@ def main() -> None:
     ap.add_argument("--timing-geometry", default=None, help="also time that geometry's presets")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
-    ap.add_argument("--from-front", type=Path, default=None,
-                    help="front.json of `physgen bench front` whose entries to reuse")
+    ap.add_argument(
+        "--from-front",
+        type=Path,
+        default=None,
+        help="front.json of `physgen bench front` whose entries to reuse",
+    )
     args = ap.parse_args()
     geo = args.geometry
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -225,42 +229,60 @@ def main() -> None:
         entries = {e["model"]: e for e in front["entries"] if e["model"] in models}
     for name in models:
         if name not in entries:
-            run = train_or_load(name, geo, train_file, args.runs, max_time_s=60 * args.train_minutes)
-            entries[name] = judge_run(run, ref_file, args.runs / "work", repeats=args.repeats).to_dict()
+            run = train_or_load(
+                name, geo, train_file, args.runs, max_time_s=60 * args.train_minutes
+            )
+            entries[name] = judge_run(
+                run, ref_file, args.runs / "work", repeats=args.repeats
+            ).to_dict()
         runs[name] = Path(entries[name]["run_dir"])
     for name in models:
         e = entries[name]
         model = load_run(runs[name])
         record["models"][name] = {
-            "run": e["run_dir"], "n_parameters": e["n_parameters"],
-            "train_status": e["train"]["status"], "train_steps": e["train"]["steps"],
-            "train_minutes": e["train"]["minutes"], "best_val_loss": e["train"]["best_val_loss"],
-            "auc_low": e["auc_low"], "auc_high": e["auc_high"], "jsd_low": e["jsd_low"],
-            "fpd": e["fpd"], "kpd": e["kpd"], "separation_power": e["separation"],
+            "run": e["run_dir"],
+            "n_parameters": e["n_parameters"],
+            "train_status": e["train"]["status"],
+            "train_steps": e["train"]["steps"],
+            "train_minutes": e["train"]["minutes"],
+            "best_val_loss": e["train"]["best_val_loss"],
+            "auc_low": e["auc_low"],
+            "auc_high": e["auc_high"],
+            "jsd_low": e["jsd_low"],
+            "fpd": e["fpd"],
+            "kpd": e["kpd"],
+            "separation_power": e["separation"],
             # re-timed here, one job on the machine (front.json timings may have shared the CPU)
             "ms_per_shower": model_timing(model, geo, (1, 100, 10_000)),
             "ms_per_shower_fixed_energy": {
-                "100GeV": fixed_energy_ms(model, 1e5), "1000GeV": fixed_energy_ms(model, 1e6)},
+                "100GeV": fixed_energy_ms(model, 1e5),
+                "1000GeV": fixed_energy_ms(model, 1e6),
+            },
         }
         print(json.dumps({name: record["models"][name]}, indent=1), flush=True)
 
     record["cascade_ms_per_shower"] = cascade_ms(geo, [100.0, 1000.0], {100.0: 10, 1000.0: 3})
     if args.official and record["models"]:
         best = min(record["models"], key=lambda m: record["models"][m]["auc_low"][0])
-        ev = evaluate(
-            args.runs / f"{best}-{geo}-generated.h5",
-            ref_file,
-            geo,
-            "cls-low,cls-high",
-            args.runs / f"eval-{best}-{geo}-official",
-            classifier="official",
-            repeats=1,
-            label=best,
-            plots=False,
-        )
+        off_dir = args.runs / f"eval-{best}-{geo}-official"
+        if (off_dir / "results.json").is_file():  # e.g. run before with `physgen evaluate`
+            off = json.loads((off_dir / "results.json").read_text())
+        else:
+            off = evaluate(
+                entries[best]["generated_file"],
+                ref_file,
+                geo,
+                "cls-low,cls-high",
+                off_dir,
+                classifier="official",
+                repeats=1,
+                label=best,
+                plots=False,
+            ).results
         record["official"] = {
             "model": best,
-            **{m: ev.results["classifier"][m]["auc"] for m in ("cls-low", "cls-high")},
+            "dir": str(off_dir),
+            **{m: off["classifier"][m]["auc"] for m in ("cls-low", "cls-high")},
         }
     if args.timing_geometry:
         record["preset_timing"] = {
