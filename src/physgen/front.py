@@ -192,7 +192,7 @@ def judge_run(
         train={
             "status": summary["status"],
             "steps": summary["step"],
-            "minutes": summary["elapsed_s"] / 60,
+            "minutes": summary.get("elapsed_total_s", summary["elapsed_s"]) / 60,
             "best_val_loss": summary["best_val_loss"],
         },
         auc_low=(cls["cls-low"]["auc"], cls["cls-low"]["auc_std"]),

@@ -133,6 +133,8 @@ def test_max_time_stops_with_a_checkpoint_and_resumes(data_file, tmp_path):
     assert ck["status"] == "max-time" and ck["step"] == 1
     res2 = train(None, data_file, tmp_path / "run", resume=True, progress=False, max_time_s=1e-9)
     assert res2.step == 2
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["elapsed_total_s"] > summary["elapsed_s"] > 0  # both sessions counted
 
 
 def test_early_stopping(data_file, tmp_path, monkeypatch):

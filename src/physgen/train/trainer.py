@@ -274,6 +274,7 @@ def _train(
     ema = _EMA(model, o.ema_decay)
     noise_gen = torch.Generator()  # reseeded from (seed, rank, step) at every step
     step, epoch, skip = 0, 0, 0
+    earlier_s = 0.0  # wall time of earlier sessions of this run (resume)
     best, bad = math.inf, 0
     if resume:
         ck = load_weights_file(out / "checkpoint.pt", cfg.model)
@@ -284,6 +285,7 @@ def _train(
         torch.set_rng_state(ck["torch_rng"])
         step, epoch, skip = int(ck["step"]), int(ck["epoch"]), int(ck["step_in_epoch"])
         best, bad = float(ck["best_val_loss"]), int(ck["bad_validations"])
+        earlier_s = float(ck.get("elapsed_total_s", 0.0))
         if ck["status"] in ("completed", "early-stopped"):
             raise ConfigError(f"{out}: the run already ended ({ck['status']}); nothing to resume")
 
@@ -352,6 +354,7 @@ def _train(
                 "best_val_loss": best,
                 "bad_validations": bad,
                 "status": st,
+                "elapsed_total_s": earlier_s + time.monotonic() - t_start,
             },
             out / "checkpoint.pt",
         )
@@ -478,6 +481,7 @@ def _train(
                 "total_steps": total_steps,
                 "best_val_loss": best,
                 "elapsed_s": elapsed,
+                "elapsed_total_s": earlier_s + elapsed,
                 "n_parameters": n_params,
             },
         )
