@@ -331,7 +331,7 @@ def run_front(
 ) -> dict[str, Any]:
     """Train (or load), judge, tabulate and plot every model; writes ``front.md``,
     ``front.json`` and ``front.png`` in ``out_dir``. A model already judged with the same
-    weights, reference and options (``OUT/work/entry-MODEL.json``) is not judged again.
+    weights, reference and options (``OUT/judged/entry-MODEL.json``) is not judged again.
 
     Raises:
         ConfigError: No models, or unknown model names.
@@ -350,7 +350,7 @@ def run_front(
         t0 = time.monotonic()
         run = train_or_load(m, geometry, train_file, runs, max_time_s=max_time_s, preset=preset)
         key = _judge_key(run, reference_file, repeats, device, batch_sizes)
-        cache = out / "work" / f"entry-{m}.json"
+        cache = out / "judged" / f"entry-{m}.json"
         if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
             log.info("reusing the judged entry %s", cache)
             entries.append(_entry_from_dict(json.loads(cache.read_text())["entry"]))
@@ -358,7 +358,7 @@ def run_front(
             entry = judge_run(
                 run,
                 reference_file,
-                out / "work",
+                out / "judged",
                 repeats=repeats,
                 device=device,
                 batch_sizes=batch_sizes,
@@ -370,8 +370,8 @@ def run_front(
     (out / "front.md").write_text(table)
     record = {
         "geometry": geometry,
-        "train_file": str(train_file),
-        "reference_file": str(reference_file),
+        "train_file": Path(train_file).name,
+        "reference_file": Path(reference_file).name,
         "repeats": repeats,
         "entries": [e.to_dict() for e in entries],
     }
