@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
 from physgen.models.solvers import SOLVERS, integrate
-from physgen.nn import GaussianFourierEmbedding, LayerTransformer, ResidualMLP
+from physgen.nn import GaussianFourierEmbedding
+from physgen.nn.conditioned import TimeConditioned, stage_networks
 from physgen.transforms import Encoded, ShowerCodec
 
 __all__ = ["CFM", "CFMConfig", "LinearPath", "VelocityField"]
@@ -39,22 +40,8 @@ class LinearPath:
         return (1.0 - a * t) * x0 + t * x1, x1 - a * x0
 
 
-class VelocityField(nn.Module):
-    """``v(x_t, t | c)``: a network over ``x`` conditioned on ``[fourier(t), c]``.
-
-    Args:
-        net: ``net(x (N, D), cond (N, T + C)) -> (N, D)``.
-        time_features: Size T of the Gaussian-Fourier time embedding.
-    """
-
-    def __init__(self, net: nn.Module, time_features: int) -> None:
-        super().__init__()
-        self.time = GaussianFourierEmbedding(time_features, scale=16.0)
-        self.net = net
-
-    def forward(self, x: Tensor, t: Tensor, c: Tensor) -> Tensor:
-        t = t.reshape(-1, 1).expand(x.shape[0], 1)
-        return self.net(x, torch.cat([self.time(t), c], dim=1))  # type: ignore[no-any-return]
+VelocityField = TimeConditioned
+"""``v(x_t, t | c)``: a network over ``x`` conditioned on ``[fourier(t), c]``."""
 
 
 @dataclass
@@ -119,34 +106,27 @@ class CFM(ShowerGenerator):
         if config.network not in ("mlp", "transformer"):
             raise ConfigError(f"cfm network must be 'mlp' or 'transformer', got {config.network!r}")
         self.path = LinearPath(config.sigma_min)
-        n_e, n_v, tf = codec.energy_dim, codec.n_voxels, config.time_features
+        n_e, tf = codec.energy_dim, config.time_features
         self.two_stage = bool(config.two_stage and n_e > 0)
-        self.energy_field: VelocityField | None = None
-        if self.two_stage:
-            self.energy_field = VelocityField(
-                ResidualMLP(
-                    n_e, n_e, tf + 1, config.energy_hidden, config.energy_blocks, zero_init=True
-                ),
-                tf,
-            )
-            shape_in, shape_cond, sizes = n_v, 1 + n_e, codec.layer_sizes
-        else:
-            shape_in, shape_cond, sizes = n_v + n_e, 1, [*codec.layer_sizes]
-            if n_e:
-                sizes = [n_e, *sizes]
-        if config.network == "transformer":
-            net: nn.Module = LayerTransformer(
-                sizes, tf + shape_cond, config.d_model, config.depth, config.heads
-            )
-        else:
-            net = ResidualMLP(
-                shape_in, shape_in, tf + shape_cond, config.hidden, config.blocks, zero_init=True
-            )
-        self.shape_field = VelocityField(net, tf)
+        self.energy_field, self.shape_field = stage_networks(
+            codec.layer_sizes,
+            n_e,
+            two_stage=self.two_stage,
+            network=config.network,
+            time_features=tf,
+            make_time=lambda: GaussianFourierEmbedding(tf, scale=16.0),
+            hidden=config.hidden,
+            blocks=config.blocks,
+            d_model=config.d_model,
+            depth=config.depth,
+            heads=config.heads,
+            energy_hidden=config.energy_hidden,
+            energy_blocks=config.energy_blocks,
+        )
 
     # ------------------------------------------------------------------ training
     def _fm_loss(
-        self, field: VelocityField, x1: Tensor, c: Tensor, generator: torch.Generator | None
+        self, field: TimeConditioned, x1: Tensor, c: Tensor, generator: torch.Generator | None
     ) -> Tensor:
         x0 = self.randn(tuple(x1.shape), generator)
         t = self.rand((x1.shape[0], 1), generator)
@@ -167,7 +147,7 @@ class CFM(ShowerGenerator):
         return self._fm_loss(self.shape_field, x1, c, generator)
 
     # ------------------------------------------------------------------ sampling
-    def _solve(self, field: VelocityField, x0: Tensor, c: Tensor) -> Tensor:
+    def _solve(self, field: TimeConditioned, x0: Tensor, c: Tensor) -> Tensor:
         cfg = self.config
         return integrate(
             lambda t, x: field(x, t, c),

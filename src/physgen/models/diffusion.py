@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
-from physgen.nn import LayerTransformer, ResidualMLP, SinusoidalEmbedding
+from physgen.nn import SinusoidalEmbedding
+from physgen.nn.conditioned import TimeConditioned, stage_networks
 from physgen.transforms import Encoded, ShowerCodec
 
 __all__ = [
@@ -205,22 +206,8 @@ def ddpm_sample(
     return x
 
 
-class Denoiser(nn.Module):
-    """``f(x_t, t | c)``: a network over ``x`` conditioned on ``[sinusoidal(t), c]``.
-
-    Args:
-        net: ``net(x (N, D), cond (N, T + C)) -> (N, D)``.
-        time_features: Size T of the time embedding.
-    """
-
-    def __init__(self, net: nn.Module, time_features: int) -> None:
-        super().__init__()
-        self.time = SinusoidalEmbedding(time_features, scale=1000.0)
-        self.net = net
-
-    def forward(self, x: Tensor, t: Tensor, c: Tensor) -> Tensor:
-        t = t.reshape(-1, 1).expand(x.shape[0], 1)
-        return self.net(x, torch.cat([self.time(t), c], dim=1))  # type: ignore[no-any-return]
+Denoiser = TimeConditioned
+"""``f(x_t, t | c)``: a network over ``x`` conditioned on ``[sinusoidal(t), c]``."""
 
 
 @dataclass
@@ -289,34 +276,27 @@ class Diffusion(ShowerGenerator):
         if config.sampler not in SAMPLERS:
             raise ConfigError(f"diffusion sampler must be 'ddim' or 'ddpm', got {config.sampler!r}")
         self.schedule = NoiseSchedule(config.schedule)
-        n_e, n_v, tf = codec.energy_dim, codec.n_voxels, config.time_features
+        n_e, tf = codec.energy_dim, config.time_features
         self.two_stage = bool(config.two_stage and n_e > 0)
-        self.energy_net: Denoiser | None = None
-        if self.two_stage:
-            self.energy_net = Denoiser(
-                ResidualMLP(
-                    n_e, n_e, tf + 1, config.energy_hidden, config.energy_blocks, zero_init=True
-                ),
-                tf,
-            )
-            shape_in, shape_cond, sizes = n_v, 1 + n_e, list(codec.layer_sizes)
-        else:
-            shape_in, shape_cond, sizes = n_v + n_e, 1, list(codec.layer_sizes)
-            if n_e:
-                sizes = [n_e, *sizes]
-        if config.network == "transformer":
-            net: nn.Module = LayerTransformer(
-                sizes, tf + shape_cond, config.d_model, config.depth, config.heads
-            )
-        else:
-            net = ResidualMLP(
-                shape_in, shape_in, tf + shape_cond, config.hidden, config.blocks, zero_init=True
-            )
-        self.shape_net = Denoiser(net, tf)
+        self.energy_net, self.shape_net = stage_networks(
+            codec.layer_sizes,
+            n_e,
+            two_stage=self.two_stage,
+            network=config.network,
+            time_features=tf,
+            make_time=lambda: SinusoidalEmbedding(tf, scale=1000.0),
+            hidden=config.hidden,
+            blocks=config.blocks,
+            d_model=config.d_model,
+            depth=config.depth,
+            heads=config.heads,
+            energy_hidden=config.energy_hidden,
+            energy_blocks=config.energy_blocks,
+        )
 
     # ------------------------------------------------------------------ training
     def _dsm_loss(
-        self, net: Denoiser, x0: Tensor, c: Tensor, generator: torch.Generator | None
+        self, net: TimeConditioned, x0: Tensor, c: Tensor, generator: torch.Generator | None
     ) -> Tensor:
         eps = self.randn(tuple(x0.shape), generator)
         t = self.rand((x0.shape[0], 1), generator)
@@ -341,7 +321,7 @@ class Diffusion(ShowerGenerator):
 
     # ------------------------------------------------------------------ sampling
     def _sample(
-        self, net: Denoiser, n: int, dim: int, c: Tensor, generator: torch.Generator | None
+        self, net: TimeConditioned, n: int, dim: int, c: Tensor, generator: torch.Generator | None
     ) -> Tensor:
         cfg = self.config
         x = self.randn((n, dim), generator)
