@@ -377,7 +377,10 @@ def test_generate_weights_of_another_model(
         (["--energy", "10GeV", "--n", "5", "--energies-from", "TRAIN"], ["exactly one of"]),
         (["--energy", "10GeV", "--n", "0"], ["--n", ">= 1"]),
         (["--energies-from", "TRAIN", "--n", "301"], ["--n 301 exceeds the 300 showers"]),
-        (["--energies-from", "TRAIN", "--steps", "4"], ["--steps applies to cfm and diffusion", "'flow'"]),
+        (
+            ["--energies-from", "TRAIN", "--steps", "4"],
+            ["--steps applies to cfm and diffusion", "'flow'"],
+        ),
     ],
 )
 def test_generate_bad_options(
