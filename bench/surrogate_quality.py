@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from physgen.evaluate.pipeline import evaluate
-from physgen.evaluate.timing import count_parameters, time_generator
-from physgen.front import judge_run, train_or_load
+from physgen.evaluate.timing import count_parameters
+from physgen.front import judge_run, time_model, train_or_load
 from physgen.io import open_showers
 from physgen.train import load_config, load_run
 from physgen.train.rundir import build_codec
@@ -104,13 +104,9 @@ def cascade_ms(
 
 
 def model_timing(model: Any, geometry: str, sizes: tuple[int, ...]) -> dict[str, Any]:
-    gen = torch.Generator().manual_seed(0)
-
-    def generate(n: int, e: np.ndarray) -> torch.Tensor:
-        return model(torch.from_numpy(e)).sample(generator=gen)
-
-    res = time_generator(generate, geometry, sizes, repeats=5, warmup=1, max_repeats_large=2)
-    return {str(b.batch_size): [b.ms_per_shower_mean, b.ms_per_shower_std] for b in res.batches}
+    """CaloChallenge timing columns, keyed by batch size as in front.json."""
+    res = time_model(model, geometry, "cpu", sizes)
+    return {str(b): list(v) for b, v in res.items()}
 
 
 def fixed_energy_ms(model: Any, e_mev: float, n: int = 2_000) -> float:

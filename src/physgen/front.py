@@ -31,6 +31,7 @@ __all__ = [
     "judge_run",
     "pareto_front",
     "run_front",
+    "time_model",
     "train_or_load",
 ]
 
@@ -112,9 +113,11 @@ def train_or_load(
     return run
 
 
-def _time_model(
+def time_model(
     model: Any, geometry: str, device: str, sizes: Sequence[int]
 ) -> dict[int, tuple[float, float]]:
+    """Milliseconds per shower ``{batch size: (mean, std)}`` of a surrogate (CaloChallenge
+    harness: geometry's energies, 5 repeats, 2 at batch >= 10,000, warm-up excluded)."""
     from physgen.evaluate.timing import time_generator
 
     gen = torch.Generator().manual_seed(0)
@@ -201,7 +204,7 @@ def judge_run(
         fpd=(r["fpd_kpd"]["fpd"], r["fpd_kpd"]["fpd_err"]),
         kpd=(r["fpd_kpd"]["kpd"], r["fpd_kpd"]["kpd_err"]),
         separation={k: v["mean"] for k, v in r["separation_power_summary"].items()},
-        ms_per_shower=_time_model(model_dev, cfg.geometry, device, batch_sizes),
+        ms_per_shower=time_model(model_dev, cfg.geometry, device, batch_sizes),
         device=device,
         generated_file=str(gen_file),
     )
