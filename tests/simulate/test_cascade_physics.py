@@ -16,6 +16,7 @@ from scipy import stats
 
 from physgen.simulate import cascade_validation as cv
 from physgen.simulate.cascade import CascadeEngine
+from physgen.simulate.cascade_physics import build_tables, electron_grid, range_tables
 from physgen.simulate.materials import get_material
 
 W_EC = 7.97
@@ -28,6 +29,21 @@ EC_EFF = cv.PAR04_EC_EFF_MEV
 def test_1_brems_radiates_e_over_x0(material: str, energy: float) -> None:
     ratio = cv.brems_radiated_fraction(material, energy, n=2_000_000)
     assert ratio == pytest.approx(1.0, abs=0.015)
+
+
+def test_range_tables_integrate_the_stopping_power() -> None:
+    grid = electron_grid()
+    # dE/dx = c / T gives R = T^2 / (2 c); a constant brems rate r gives
+    # lambda = r (R(T) - R(T_0))
+    c, r = 3.0, 0.5
+    rng, lam = range_tables(np.array([c / grid]), np.array([np.full_like(grid, r)]))
+    np.testing.assert_allclose(rng[0], grid**2 / (2 * c), rtol=1e-3)
+    np.testing.assert_allclose(lam[0], r * (grid**2 - grid[0] ** 2) / (2 * c), rtol=1e-3)
+    # the engine's tables: increasing, and W stops a 1 MeV electron in < 0.5 mm
+    tab = build_tables((get_material("W"),), 0.1)
+    assert np.all(np.diff(tab.range_em[0]) > 0) and np.all(np.diff(tab.brems_lambda_em[0]) >= 0)
+    i = int(np.argmin(abs(grid - 1.0)))
+    assert 0.35 < tab.range_em[0, i] < 0.5
 
 
 # ----------------------------------------------------------------- 2 conversion

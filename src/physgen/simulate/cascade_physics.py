@@ -18,7 +18,10 @@ tables on a common logarithmic energy grid that the compiled kernel
   Sternheimer-Peierls general density-effect correction;
 * bremsstrahlung: complete-screening spectrum normalised to E/X0 (Tsai X0), times the
   Bethe-Heitler screening ratio (Butcher-Messel phi1, phi2) that lowers the radiation of
-  electrons of a few MeV; photons below ``k_cut`` are a continuous loss, above it discrete.
+  electrons of a few MeV; photons below ``k_cut`` are a continuous loss, above it discrete;
+* ranges: the CSDA range of e-/e+ with the same continuous loss (collision + soft brems),
+  and the number of discrete-brems interaction lengths along that range, used by the
+  kernel to finish in one step an e+/e- that cannot leave its slab.
 
 Units: MeV, mm, per-mm attenuation coefficients.
 """
@@ -49,6 +52,7 @@ __all__ = [
     "pair_cross_section_per_atom",
     "pair_dsigma_deps",
     "photo_cross_section_per_atom",
+    "range_tables",
     "rossi_critical_energy",
 ]
 
@@ -303,6 +307,10 @@ class MaterialTables:
         mu_photo, mu_compt, mu_pair: Photon attenuation coefficients, 1/mm.
         dedx_em, dedx_ep: Continuous loss of e-/e+ (collision + brems below k_cut), MeV/mm.
         brems_rate: Discrete brems interactions (k > k_cut) per mm, e- and e+.
+        range_em, range_ep: CSDA range of e-/e+ with the continuous loss above, mm
+            (integral of dT / (dE/dx) from 0 to T).
+        brems_lambda_em, brems_lambda_ep: Mean number of discrete brems interactions of
+            an e-/e+ along its remaining range (integral of brems_rate / (dE/dx) dT).
         x0_mm: ``(n_materials,)`` radiation lengths, mm.
         pair_z: ``(n_materials,)`` effective Z for the pair screening functions.
         e_lpm: ``(n_materials,)`` LPM energy (7.7 TeV/cm x X0), MeV.
@@ -314,6 +322,10 @@ class MaterialTables:
     dedx_em: npt.NDArray[np.float64]
     dedx_ep: npt.NDArray[np.float64]
     brems_rate: npt.NDArray[np.float64]
+    range_em: npt.NDArray[np.float64]
+    range_ep: npt.NDArray[np.float64]
+    brems_lambda_em: npt.NDArray[np.float64]
+    brems_lambda_ep: npt.NDArray[np.float64]
     x0_mm: npt.NDArray[np.float64]
     pair_z: npt.NDArray[np.float64]
     e_lpm: npt.NDArray[np.float64]
@@ -327,6 +339,33 @@ def _soft_brems_fraction(yc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]
 def _n_discrete_brems(yc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     y = np.clip(yc, 1e-300, 1.0)
     return 4.0 / 3.0 * np.log(1.0 / y) - 4.0 / 3.0 * (1.0 - y) + 0.5 * (1.0 - y**2)
+
+
+def range_tables(
+    dedx: npt.NDArray[np.float64], rate: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """CSDA range and brems interaction lengths to rest on :func:`electron_grid`.
+
+    Trapezoidal integration in ln T of T / (dE/dx) and T rate / (dE/dx); below the first
+    grid point (1 keV) the range is taken as T / (2 dE/dx) (dE/dx ~ 1/T) and no brems.
+
+    Args:
+        dedx: ``(..., GRID_N)`` continuous loss, MeV/mm (positive).
+        rate: ``(..., GRID_N)`` discrete brems interactions per mm.
+
+    Returns:
+        ``(range_mm, brems_lambda)``, both shaped like ``dedx`` and non-decreasing in T.
+    """
+    grid = electron_grid()
+    f_r = grid / dedx
+    f_l = grid * rate / dedx
+    rng = np.empty_like(f_r)
+    lam = np.empty_like(f_l)
+    rng[..., 0] = 0.5 * f_r[..., 0]
+    lam[..., 0] = 0.0
+    rng[..., 1:] = rng[..., :1] + np.cumsum(0.5 * GRID_DLN_E * (f_r[..., 1:] + f_r[..., :-1]), -1)
+    lam[..., 1:] = np.cumsum(0.5 * GRID_DLN_E * (f_l[..., 1:] + f_l[..., :-1]), axis=-1)
+    return rng, lam
 
 
 def build_tables(
@@ -383,6 +422,20 @@ def build_tables(
         dedx_em[m] = collision_stopping_power(mat, grid) + soft
         dedx_ep[m] = collision_stopping_power(mat, grid, positron=True) + soft
         brems_rate[m] = rate
+    range_em, lambda_em = range_tables(dedx_em, brems_rate)
+    range_ep, lambda_ep = range_tables(dedx_ep, brems_rate)
     return MaterialTables(
-        mu_photo, mu_compt, mu_pair, dedx_em, dedx_ep, brems_rate, x0, pair_z, e_lpm
+        mu_photo,
+        mu_compt,
+        mu_pair,
+        dedx_em,
+        dedx_ep,
+        brems_rate,
+        range_em,
+        range_ep,
+        lambda_em,
+        lambda_ep,
+        x0,
+        pair_z,
+        e_lpm,
     )
