@@ -7,7 +7,7 @@ import json
 import pytest
 
 from physgen.cli.main import main
-from physgen.front import pareto_front
+from physgen.front import FrontEntry, challenge_comparison, comparison_text, pareto_front
 from physgen.io import write_showers
 from showerdata import toy_showers
 
@@ -20,6 +20,46 @@ def test_pareto_front():
 
 
 @pytest.mark.slow
+def _entry(model: str, ms: float, auc: float) -> FrontEntry:
+    return FrontEntry(
+        model=model,
+        run_dir="",
+        n_parameters=1,
+        train={},
+        auc_low=(auc, 0.0),
+        auc_high=(auc, 0.0),
+        jsd_low=0.0,
+        fpd=(0.0, 0.0),
+        kpd=(0.0, 0.0),
+        separation={},
+        ms_per_shower={10_000: (ms, 0.0)},
+    )
+
+
+def test_challenge_comparison_against_published_points():
+    # dataset-1 photons: fastest CPU submission BoloGAN 0.553 ms, best AUC CaloINN 0.626
+    cmp = challenge_comparison(
+        [_entry("ideal", 0.1, 0.55), _entry("slow", 1e6, 0.6), _entry("bad", 0.1, 0.9999)],
+        "1-photons",
+    )
+    assert cmp["submissions"] == 15
+    assert cmp["fastest_ms"] == pytest.approx(0.552852)
+    assert cmp["best_auc"] == pytest.approx(0.62592)
+    ideal, slow, bad = (cmp["models"][m] for m in ("ideal", "slow", "bad"))
+    assert ideal["dominates_all"] and len(ideal["dominates"]) == 15 and not ideal["dominated_by"]
+    assert not slow["dominates"] and not slow["dominated_by"]  # best AUC, slowest
+    assert bad["dominated_by"] == [] and bad["dominates"] == []  # fastest, worst AUC
+    text = comparison_text(cmp)
+    assert "ideal (0.1 ms, AUC 0.550): dominates all" in text
+    assert "slow (1e+06 ms, AUC 0.600): dominates 0/15; dominated by: none." in text
+
+
+def test_challenge_comparison_without_published_results():
+    cmp = challenge_comparison([_entry("m", 1.0, 0.7)], "calogan")
+    assert cmp["submissions"] == 0 and not cmp["models"]["m"]["dominates_all"]
+    assert "No published" in comparison_text(cmp)
+
+
 def test_bench_front_end_to_end(tmp_path, capsys):
     for name, seed in (("train", 1), ("ref", 2)):
         e, x = toy_showers(300, "1-photons", seed=seed)

@@ -26,6 +26,8 @@ from physgen.errors import ConfigError
 
 __all__ = [
     "FrontEntry",
+    "challenge_comparison",
+    "comparison_text",
     "front_plot",
     "front_table",
     "judge_run",
@@ -244,6 +246,67 @@ def front_table(entries: Sequence[FrontEntry], geometry: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def challenge_comparison(entries: Sequence[FrontEntry], geometry: str) -> dict[str, Any]:
+    """Place each physgen model among the CaloChallenge 2022 submissions for ``geometry``.
+
+    A model *dominates* a submission when it is both faster (CPU, batch 10,000) and no worse in
+    low-level AUC. The comparison is for orientation only: the submissions were trained and
+    judged on Geant4 showers on other hardware, physgen's models on cascade showers here.
+
+    Returns:
+        ``{"submissions": n, "fastest_ms": t, "best_auc": a, "models": {model: {"dominates":
+        [...], "dominated_by": [...], "dominates_all": bool}}}``; ``submissions`` is 0 where no
+        published results exist for the geometry.
+    """
+    from physgen.evaluate.report import final_results
+
+    subs = [
+        (str(r["submission name"]), float(r["time CPU 10000"]), float(r["binary cls low"]))
+        for r in final_results(geometry)
+        if r["submission name"] != "GEANT4"
+    ]
+    subs = [s for s in subs if math.isfinite(s[1]) and math.isfinite(s[2])]
+    models: dict[str, Any] = {}
+    for e in entries:
+        t = e.ms_per_shower.get(10_000, (math.nan, 0.0))[0]
+        a = e.auc_low[0]
+        dom = [n for n, st, sa in subs if t < st and a <= sa]
+        by = [n for n, st, sa in subs if st < t and sa <= a]
+        models[e.model] = {
+            "ms_b10k": t,
+            "auc_low": a,
+            "dominates": dom,
+            "dominated_by": by,
+            "dominates_all": bool(subs) and len(dom) == len(subs),
+        }
+    return {
+        "submissions": len(subs),
+        "fastest_ms": min((s[1] for s in subs), default=math.nan),
+        "best_auc": min((s[2] for s in subs), default=math.nan),
+        "models": models,
+    }
+
+
+def comparison_text(comparison: dict[str, Any]) -> str:
+    """Markdown lines summarising :func:`challenge_comparison`."""
+    n = comparison["submissions"]
+    if n == 0:
+        return "No published CaloChallenge results for this geometry.\n"
+    lines = [
+        f"Against the {n} CaloChallenge 2022 submissions (CPU batch-10,000 time, low-level AUC; "
+        "Geant4 data and other hardware, so for orientation only): dominating all of them needs "
+        f"< {comparison['fastest_ms']:.3g} ms/shower and AUC <= {comparison['best_auc']:.3f}.",
+        "",
+    ]
+    for m, c in comparison["models"].items():
+        verdict = "dominates all" if c["dominates_all"] else f"dominates {len(c['dominates'])}/{n}"
+        by = ", ".join(c["dominated_by"]) or "none"
+        lines.append(
+            f"- {m} ({c['ms_b10k']:.3g} ms, AUC {c['auc_low']:.3f}): {verdict}; dominated by: {by}."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) -> Path:
     """AUC (low level) against ms per shower at batch 10,000 on CPU, Pareto front marked,
     CaloChallenge 2022 submissions in grey (their CPU batch-10,000 time, Geant4 data)."""
@@ -370,13 +433,15 @@ def run_front(
             entries.append(entry)
         log.info("%s judged in %.0f s", m, time.monotonic() - t0)
     table = front_table(entries, geometry)
-    (out / "front.md").write_text(table)
+    comparison = challenge_comparison(entries, geometry)
+    (out / "front.md").write_text(table + "\n" + comparison_text(comparison))
     record = {
         "geometry": geometry,
         "train_file": Path(train_file).name,
         "reference_file": Path(reference_file).name,
         "repeats": repeats,
         "entries": [e.to_dict() for e in entries],
+        "calochallenge_comparison": comparison,
     }
     (out / "front.json").write_text(json.dumps(record, indent=2) + "\n")
     front_plot(entries, geometry, out / "front.png")

@@ -59,7 +59,10 @@ def train(
         Path, typer.Option(help="Run directory to create (or to continue with --resume).")
     ],
     model: Annotated[
-        Optional[str], typer.Option(help="Model: cfm or flow (physgen.models.available_models()).")
+        Optional[str],
+        typer.Option(
+            help="Model: cfm, diffusion, flow, gan or vae (physgen.models.available_models())."
+        ),
     ] = None,
     geometry: Annotated[
         Optional[str], typer.Option(help="Geometry of the data: 1-photons, 2, 3, calogan...")
