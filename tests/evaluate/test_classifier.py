@@ -161,6 +161,23 @@ def test_presets() -> None:
         off.lr = 1.0  # type: ignore[misc]
 
 
+def test_patience_shrinks_only_for_long_epochs() -> None:
+    from physgen.evaluate.classifier import _patience
+
+    fast, official = ClassifierConfig(), ClassifierConfig.official()
+    # up to 40,000 training showers (patience_samples / patience) the patience stays 15 ...
+    assert [_patience(fast, n) for n in (1_200, 3_600, 18_000, 40_000)] == [15] * 4
+    # ... above, it is 600,000 training showers in whole epochs, at least 2
+    assert _patience(fast, 120_000) == 5  # geometry 2/3: 60k train per class
+    assert _patience(fast, 160_000) == 4  # 1-photons: 80k train per class
+    assert _patience(fast, 10**7) == 2
+    assert _patience(dataclasses.replace(fast, patience_samples=None), 120_000) == 15
+    assert _patience(dataclasses.replace(fast, patience=None), 1_200) == 500
+    assert _patience(official, 120_000) is None  # official: all 50 epochs
+    with pytest.raises(ConfigError, match="patience_samples"):
+        ClassifierConfig(patience_samples=0)
+
+
 def test_split_sizes() -> None:
     assert split_sizes(121_000, "1-photons") == ((80_000, 20_000, 21_000), "official")
     assert split_sizes(120_800, "1-pions") == ((80_000, 20_000, 20_800), "official")
@@ -258,10 +275,14 @@ def test_repeats_and_streaming_match(samples: dict) -> None:
     assert res.auc_std >= 0.0 and len(res.epochs_run) == 2
     d = res.to_dict()
     assert d["n_repeats"] == 2 and d["preset"] == "fast" and "auc_std" in d
-    # inputs rebuilt per batch (no stored matrix) give the same numbers
-    stream = dataclasses.replace(cfg, max_input_gb=0.0)
-    res2 = run_classifier(ref, gen, GEO, "cls-low", stream, seed=10, repeats=2)
-    assert [r.auc_uncalibrated for r in res2.repeats] == [r.auc_uncalibrated for r in res.repeats]
+    # inputs in a disk cache, or rebuilt per batch (no stored matrix), give the same numbers
+    aucs = [r.auc_uncalibrated for r in res.repeats]
+    disk = dataclasses.replace(cfg, max_input_gb=0.0)
+    res2 = run_classifier(ref, gen, GEO, "cls-low", disk, seed=10, repeats=2)
+    assert [r.auc_uncalibrated for r in res2.repeats] == aucs
+    stream = dataclasses.replace(cfg, max_input_gb=0.0, max_disk_cache_gb=0.0)
+    res3 = run_classifier(ref, gen, GEO, "cls-low", stream, seed=10, repeats=2)
+    assert [r.auc_uncalibrated for r in res3.repeats] == aucs
 
 
 def test_file_inputs(samples: dict, tmp_path) -> None:
@@ -274,8 +295,19 @@ def test_file_inputs(samples: dict, tmp_path) -> None:
     cfg = dataclasses.replace(ClassifierConfig(), max_epochs=2)
     from_files = run_classifier(p1, p2, GEO, "cls-low", cfg, seed=0)
     streamed = run_classifier(
-        p1, p2, GEO, "cls-low", dataclasses.replace(cfg, max_input_gb=0.0), seed=0
+        p1,
+        p2,
+        GEO,
+        "cls-low",
+        dataclasses.replace(cfg, max_input_gb=0.0, max_disk_cache_gb=0.0),
+        seed=0,
     )
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = run_classifier(
+        p1, p2, GEO, "cls-low", dataclasses.replace(cfg, max_input_gb=0.0), cache_dir=cache
+    )
+    assert list(cache.iterdir()) == []  # the disk cache is gone
     arrays = run_classifier(
         (ref[0], ref[1].astype(np.float32)),
         (gen[0], gen[1].astype(np.float32)),
@@ -286,6 +318,7 @@ def test_file_inputs(samples: dict, tmp_path) -> None:
     )
     assert from_files.repeats[0].auc_uncalibrated == arrays.repeats[0].auc_uncalibrated
     assert streamed.repeats[0].auc_uncalibrated == arrays.repeats[0].auc_uncalibrated
+    assert cached.repeats[0].auc_uncalibrated == arrays.repeats[0].auc_uncalibrated
 
 
 def test_errors(samples: dict) -> None:

@@ -23,12 +23,16 @@ Protocol (official definitions, CaloChallenge ``evaluate.py``, see
   JSD is not clipped: on indistinguishable samples it scatters around 0 and can be
   slightly negative.
 
-Memory: inputs are built batch by batch (from arrays or streamed from files)
-and stored as float32 (``float64`` in the official code; the 7-digit rounding
-of the stored inputs is far below the classifier's statistical noise). If the
-stored inputs would exceed ``ClassifierConfig.max_input_gb`` they are not
-stored at all: every training batch is rebuilt from the source (arrays or
-HDF5 rows), so DS3 needs one batch of memory instead of the official 65 GB.
+Memory: the inputs of each sample are built once (streamed from arrays or
+files in small chunks) and stored as float32 (``float64`` in the official code;
+the 7-digit rounding of the stored inputs is far below the classifier's
+statistical noise): in memory up to ``ClassifierConfig.max_input_gb`` (both
+samples together), above that in an anonymous temporary file up to
+``ClassifierConfig.max_disk_cache_gb`` (in ``cache_dir``; the evaluation
+pipeline puts it next to its output; random rows are read back per batch, so
+the process holds one batch, not the matrix), and else not at all: every batch
+is then rebuilt from the source (arrays or HDF5 rows), the slowest way. See
+:mod:`physgen.evaluate.classifier_store`; the three give the same numbers.
 The network itself runs in ``ClassifierConfig.dtype`` (float64 for the
 official preset, float32 for the fast one).
 
@@ -42,7 +46,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,10 +55,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from physgen.errors import ConfigError, DataFormatError
+from physgen.errors import ConfigError
+from physgen.evaluate.classifier_store import InputPool, SampleInputs
 from physgen.evaluate.timing import count_parameters
 from physgen.geometry import Geometry, get_geometry
-from physgen.io import open_showers
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -93,6 +98,8 @@ OFFICIAL_SPLITS: dict[str, tuple[int, tuple[int, int, int]]] = {
 }
 #: Smallest per-class sample the split accepts (gives 30/10/10).
 MIN_SHOWERS = 50
+#: Largest input batch scored at once (bytes of float32 inputs).
+SCORE_BATCH_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------- config
@@ -113,6 +120,12 @@ class ClassifierConfig:
         max_epochs: Epochs at most.
         patience: Stop after this many epochs without improvement of the selection
             metric on the test split (None: run ``max_epochs``).
+        patience_samples: Also stop once this many training showers (summed over
+            epochs, rounded up to whole epochs, at least 2 epochs) have passed without
+            improvement (None: ``patience`` alone). It only bites on large samples,
+            whose epochs are long: above ``patience_samples / patience`` training
+            showers (40,000 at the defaults) the patience shrinks, to 5 epochs for the
+            120,000 training showers of the geometry-2/3 official split.
         select_on: ``"accuracy"`` (official: best test accuracy) or ``"loss"`` (lowest test BCE).
         input_transform: Fixed affine map in front of the network, fitted on the training
             split (DNN modes only; not trained, not counted as parameters): ``"none"``;
@@ -127,8 +140,11 @@ class ClassifierConfig:
         dtype: Network dtype, ``"float32"`` or ``"float64"``.
         official_split: Use the official split sizes when the sample has the official size.
         max_input_gb: Largest in-memory input matrix (both samples together); above it
+            the inputs go to a disk cache.
+        max_disk_cache_gb: Largest input matrix written to a temporary disk cache (both
+            samples together; 0 disables it); above it, or without room on the disk,
             inputs are rebuilt per batch from the source.
-        eval_batch_size: Batch size for scoring.
+        eval_batch_size: Batch size for scoring (capped at about 64 MB of inputs).
     """
 
     name: str = "fast"
@@ -139,6 +155,7 @@ class ClassifierConfig:
     batch_size: int = 500
     max_epochs: int = 100
     patience: int | None = 15
+    patience_samples: int | None = 600_000
     select_on: str = "loss"
     input_transform: str = "auto"
     cosine_lr: bool = False
@@ -148,6 +165,7 @@ class ClassifierConfig:
     dtype: str = "float32"
     official_split: bool = True
     max_input_gb: float = 4.0
+    max_disk_cache_gb: float = 200.0
     eval_batch_size: int = 10_000
 
     def __post_init__(self) -> None:
@@ -159,6 +177,11 @@ class ClassifierConfig:
             (self.batch_size >= 1, "batch_size", "an integer >= 1"),
             (self.max_epochs >= 1, "max_epochs", "an integer >= 1"),
             (self.patience is None or self.patience >= 1, "patience", "None or >= 1"),
+            (
+                self.patience_samples is None or self.patience_samples >= 1,
+                "patience_samples",
+                "None or >= 1",
+            ),
             (self.select_on in ("accuracy", "loss"), "select_on", "'accuracy' or 'loss'"),
             (
                 self.input_transform in ("none", "standardize", "whiten", "auto"),
@@ -168,6 +191,7 @@ class ClassifierConfig:
             (self.whiten_eps > 0, "whiten_eps", "> 0"),
             (self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'"),
             (self.max_input_gb >= 0, "max_input_gb", ">= 0"),
+            (self.max_disk_cache_gb >= 0, "max_disk_cache_gb", ">= 0"),
             (self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1"),
             (self.weight_decay >= 0, "weight_decay", ">= 0"),
         ]
@@ -189,6 +213,7 @@ class ClassifierConfig:
             batch_size=1000,
             max_epochs=50,
             patience=None,
+            patience_samples=None,
             select_on="accuracy",
             input_transform="none",
             cosine_lr=False,
@@ -204,8 +229,11 @@ class ClassifierConfig:
         * width 512 instead of 2048 (3 x 512 hidden layers, LeakyReLU, no dropout),
           float32 instead of float64;
         * Adam lr 1e-3 (instead of 2e-4), batch 500 (instead of 1000);
-        * at most 100 epochs, early stopping after 15 epochs without a lower test BCE;
-          the lowest-test-BCE epoch is kept (official: highest test accuracy, 50 epochs);
+        * at most 100 epochs, early stopping after 15 epochs without a lower test BCE,
+          or after 600,000 training showers without one (whole epochs, at least 2: on
+          geometry-2/3 files of 100k, 120,000 training showers per epoch, that is 5
+          epochs); the lowest-test-BCE epoch is kept (official: highest test accuracy,
+          50 epochs);
         * ``cls-high`` features are ZCA-whitened with the training split's covariance
           (a fixed, invertible affine map: it cannot lose information, and it turns
           small-variance combinations such as log E_tot - log E_inc into unit-variance
@@ -218,6 +246,10 @@ class ClassifierConfig:
         cases (a layer dropped, radial shift by one bin) give 0.997-0.999 for both,
         equal within 0.001. With 15,000 per class the fast preset reaches 0.804 on
         cls-low (the official network was too slow to run there on CPU).
+
+        On two geometry-2 files of 100k showers (``bench/results/evaluate_speed.md``)
+        a whole ``physgen evaluate --mode cls-low`` takes about 3 minutes on 2 idle
+        cores (10 epochs), with inputs in a disk cache and under 1.5 GB of memory.
         """
         return cls()
 
@@ -325,104 +357,6 @@ def _check_mode(mode: str) -> None:
         raise ConfigError(f"--mode: unknown classifier mode {mode!r}; choose from {list(MODES)}")
 
 
-class _Source:
-    """Classifier inputs of one sample (arrays or a file), stored or rebuilt per batch."""
-
-    def __init__(
-        self,
-        sample: Sample,
-        geometry: Geometry,
-        mode: str,
-        label: str,
-        max_bytes: float,
-        chunk: int = 4096,
-    ) -> None:
-        self.mode, self.geometry, self.label = mode, geometry, label
-        self._file = None
-        if isinstance(sample, (str, Path)):
-            self._file = open_showers(sample, geometry)
-            self._e: Any = self._file.energies
-            self._x: Any = self._file.showers
-            self.n = self._file.n_showers
-        else:
-            try:
-                e, x = sample
-            except (TypeError, ValueError) as exc:
-                raise DataFormatError(
-                    f"{label} sample: expected a file path or an (incident_energies, showers) pair"
-                ) from exc
-            self._e = np.asarray(e, dtype=np.float64).reshape(-1, 1)
-            self._x = x if hasattr(x, "shape") and hasattr(x, "__getitem__") else np.asarray(x)
-            if len(self._x.shape) != 2 or self._x.shape[1] != geometry.n_voxels:
-                raise DataFormatError(
-                    f"{label} sample: showers must have shape (N, {geometry.n_voxels}) for "
-                    f"geometry {geometry.name!r}, got {tuple(self._x.shape)}"
-                )
-            if self._e.shape[0] != self._x.shape[0]:
-                raise DataFormatError(
-                    f"{label} sample: {self._e.shape[0]} incident energies but "
-                    f"{self._x.shape[0]} showers"
-                )
-            self.n = int(self._x.shape[0])
-        self.dim = input_dim(mode, geometry)
-        self._cache: F32 | None = None
-        if self.n * self.dim * 4 <= max_bytes:
-            cache = np.empty((self.n, self.dim), dtype=np.float32)
-            for i in range(0, self.n, chunk):
-                j = min(i + chunk, self.n)
-                cache[i:j] = self._build(np.asarray(self._e[i:j]), np.asarray(self._x[i:j]))
-            self._cache = cache
-            self.close()
-
-    def _build(self, e: npt.NDArray[Any], x: npt.NDArray[Any]) -> F32:
-        if not (np.all(np.isfinite(e)) and np.all(e > 0)):
-            raise DataFormatError(f"{self.label} sample: incident energies must be finite and > 0")
-        out = classifier_inputs(self.mode, e, x, self.geometry)
-        if not np.all(np.isfinite(out)):
-            raise DataFormatError(f"{self.label} sample: showers contain NaN or inf")
-        return out
-
-    @property
-    def streaming(self) -> bool:
-        return self._cache is None
-
-    def rows(self, idx: npt.NDArray[np.int64]) -> F32:
-        """Inputs of the showers ``idx`` (any order, unique)."""
-        if self._cache is not None:
-            return self._cache[idx]
-        order = np.argsort(idx, kind="stable")
-        sidx = idx[order]
-        out = np.empty((len(idx), self.dim), dtype=np.float32)
-        out[order] = self._build(np.asarray(self._e[sidx]), np.asarray(self._x[sidx]))
-        return out
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class _Pool:
-    """Several labelled sources behind one global index ``[0, sum n)``."""
-
-    def __init__(self, sources: list[_Source]) -> None:
-        self.sources = sources
-        self.offsets = np.cumsum([0] + [s.n for s in sources])
-
-    def rows(self, gidx: npt.NDArray[np.int64]) -> F32:
-        out = np.empty((len(gidx), self.sources[0].dim), dtype=np.float32)
-        which = np.searchsorted(self.offsets, gidx, side="right") - 1
-        for k, src in enumerate(self.sources):
-            sel = np.nonzero(which == k)[0]
-            if sel.size:
-                out[sel] = src.rows(gidx[sel] - self.offsets[k])
-        return out
-
-    def close(self) -> None:
-        for s in self.sources:
-            s.close()
-
-
 # --------------------------------------------------------------------- splits
 
 
@@ -506,7 +440,7 @@ def _affine_input(mean: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> 
 
 
 def _input_transform(
-    pool: _Pool, idx: npt.NDArray[np.int64], chunk: int, whiten: bool, eps: float
+    pool: InputPool, idx: npt.NDArray[np.int64], chunk: int, whiten: bool, eps: float
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Mean and ``W`` with ``(x - mean) @ W.T`` whitened, or ``(x - mean) * W`` standardised.
 
@@ -548,12 +482,14 @@ class _Fit:
 
 
 def _scores(
-    model: Any, pool: _Pool, idx: npt.NDArray[np.int64], batch: int, dtype: Any, device: str
+    model: Any, pool: InputPool, idx: npt.NDArray[np.int64], batch: int, dtype: Any, device: str
 ) -> npt.NDArray[np.float64]:
     import torch
 
     outs = []
     model.eval()
+    # at most ~64 MB of inputs per batch (10,000 geometry-3 rows would be 1.6 GB)
+    batch = max(1, min(batch, SCORE_BATCH_BYTES // (4 * pool.sources[0].dim)))
     with torch.no_grad():
         for i in range(0, len(idx), batch):
             xb = torch.as_tensor(pool.rows(idx[i : i + batch])).to(device=device, dtype=dtype)
@@ -562,7 +498,7 @@ def _scores(
 
 
 def _train(
-    pool: _Pool,
+    pool: InputPool,
     labels: npt.NDArray[np.int64],
     train_idx: npt.NDArray[np.int64],
     test_idx: npt.NDArray[np.int64],
@@ -584,6 +520,7 @@ def _train(
         else None
     )
     y_test = labels[test_idx]
+    patience = _patience(config, len(train_idx))
     best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
     t0 = time.perf_counter()
     epoch = 0
@@ -615,11 +552,19 @@ def _train(
         else:
             stale += 1
         logger.info("epoch %d: test accuracy %.4f, test loss %.4f", epoch, acc, bce)
-        if acc >= 1.0 or (config.patience is not None and stale >= config.patience):
+        if acc >= 1.0 or (patience is not None and stale >= patience):
             break
     assert best_state is not None
     model.load_state_dict(best_state)
     return _Fit(model, epoch, best_epoch, time.perf_counter() - t0)
+
+
+def _patience(config: ClassifierConfig, n_train: int) -> int | None:
+    """Epochs without improvement before stopping (see ``ClassifierConfig.patience_samples``)."""
+    if config.patience_samples is None:
+        return config.patience
+    by_samples = max(2, math.ceil(config.patience_samples / max(n_train, 1)))
+    return by_samples if config.patience is None else min(config.patience, by_samples)
 
 
 def _acc_loss(
@@ -754,12 +699,31 @@ class ClassifierResult:
 # --------------------------------------------------------------------- drivers
 
 
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads (None: unchanged), then restore."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads: must be >= 1, got {threads}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _prepare(
     samples: list[tuple[str, Sample]],
     geometry: str | Geometry,
     mode: str,
     config: ClassifierConfig,
-) -> tuple[Geometry, _Pool]:
+    cache_dir: str | Path | None = None,
+) -> tuple[Geometry, InputPool]:
     _check_mode(mode)
     geo = get_geometry(geometry)
     if mode == "cls-resnet" and not geo.is_regular:
@@ -767,21 +731,40 @@ def _prepare(
             f"--mode cls-resnet needs a regular geometry ('2', '3'); {geo.name!r} has "
             "layers of different shapes"
         )
-    n_sources = len(samples)
-    max_bytes = config.max_input_gb * 1e9 / max(n_sources, 1)
-    sources: list[_Source] = []
+    if cache_dir is not None and not Path(cache_dir).is_dir():
+        raise ConfigError(f"classifier cache_dir {cache_dir}: not an existing folder")
+    n_sources = max(len(samples), 1)
+    dim = input_dim(mode, geo)
+
+    def build(e: npt.NDArray[Any], x: npt.NDArray[Any]) -> F32:
+        return classifier_inputs(mode, e, x, geo)
+
+    sources: list[SampleInputs] = []
     try:
         for label, s in samples:
-            sources.append(_Source(s, geo, mode, label, max_bytes))
+            sources.append(
+                SampleInputs(
+                    s,
+                    geo,
+                    label,
+                    dim,
+                    build,
+                    max_bytes=config.max_input_gb * 1e9 / n_sources,
+                    max_disk_bytes=config.max_disk_cache_gb * 1e9 / n_sources,
+                    cache_dir=cache_dir,
+                )
+            )
     except BaseException:
         for src in sources:
             src.close()
         raise
-    return geo, _Pool(sources)
+    stores = {src.label: src.store for src in sources}
+    logger.info("classifier %s: %d inputs per shower, stored in %s", mode, dim, stores)
+    return geo, InputPool(sources)
 
 
 def _split_indices(
-    pool: _Pool, sizes: tuple[int, int, int], rng: np.random.Generator
+    pool: InputPool, sizes: tuple[int, int, int], rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.int64], ...]:
     parts: list[list[npt.NDArray[np.int64]]] = [[], [], []]
     for k, src in enumerate(pool.sources):
@@ -793,7 +776,7 @@ def _split_indices(
 
 
 def _fit_one(
-    pool: _Pool,
+    pool: InputPool,
     labels: npt.NDArray[np.int64],
     sizes: tuple[int, int, int],
     geo: Geometry,
@@ -837,6 +820,8 @@ def run_classifier(
     seed: int = 0,
     repeats: int = 1,
     device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> ClassifierResult:
     """Train the binary classifier reference-vs-generated and report calibrated AUC/JSD.
 
@@ -849,18 +834,41 @@ def run_classifier(
         seed: Base seed; repeat ``r`` uses ``seed + r``.
         repeats: Independent trainings (new split and initialisation each).
         device: torch device string.
+        cache_dir: Folder of the temporary disk cache of the inputs (used when they
+            exceed ``config.max_input_gb``; default: the system's temporary folder).
+        threads: torch intra-op threads for this call (None: leave torch's setting).
+            Results are reproducible for the same number of threads.
 
     Raises:
         ConfigError: Unknown mode/preset, unequal sample sizes, too few showers,
             ``repeats < 1``, ``cls-resnet`` on an irregular geometry.
         DataFormatError: Malformed samples.
     """
+    with _torch_threads(threads):
+        return _run_binary(
+            reference, generated, geometry, mode, config, seed, repeats, device, cache_dir
+        )
+
+
+def _run_binary(
+    reference: Sample,
+    generated: Sample,
+    geometry: str | Geometry,
+    mode: str,
+    config: str | ClassifierConfig,
+    seed: int,
+    repeats: int,
+    device: str,
+    cache_dir: str | Path | None,
+) -> ClassifierResult:
     from sklearn.isotonic import IsotonicRegression
 
     cfg = get_preset(config)
     if repeats < 1:
         raise ConfigError(f"--repeats: must be >= 1, got {repeats}")
-    geo, pool = _prepare([("reference", reference), ("generated", generated)], geometry, mode, cfg)
+    geo, pool = _prepare(
+        [("reference", reference), ("generated", generated)], geometry, mode, cfg, cache_dir
+    )
     try:
         n_ref, n_gen = pool.sources[0].n, pool.sources[1].n
         if n_ref != n_gen:
@@ -977,6 +985,8 @@ def run_multiclass(
     config: str | ClassifierConfig = "fast",
     seed: int = 0,
     device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> MulticlassResult:
     """A (K+1)-class classifier over {reference, each generated sample}.
 
@@ -988,9 +998,27 @@ def run_multiclass(
     of the natural-log posterior of the reference class,
     ``mean_x ln p(reference | x)``. Uniform class priors (equal sample sizes).
 
+    ``cache_dir`` and ``threads`` as in :func:`run_classifier`.
+
     Raises:
         ConfigError: No generated sample, a name ``"reference"``, unequal sizes, too few showers.
     """
+    with _torch_threads(threads):
+        return _run_multiclass(
+            reference, generated, geometry, mode, config, seed, device, cache_dir
+        )
+
+
+def _run_multiclass(
+    reference: Sample,
+    generated: Mapping[str, Sample],
+    geometry: str | Geometry,
+    mode: str,
+    config: str | ClassifierConfig,
+    seed: int,
+    device: str,
+    cache_dir: str | Path | None,
+) -> MulticlassResult:
     cfg = get_preset(config)
     if not generated:
         raise ConfigError("multiclass: give at least one generated sample")
@@ -998,7 +1026,7 @@ def run_multiclass(
     if len(set(names)) != len(names):
         raise ConfigError("multiclass: a generated sample must not be called 'reference'")
     samples = [("reference", reference)] + [(k, v) for k, v in generated.items()]
-    geo, pool = _prepare(samples, geometry, mode, cfg)
+    geo, pool = _prepare(samples, geometry, mode, cfg, cache_dir)
     try:
         counts = {nm: s.n for nm, s in zip(names, pool.sources)}
         if len(set(counts.values())) != 1:

@@ -241,6 +241,7 @@ def evaluate(
     repeats: int = 1,
     seed: int = 0,
     device: str = "cpu",
+    threads: int | None = None,
     extra_generated: dict[str, Sample] | None = None,
     batch_size: int | None = None,
     label: str = "generated",
@@ -260,6 +261,9 @@ def evaluate(
         repeats: Classifier trainings with different seeds (mean +- std reported).
         seed: Seed of splits and trainings.
         device: ``"cpu"`` or ``"cuda"`` for classifiers.
+        threads: torch threads for the classifiers (None: leave torch's setting). On a
+            machine shared with other jobs, fewer threads than cores avoid slow,
+            oversubscribed OpenMP.
         extra_generated: Further samples for the ``multiclass`` mode, by name.
         batch_size: Showers per streamed batch.
         label: Name of the generated sample in plots and the report.
@@ -352,6 +356,7 @@ def evaluate(
             repeats=repeats,
             seed=seed,
             device=device,
+            threads=threads,
             label=label,
             plots=plots,
             argv=argv,
@@ -431,6 +436,7 @@ def _run_modes(
     repeats: int,
     seed: int,
     device: str,
+    threads: int | None,
     label: str,
     plots: bool,
     argv: Sequence[str] | None,
@@ -542,6 +548,8 @@ def _run_modes(
                 seed=seed,
                 repeats=repeats,
                 device=device,
+                cache_dir=stage,
+                threads=threads,
             )
             cd = cres.to_dict()
             results["classifier"][mode] = cd
@@ -558,7 +566,14 @@ def _run_modes(
         say("multiclass classifier")
         samples = {label: generated, **extras}
         results["multiclass"] = run_multiclass(
-            reference, samples, geo, config=classifier, seed=seed, device=device
+            reference,
+            samples,
+            geo,
+            config=classifier,
+            seed=seed,
+            device=device,
+            cache_dir=stage,
+            threads=threads,
         ).to_dict()
     if "fpd" in mode_list or "kpd" in mode_list:
         from physgen.evaluate.distances import fpd, kpd
