@@ -78,6 +78,7 @@ def run_physgen(case: str, seed: int, budget: int, neval: int, method: str) -> d
         "eff_xs": r.unweighting_efficiency,
         "eff_max": r.unweighting_efficiency_true_max,
         "train_s": r.train_seconds,
+        "train_cpu_s": r.train_cpu_seconds,
         "train_calls": r.train_calls,
         "throughput": r.throughput,
         "coverage": r.coverage,
@@ -107,9 +108,10 @@ def run_vegas(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
         f = DrellYanLike(1)
     g = vegas.lbatchintegrand(_np_integrand(f))
     integ = vegas.Integrator([[0.0, 1.0]] * f.dim)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = integ(g, nitn=10, neval=budget // 10)
     train_s = time.perf_counter() - t0
+    train_cpu_s = time.process_time() - c0
     t1 = time.perf_counter()
     y = np.random.default_rng(seed).uniform(size=(neval, f.dim))
     x = np.empty_like(y)
@@ -122,6 +124,7 @@ def run_vegas(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
     d.update(
         {
             "train_s": train_s,
+            "train_cpu_s": train_cpu_s,
             "train_calls": int(res.sum_neval),
             "throughput": neval / samp_s,
             "strat_rel_std": strat.sdev * math.sqrt(neval) / strat.mean,
@@ -141,7 +144,7 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
     def cos(steps: int) -> Any:
         return lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if case == "dy3-mc":
 
         def fmc(x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -184,6 +187,7 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
             integ.train(steps)
             variant = "madnis-buffered"
     train_s = time.perf_counter() - t0
+    train_cpu_s = time.process_time() - c0
     t1 = time.perf_counter()
     with torch.no_grad():
         if case == "dy3-mc":
@@ -196,6 +200,7 @@ def run_madnis(case: str, seed: int, budget: int, neval: int) -> dict[str, Any]:
     d.update(
         {
             "train_s": train_s,
+            "train_cpu_s": train_cpu_s,
             "train_calls": budget,
             "throughput": neval / samp_s,
             "variant": variant,
@@ -277,6 +282,10 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _cpu(r: dict[str, Any]) -> str:
+    return f"{r['train_cpu_s']:.1f}" if "train_cpu_s" in r else ""
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     rows = [json.loads(s) for s in RUNS.read_text().splitlines() if s.strip()]
     lines = [
@@ -287,13 +296,16 @@ def cmd_table(args: argparse.Namespace) -> None:
         "`bench/nis.py` from `nis_runs.jsonl`. rel. std = std(w)/<w> per point; eff = "
         "unweighting efficiency <w>/w_max with over-weights carrying 0.1 % of the cross "
         "section (eff max: true maximum). physgen 'coverage' is the mode-collapse guard's "
-        "verdict; its integral is the guarded one (raw = the flow's own estimate).",
+        "verdict; its integral is the guarded one (raw = the flow's own estimate). "
+        "train [s] is wall time, train CPU [s] the process CPU time over the same span "
+        "(recorded from tag v3 on; the fairer clock on a shared machine).",
         "",
         "## All runs",
         "",
         "| case | method | tag | seed | train calls | neval | integral ± err | pull | rel. std | "
-        "strat. | eff 0.1%xs | eff max | train [s] | sampling [pts/s] | coverage | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "strat. | eff 0.1%xs | eff max | train [s] | train CPU [s] | sampling [pts/s] | "
+        "coverage | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["method"] + (f" ({r['variant']})" if "variant" in r else "")
@@ -301,7 +313,7 @@ def cmd_table(args: argparse.Namespace) -> None:
             f"| {r['case']} | {m} | {r.get('tag', '')} | {r['seed']} | {r['train_calls']} | {r['neval']} | "
             f"{r['integral']:.5f} ± {r['error']:.5f} | {_fmt(r['pull'], 2)} | "
             f"{_fmt(r['rel_std'])} | {_fmt(r.get('strat_rel_std'))} | {_fmt(r['eff_xs'])} | "
-            f"{_fmt(r['eff_max'])} | {r['train_s']:.1f} | {r['throughput']:.3g} | "
+            f"{_fmt(r['eff_max'])} | {r['train_s']:.1f} | {_cpu(r)} | {r['throughput']:.3g} | "
             f"{r.get('coverage', '')} | {r.get('load', 0):.1f} |"
         )
     # summary per case/method
@@ -309,9 +321,9 @@ def cmd_table(args: argparse.Namespace) -> None:
         "",
         "## Summary (median over seeds; ranges in brackets)",
         "",
-        "| case | method | tag | seeds | rel. std | eff 0.1%xs | train [s] | sampling [pts/s] | "
-        "|pull| <= 3 | found all modes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | method | tag | seeds | rel. std | eff 0.1%xs | train [s] | train CPU [s] | "
+        "sampling [pts/s] | |pull| <= 3 | found all modes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, Any] = {}
     keys = sorted({(r["case"], r["method"], r.get("tag", "")) for r in rows})
@@ -330,6 +342,8 @@ def cmd_table(args: argparse.Namespace) -> None:
             v = [float(r[k]) for r in rs]
             return f"{min(v):.3g}-{max(v):.3g}"
 
+        cpu = sorted(float(r["train_cpu_s"]) for r in rs if "train_cpu_s" in r)
+        cpu_med = cpu[len(cpu) // 2] if cpu else None
         ok_pull = sum(1 for r in rs if r["pull"] is not None and abs(r["pull"]) <= 3)
         # a run found all modes if its raw estimate is within 5 sigma of exact, or failing
         # that, if the guard flagged it (then nothing wrong was reported)
@@ -342,7 +356,7 @@ def cmd_table(args: argparse.Namespace) -> None:
         lines.append(
             f"| {case} | {method} | {tag} | {len(rs)} | {med('rel_std'):.3g} [{rng('rel_std')}] | "
             f"{med('eff_xs'):.3g} [{rng('eff_xs')}] | {med('train_s'):.1f} | "
-            f"{med('throughput'):.3g} | {ok_pull}/{len(rs)} | {found}/{len(rs)}"
+            f"{'' if cpu_med is None else f'{cpu_med:.1f}'} | {med('throughput'):.3g} | {ok_pull}/{len(rs)} | {found}/{len(rs)}"
             f"{f' ({flagged} flagged)' if flagged else ''} |"
         )
         summary[f"{case}/{method}/{tag}"] = {
@@ -350,6 +364,7 @@ def cmd_table(args: argparse.Namespace) -> None:
             "rel_std_median": med("rel_std"),
             "eff_xs_median": med("eff_xs"),
             "train_s_median": med("train_s"),
+            "train_cpu_s_median": cpu_med,
             "throughput_median": med("throughput"),
             "pull_within_3": ok_pull,
             "found_all_modes": found,

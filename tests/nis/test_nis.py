@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
-from physgen.nis import Camel, CoverageError, DrellYanLike, TrainConfig, integrate
-from physgen.nis.flows import ChannelFlows, CubeRQS
+from physgen.errors import ConfigError
+from physgen.nis import Camel, CoverageError, DrellYanLike, TrainConfig, integrate, train_sampler
+from physgen.nis.flows import (
+    ChannelFlows,
+    CubeRQS,
+    spline_forward,
+    spline_forward_params,
+    spline_inverse_params,
+    spline_table,
+)
 from physgen.nis.vegas import VegasMap, train_vegas
 
 torch.set_num_threads(1)
@@ -36,6 +44,62 @@ def test_flow_density_is_normalised() -> None:
     z, lq = f.sample(50_000, 0)
     assert torch.allclose(f.log_prob(z, 0).double(), lq, atol=1e-3)
     assert float(torch.exp(-lq).mean()) == pytest.approx(1.0, abs=0.03)  # E_q[1/q] = volume
+
+
+def test_fused_spline_matches_autograd_reference() -> None:
+    g = torch.Generator().manual_seed(1)
+    k = 5
+    phi = (1.5 * torch.randn(40, 3, 3 * k + 1, generator=g, dtype=torch.float64)).requires_grad_()
+    x = (torch.rand(40, 3, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
+    y1, l1 = spline_forward_params(phi, x, k)
+    y2, l2 = spline_forward(spline_table(phi, k), x)
+    assert torch.allclose(y1, y2, atol=1e-12) and torch.allclose(l1, l2, atol=1e-10)
+    gy, gl = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.randn(40, 3, generator=g)
+    g1 = torch.autograd.grad((y1 * gy + l1 * gl).sum(), (phi, x))
+    g2 = torch.autograd.grad((y2 * gy + l2 * gl).sum(), (phi, x))
+    for a, b in zip(g1, g2, strict=True):
+        assert torch.allclose(a, b, atol=1e-9)
+    assert torch.autograd.gradcheck(lambda p, v: spline_forward_params(p, v, k), (phi, x))
+    xi, ladj = spline_inverse_params(phi.detach(), y1.detach(), k)
+    assert torch.allclose(xi, x.detach(), atol=1e-9) and torch.allclose(
+        ladj, l1.detach(), atol=1e-8
+    )
+
+
+def test_one_pass_flow_matches_zuko() -> None:
+    torch.manual_seed(3)
+    f = ChannelFlows(5, 2, hidden=(16,))
+    for p in f.parameters():
+        p.data.normal_(0, 0.2)
+    torch.manual_seed(4)
+    z, lq = f.sample(4000, 1)
+    torch.manual_seed(4)
+    z_ref, lq_ref = f.flows[1]().rsample_and_log_prob((4000,))  # zuko's own two-pass path
+    assert torch.allclose(z, (z_ref + 0.5).clamp(1e-7, 1 - 1e-7), atol=1e-5)
+    assert torch.allclose(lq, lq_ref.double(), atol=1e-3)
+    with torch.no_grad():
+        assert torch.allclose(f.log_prob(z, 1), f.flows[1]().log_prob(z - 0.5), atol=1e-4)
+
+
+def test_smoothed_vegas_map_keeps_increments_and_is_continuous() -> None:
+    gen = torch.Generator().manual_seed(0)
+    grid, _ = train_vegas(Camel(2), 2, 40_000, 4, gen, bins=16)
+    smooth = grid.smoothed()
+    edges = grid.edges[:, 3:5].T.contiguous()  # two inner knots per axis
+    knots_u = torch.tensor([[3 / 16, 3 / 16], [4 / 16, 4 / 16]], dtype=torch.float64)
+    assert torch.allclose(smooth.map(knots_u)[0], edges, atol=1e-12)  # same increments
+    u = torch.rand(20_000, 2, generator=gen, dtype=torch.float64)
+    x, jac = smooth.map(u)
+    u2, jac2 = smooth.inverse(x)
+    assert torch.allclose(u2, u, atol=1e-10) and torch.allclose(jac2, jac, rtol=1e-8)
+    eps = 1e-9  # density continuous across an edge (the classic map jumps there)
+    e = float(grid.edges[0, 5])
+    pair = torch.tensor([[e - eps, 0.5], [e + eps, 0.5]], dtype=torch.float64)
+    j_s, j_c = smooth.inverse(pair)[1], grid.inverse(pair)[1]
+    assert abs(float(j_s[0] / j_s[1]) - 1) < 1e-5
+    assert abs(float(j_c[0] / j_c[1]) - 1) > 1e-3
+    w = Camel(2)(x) * jac
+    assert abs(float(w.mean()) - 1.0) < 5 * float(w.std()) / math.sqrt(w.numel())
 
 
 def test_vegas_grid_adapts_and_preserves_volume() -> None:
@@ -71,6 +135,33 @@ def test_nis_multichannel_drell_yan() -> None:
         DrellYanLike(3), method="nis", calls=40_000, eval_calls=40_000, seed=1, config=cfg
     )
     assert abs(r.integral - 1.0) < 4 * r.error
+    assert r.rel_std < 1.0
+
+
+def test_channels_sampled_in_proportion_to_their_integrals() -> None:
+    """Every channel's weights scatter around the same value (the unweighting allocation)."""
+    sampler, hist = train_sampler(DrellYanLike(3), TrainConfig(calls=60_000, **SMALL), seed=2)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    b = sampler.sample(60_000)
+    mean = float(b.weight.mean())
+    for c in range(3):
+        wc = b.weight[b.channel == c]
+        assert abs(float(wc.mean()) / mean - 1) < 0.05, (c, float(wc.mean()) / mean)
+    assert sum(hist["sample_fractions"]) == pytest.approx(1.0)
+
+
+def test_buffer_batch_size_and_softclip_checked() -> None:
+    with pytest.raises(ConfigError, match="buffer_batch_size"):
+        TrainConfig(buffer_batch_size=3).validate()
+    with pytest.raises(ConfigError, match="softclip"):
+        TrainConfig(softclip=-1.0).validate()
+
+
+def test_softclip_training_stays_unbiased() -> None:
+    """Clipping shapes the loss only: the estimate keeps its exact value within errors."""
+    cfg = TrainConfig(softclip=3.0, **SMALL)  # type: ignore[arg-type]
+    r = integrate(Camel(2), method="nis", calls=30_000, eval_calls=40_000, seed=5, config=cfg)
+    assert abs(r.integral - Camel(2).exact) < 4 * r.error
     assert r.rel_std < 1.0
 
 
