@@ -8,6 +8,7 @@ table is rebuilt from that file into ``bench/results/nis.md`` and ``nis.json``.
 Methods:
   physgen         physgen.nis.integrate(method="nis") with defaults (VEGAS grid + spline
                   flows + defensive mixture + buffered variance training), multi-channel for dy3-mc
+  physgen-bN      the same with N buffered optimiser steps per online step (default 3)
   physgen-vegas   physgen's own VEGAS map (map-only importance sampling)
   vegas           Lepage's vegas 6.4.1 (10 x 5e4 adaptation); rel. std/efficiency map-only,
                   "strat." = its VEGAS+ stratified estimate on 1e6 points (1 iteration, frozen)
@@ -36,7 +37,7 @@ from typing import Any
 
 import torch
 
-from physgen.nis import Camel, DrellYanLike, integrate, unweighting_stats
+from physgen.nis import Camel, DrellYanLike, TrainConfig, integrate, unweighting_stats
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "nis_runs.jsonl"
@@ -67,10 +68,13 @@ def weight_metrics(w: torch.Tensor, exact: float) -> dict[str, float]:
     }
 
 
-def run_physgen(case: str, seed: int, budget: int, neval: int, method: str) -> dict[str, Any]:
+def run_physgen(
+    case: str, seed: int, budget: int, neval: int, method: str, buffered_steps: int | None = None
+) -> dict[str, Any]:
     f = make_case(case)
-    r = integrate(f, method=method, calls=budget, eval_calls=neval, seed=seed)
-    d = {
+    cfg = TrainConfig() if buffered_steps is None else TrainConfig(buffered_steps=buffered_steps)
+    r = integrate(f, method=method, calls=budget, eval_calls=neval, seed=seed, config=cfg)
+    d: dict[str, Any] = {
         "integral": r.integral,
         "error": r.error,
         "pull": r.pull,
@@ -86,6 +90,8 @@ def run_physgen(case: str, seed: int, budget: int, neval: int, method: str) -> d
         "raw_error": r.estimate_error,
         "raw_pull": (r.estimate_integral - f.exact) / r.estimate_error,
     }
+    if buffered_steps is not None:
+        d["variant"] = f"buffered_steps={buffered_steps}"
     return d
 
 
@@ -226,6 +232,10 @@ def cmd_run(args: argparse.Namespace) -> None:
                 t = time.perf_counter()
                 if method == "physgen":
                     d = run_physgen(case, seed, args.budget, args.neval, "nis")
+                elif method.startswith("physgen-b"):  # physgen-bN: N buffered steps
+                    d = run_physgen(
+                        case, seed, args.budget, args.neval, "nis", int(method[len("physgen-b") :])
+                    )
                 elif method == "physgen-vegas":
                     d = run_physgen(case, seed, args.budget, args.neval, "vegas")
                 elif method == "vegas":
