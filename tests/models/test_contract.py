@@ -88,6 +88,15 @@ VARIANTS: dict[str, list[dict]] = {
             "prior_hidden": [8],
             "output_noise": 0.1,
         },
+        {
+            "latent": 4,
+            "hidden": 16,
+            "blocks": 1,
+            "prior": "flow",
+            "prior_transforms": 2,
+            "prior_hidden": [8],
+            "prior_passes": 2,
+        },
     ],
     "diffusion": [
         {

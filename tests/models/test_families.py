@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from physgen.errors import ConfigError
 from physgen.io import write_showers
 from physgen.models import build_model
 from physgen.models.diffusion import NoiseSchedule, ddim_sample, ddpm_sample
@@ -343,3 +344,22 @@ def test_resume_of_a_counter_model_is_exact(name, data_file, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("passes", [0, 2])
+def test_vae_prior_passes_sample_the_prior_density(passes):
+    """Coupling (2) and autoregressive (0) priors: sampled latents map back to the base noise."""
+    opts = {"latent": 6, "hidden": 16, "blocks": 1, "prior": "flow", "prior_passes": passes}
+    model, _ = _model("vae", {**opts, "prior_transforms": 2, "prior_hidden": [8]})
+    for p in model.prior_flow.parameters():
+        p.data.normal_(0, 0.3, generator=torch.Generator().manual_seed(2))
+    c = torch.rand(200, 1, generator=torch.Generator().manual_seed(0))
+    z = model.sample_latent(c, torch.Generator().manual_seed(1))
+    eps = model.randn((200, 6), torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(model.prior_flow(c).transform(z), eps, atol=1e-4)
+
+
+def test_vae_prior_passes_checked():
+    with pytest.raises(ConfigError, match="prior_passes"):
+        _model("vae", {"latent": 4, "hidden": 16, "blocks": 1, "prior": "flow", "prior_passes": 1})

@@ -40,6 +40,10 @@ class VAEConfig:
             fitted to the detached posterior samples at full weight).
         prior_transforms: Spline transforms of the flow prior.
         prior_hidden: Hidden layers of the flow prior's networks.
+        prior_passes: Sequential passes to sample one flow-prior transform: 2 = coupling
+            (two halves, one network pass each), 0 = fully autoregressive (``latent``
+            passes per transform, which dominates the generation time of the whole model at
+            large batches), as ``shape_passes`` of the ``flow`` model.
         output_noise: Standard deviation of Gaussian noise added to the decoder mean when
             sampling (a sampling option; 0: the mean).
     """
@@ -55,6 +59,7 @@ class VAEConfig:
     prior: str = "normal"
     prior_transforms: int = 3
     prior_hidden: tuple[int, ...] = field(default_factory=lambda: (64, 64))
+    prior_passes: int = 0
     output_noise: float = 0.0
 
 
@@ -78,6 +83,10 @@ class VAE(ShowerGenerator):
         super().__init__(codec, config)
         if config.prior not in ("normal", "flow"):
             raise ConfigError(f"vae prior must be 'normal' or 'flow', got {config.prior!r}")
+        if config.prior_passes < 0 or config.prior_passes == 1:
+            raise ConfigError(
+                f"vae prior_passes must be 0 (autoregressive) or >= 2, got {config.prior_passes}"
+            )
         if config.latent < 1 or config.beta_max < 0 or config.kl_warmup_steps < 0:
             raise ConfigError("vae: need latent >= 1, beta_max >= 0 and kl_warmup_steps >= 0")
         self.dim = codec.energy_dim + codec.n_voxels
@@ -90,6 +99,7 @@ class VAE(ShowerGenerator):
                 context=1,
                 transforms=config.prior_transforms,
                 hidden_features=tuple(config.prior_hidden),
+                passes=config.prior_passes or None,
             )
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
