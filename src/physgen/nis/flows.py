@@ -23,6 +23,7 @@ __all__ = [
     "ChannelWeightNet",
     "CubeRQS",
     "make_cube_flow",
+    "rqs_inverse_fraction",
     "spline_forward",
     "spline_forward_params",
     "spline_inverse",
@@ -76,6 +77,24 @@ def _rqs_ladj(s: Tensor, xi: Tensor, d0: Tensor, d1: Tensor) -> tuple[Tensor, Te
     return xi1, den, torch.log(num) - 2 * torch.log(den)
 
 
+def rqs_inverse_fraction(dy: Tensor, h: Tensor, s: Tensor, d0: Tensor, d1: Tensor) -> Tensor:
+    """Position ``xi`` in ``[0, 1]`` within one rational-quadratic bin that maps to ``dy``.
+
+    The root of the bin's quadratic (Durkan et al. 2019, eq. 6-8) in the numerically
+    stable form ``2c / (-b - sqrt(b^2 - 4ac))``; ``dy = 0`` gives 0.
+
+    Args:
+        dy: Height above the bin's lower knot (any shape).
+        h: Bin height; ``s`` its mean slope ``h / w``; ``d0``, ``d1`` the knot slopes.
+    """
+    t = d1 + d0 - 2 * s
+    a = h * (s - d0) + dy * t
+    b = h * d0 - dy * t
+    c = -s * dy
+    disc = (b * b - 4 * a * c).clamp(min=0.0)
+    return ((2 * c) / (-b - torch.sqrt(disc))).nan_to_num(0.0).clamp(0.0, 1.0)
+
+
 def spline_forward(table: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Spline map ``x -> y`` and ``log |dy/dx|`` (both shaped like ``x``; ``table`` from
     :func:`spline_table` with one extra trailing ``(3, K + 1)``)."""
@@ -92,14 +111,32 @@ def spline_inverse(table: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     y = y.clamp(-0.5, 0.5)
     x0, w, y0, h, d0, d1 = _segment(table, y, 1)
     s = h / w
-    dy = y - y0
-    t = d1 + d0 - 2 * s
-    a = h * (s - d0) + dy * t
-    b = h * d0 - dy * t
-    c = -s * dy
-    disc = (b * b - 4 * a * c).clamp(min=0.0)
-    xi = ((2 * c) / (-b - torch.sqrt(disc))).clamp(0.0, 1.0)
+    xi = rqs_inverse_fraction(y - y0, h, s, d0, d1)
     return x0 + xi * w, _rqs_ladj(s, xi, d0, d1)[2]
+
+
+def _bin_knots(
+    phi: Tensor, e: Tensor, cs: Tensor, total: Tensor, kk: Tensor, k: int
+) -> tuple[Tensor, ...]:
+    """Knots of bin ``kk`` (``(*, 1)``) of the spline with parameters ``phi``.
+
+    ``e`` are the exponentiated bin logits ``(*, 2, K)`` (widths, heights), ``cs`` their
+    cumulative sums and ``total`` ``(*, 2)`` the row sums. Returns ``(p_k, q_k, x0, y0, w,
+    h, dsel, d0, d1)``: the softmax mass below the bin and of the bin ``(*, 2)``, the
+    bin's lower corner, width and height, the raw slope parameters of its two knots
+    ``(*, 2)`` and the slopes.
+    """
+    a = 1.0 - _MIN_BIN * k
+    idx2 = kk.unsqueeze(-2).expand(*kk.shape[:-1], 2, 1)
+    q_k = e.gather(-1, idx2).squeeze(-1) / total
+    p_k = cs.gather(-1, idx2).squeeze(-1) / total - q_k
+    lo = a * p_k + (_MIN_BIN * kk.to(phi.dtype) - 0.5)
+    width = a * q_k + _MIN_BIN
+    x0, y0 = lo.unbind(-1)
+    w, h = width.unbind(-1)
+    dsel = phi[..., 2 * k :].gather(-1, torch.cat([kk, kk + 1], -1)) + 0.5413248546129181
+    d0, d1 = (_MIN_SLOPE + torch.nn.functional.softplus(dsel)).unbind(-1)
+    return p_k, q_k, x0, y0, w, h, dsel, d0, d1
 
 
 class _SplineFromParams(torch.autograd.Function):
@@ -126,16 +163,7 @@ class _SplineFromParams(torch.autograd.Function):
         ar = torch.arange(1, k, dtype=phi.dtype)
         rhs = (xc + 0.5).unsqueeze(-1) - _MIN_BIN * ar
         kk = (cs[..., 0, :-1] * a <= rhs * total[..., :1]).sum(-1, keepdim=True)  # bin, (*, 1)
-        idx2 = kk.unsqueeze(-2).expand(*kk.shape[:-1], 2, 1)
-        q_k = e.gather(-1, idx2).squeeze(-1) / total  # (*, 2)
-        p_k = cs.gather(-1, idx2).squeeze(-1) / total - q_k
-        kf = kk.to(phi.dtype)
-        lo = a * p_k + (_MIN_BIN * kf - 0.5)
-        width = a * q_k + _MIN_BIN
-        x0, y0 = lo.unbind(-1)
-        w, h = width.unbind(-1)
-        dsel = phi[..., 2 * k :].gather(-1, torch.cat([kk, kk + 1], -1)) + 0.5413248546129181
-        d0, d1 = (_MIN_SLOPE + torch.nn.functional.softplus(dsel)).unbind(-1)
+        p_k, q_k, x0, y0, w, h, dsel, d0, d1 = _bin_knots(phi, e, cs, total, kk, k)
         s = h / w
         xi = (xc - x0) / w
         xi1 = xi * (1 - xi)
@@ -205,28 +233,15 @@ def spline_inverse_params(phi: Tensor, y: Tensor, bins: int) -> tuple[Tensor, Te
     a = 1.0 - _MIN_BIN * k
     e = torch.exp(phi[..., : 2 * k].reshape(*phi.shape[:-1], 2, k).clamp(-30.0, 30.0))
     cs = torch.cumsum(e, -1)
-    total = cs[..., -1:]
-    p_hi = cs / total
+    total = cs[..., -1]  # (*, 2)
     yc = y.clamp(-0.5, 0.5)
-    inner = a * p_hi[..., 1, :-1] + (_MIN_BIN * torch.arange(1, k, dtype=phi.dtype) - 0.5)
+    inner = a * (cs[..., 1, :-1] / total[..., 1:]) + (
+        _MIN_BIN * torch.arange(1, k, dtype=phi.dtype) - 0.5
+    )
     kk = (yc.unsqueeze(-1) >= inner).sum(-1, keepdim=True)
-    idx2 = kk.unsqueeze(-2).expand(*kk.shape[:-1], 2, 1)
-    q_k = e.gather(-1, idx2).squeeze(-1) / total.squeeze(-1)
-    p_k = p_hi.gather(-1, idx2).squeeze(-1) - q_k
-    lo = a * p_k + (_MIN_BIN * kk.to(phi.dtype) - 0.5)
-    width = a * q_k + _MIN_BIN
-    x0, y0 = lo.unbind(-1)
-    w, h = width.unbind(-1)
-    dsel = phi[..., 2 * k :].gather(-1, torch.cat([kk, kk + 1], -1)) + 0.5413248546129181
-    d0, d1 = (_MIN_SLOPE + torch.nn.functional.softplus(dsel)).unbind(-1)
+    _, _, x0, y0, w, h, _, d0, d1 = _bin_knots(phi, e, cs, total, kk, k)
     s = h / w
-    dy = yc - y0
-    t = d1 + d0 - 2 * s
-    qa = h * (s - d0) + dy * t
-    qb = h * d0 - dy * t
-    qc = -s * dy
-    disc = (qb * qb - 4 * qa * qc).clamp(min=0.0)
-    xi = ((2 * qc) / (-qb - torch.sqrt(disc))).clamp(0.0, 1.0)
+    xi = rqs_inverse_fraction(yc - y0, h, s, d0, d1)
     return x0 + xi * w, _rqs_ladj(s, xi, d0, d1)[2]
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from physgen.errors import ConfigError
+from physgen.nis.flows import rqs_inverse_fraction
 
 __all__ = ["VegasMap", "train_vegas"]
 
@@ -109,15 +110,9 @@ class VegasMap:
             return u.clamp(0.0, 1.0), torch.prod(self.bins * wd, dim=-1)
         slope, knots = self._spline()
         s, d0, d1 = _take(slope, i), _take(knots[:, :-1], i), _take(knots[:, 1:], i)
-        dy = (x - lo).clamp(min=0.0)
-        t = d1 + d0 - 2 * s
-        a = wd * (s - d0) + dy * t
-        b = wd * d0 - dy * t
-        c = -s * dy
-        disc = (b * b - 4 * a * c).clamp(min=0.0)
-        xi = ((2 * c) / (-b - torch.sqrt(disc))).nan_to_num(0.0).clamp(0.0, 1.0)
+        xi = rqs_inverse_fraction((x - lo).clamp(min=0.0), wd, s, d0, d1)
         xi1 = xi * (1 - xi)
-        den = s + t * xi1
+        den = s + (d1 + d0 - 2 * s) * xi1
         num = s * s * (d1 * xi * xi + 2 * s * xi1 + d0 * (1 - xi) ** 2)
         u = ((i + xi) / self.bins).clamp(0.0, 1.0)
         return u, torch.prod(num / (den * den), dim=-1)
