@@ -66,8 +66,14 @@ import numpy.typing as npt
 
 from physgen.errors import SimulationError
 from physgen.simulate.detector import Detector, Slab
+from physgen.simulate.gflash_kernel import (
+    deposit_spots,
+    radial_coefficients,
+    radial_parameters,
+    radial_table,
+)
 from physgen.simulate.materials import ES_MEV, get_material
-from physgen.simulate.voxelise import VoxelTable, voxel_table
+from physgen.simulate.voxelise import voxel_table
 
 __all__ = [
     "DEDX_MIN_MEV_CM2_G",
@@ -257,87 +263,26 @@ class Spots:
         return self.r_mm * np.sin(self.phi)
 
 
-class _Voxeliser:
-    """Vectorised scoring of many deposits at once (all layers in one ``searchsorted``).
+@dataclass
+class _ShowerPlan:
+    """One shower after steps 1-2: per-step depths, layers and spot counts (see ``_plan``)."""
 
-    Same binning rules as :func:`physgen.simulate.voxelise.voxelise` (bins
-    ``[lo, hi)``, deposits outside the binning dropped), but without a Python loop
-    over layers: each layer's edges are shifted by ``layer * K`` into one sorted key
-    array. Sums with ``np.bincount`` (deterministic order).
-    """
+    rng: np.random.Generator
+    e_gev: float
+    t_start: float
+    tau_scale: float
+    lo: FloatArray
+    width: FloatArray
+    layer: npt.NDArray[np.int64]
+    visible_fraction: FloatArray
+    spot_energy_mev: FloatArray
+    n_spots: npt.NDArray[np.int64]
+    leaked_mev: float
 
-    def __init__(self, table: VoxelTable) -> None:
-        self.n_voxels = int(table.n_voxels)
-        n_layers = int(table.kind.shape[0])
-        self.kind = table.kind
-        self.offset = table.offset
-        self.n_a = table.n_a
-        self.n_b = table.n_b
-        b_lo, b_hi, a_lo, a_hi = (np.zeros(n_layers) for _ in range(4))
-        b_parts, a_parts = [], []
-        for li in range(n_layers):
-            bs, nb = int(table.b_start[li]), int(table.n_b[li])
-            b = table.b_edges[bs : bs + nb + 1]
-            b_lo[li], b_hi[li] = b[0], b[-1]
-            b_parts.append(b - b[0])
-            if table.kind[li] == 1:
-                as_, na = int(table.a_start[li]), int(table.n_a[li])
-                a = table.a_edges[as_ : as_ + na + 1]
-                a_lo[li], a_hi[li] = a[0], a[-1]
-                a_parts.append(a - a[0])
-            else:
-                a_parts.append(np.zeros(1))
-        span = max([float(p[-1]) for p in b_parts + a_parts] + [1.0])
-        self.k = 2.0 * span + 1.0
-        self.b_lo, self.b_hi, self.a_lo, self.a_hi = b_lo, b_hi, a_lo, a_hi
-        self.b_keys = np.concatenate([li * self.k + p for li, p in enumerate(b_parts)])
-        self.a_keys = np.concatenate([li * self.k + p for li, p in enumerate(a_parts)])
-        self.b_key_start = np.cumsum([0] + [p.size for p in b_parts[:-1]]).astype(np.int64)
-        self.a_key_start = np.cumsum([0] + [p.size for p in a_parts[:-1]]).astype(np.int64)
-
-    def __call__(
-        self, layer: npt.NDArray[np.int64], x: FloatArray, y: FloatArray, e: FloatArray
-    ) -> FloatArray:
-        """Score deposits at Cartesian ``(x, y)`` mm (any layer kind)."""
-        return self.score(layer, np.hypot(x, y), np.arctan2(y, x), e, x, y)
-
-    def score(
-        self,
-        layer: npt.NDArray[np.int64],
-        r: FloatArray,
-        phi: FloatArray,
-        e: FloatArray,
-        x: FloatArray | None = None,
-        y: FloatArray | None = None,
-    ) -> FloatArray:
-        """Score deposits given in polar form (``phi`` in [-pi, pi]); x, y only for Cartesian layers."""
-        sel = layer >= 0
-        lay, r, phi, e = layer[sel], r[sel], phi[sel], e[sel]
-        polar = self.kind[lay] == 0
-        all_polar = bool(polar.all())
-        if not all_polar:
-            if x is None or y is None:
-                x, y = r * np.cos(phi), r * np.sin(phi)
-            else:
-                x, y = x[sel], y[sel]
-            vb = np.where(polar, r, x)
-        else:
-            vb = r
-        ok = (vb >= self.b_lo[lay]) & (vb < self.b_hi[lay])
-        ib = np.searchsorted(self.b_keys, lay * self.k + (vb - self.b_lo[lay]), side="right")
-        ib = ib - 1 - self.b_key_start[lay]
-        na = self.n_a[lay]
-        ia = np.floor((phi + np.pi) / (2 * np.pi) * na).astype(np.int64)
-        ia = np.minimum(np.maximum(ia, 0), na - 1)
-        if not all_polar:
-            assert x is not None and y is not None
-            cart = ~polar
-            ok &= polar | ((y >= self.a_lo[lay]) & (y < self.a_hi[lay]))
-            ja = np.searchsorted(self.a_keys, lay * self.k + (y - self.a_lo[lay]), side="right")
-            ja = ja - 1 - self.a_key_start[lay]
-            ia = np.where(cart, ja, ia)
-        idx = self.offset[lay][ok] + ia[ok] * self.n_b[lay][ok] + ib[ok]
-        return np.bincount(idx, weights=e[ok], minlength=self.n_voxels).astype(np.float64)
+    def uniforms(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Depth, core/tail, radius and azimuth uniforms of all spots, drawn in that order."""
+        m = int(self.n_spots.sum())
+        return self.rng.random(m), self.rng.random(m), self.rng.random(m), self.rng.random(m)
 
 
 def _inv_sigma(denominator: float) -> float:
@@ -444,7 +389,6 @@ class GFlashEngine:
         self._step_layer = np.array(step_layer, dtype=np.int64)
         self._step_vis = np.minimum(np.array(step_vis) * vis_scale, 1.0)
         self._table = voxel_table(detector.geometry)
-        self._voxelise = _Voxeliser(self._table)
         self.n_voxels = int(self._table.n_voxels)
 
     # -- parametrisation ---------------------------------------------------------------
@@ -511,30 +455,19 @@ class GFlashEngine:
         self, tau: FloatArray, energy_gev: float
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Core radius, tail radius (Moliere radii) and core probability at depths ``tau``."""
+        return radial_parameters(tau, self._radial_coefficients(energy_gev))
+
+    def _radial_coefficients(self, energy_gev: float) -> FloatArray:
         m = self.medium
-        z, ln_e = m.z, math.log(energy_gev)
-        fs, one_m_e = m.sampling_frequency, 1.0 - m.e_over_mip
-        e_tau = np.exp(-tau)
-        r_c = (0.0251 + 0.00319 * ln_e) + (0.1162 - 0.000381 * z) * tau
-        r_c = r_c - 0.0203 * one_m_e + 0.0397 * e_tau / fs
-        k1, k2, k3, k4 = 0.659 - 0.00309 * z, 0.645, -2.59, 0.3585 + 0.0421 * ln_e
-        r_t = k1 * (np.exp(k3 * (tau - k2)) + np.exp(k4 * (tau - k2)))
-        r_t = r_t - 0.14 * one_m_e - 0.495 * e_tau / fs
-        p1, p2, p3 = 2.632 - 0.00094 * z, 0.401 + 0.00187 * z, 1.313 - 0.0686 * ln_e
-        arg = (p2 - tau) / p3
-        p = p1 * np.exp(arg - np.exp(arg))
-        p = p + one_m_e * (0.348 - 0.642 * np.exp(-((tau - 1.0) ** 2)) / fs)
-        return np.maximum(r_c, 1e-3), np.maximum(r_t, 1e-3), np.clip(p, 0.0, 1.0)
+        return radial_coefficients(energy_gev, m.z, m.sampling_frequency, m.e_over_mip)
 
     # -- generation --------------------------------------------------------------------
 
-    def simulate_spots(self, particle: str, energy_mev: float, seed: int) -> Spots:
-        """Generate one shower as energy spots (full deposited energy, before f_vis).
+    def _plan(self, particle: str, energy_mev: float, seed: int) -> _ShowerPlan | None:
+        """Steps 1-2 of the module doc for one shower: the profile and the spot counts.
 
-        Args:
-            particle: ``"electron"``, ``"positron"`` or ``"photon"``.
-            energy_mev: Incident energy, MeV.
-            seed: Non-negative integer seed; the same seed gives the same shower.
+        Returns None when a photon converts behind the stack. Draws from ``rng`` in a
+        fixed order; the spot positions are drawn afterwards by the caller.
         """
         from scipy.special import gammainc
 
@@ -553,13 +486,10 @@ class GFlashEngine:
         edges = self._step_edges
         t_end = float(edges[-1])
         if t_start >= t_end:
-            empty = np.zeros(0)
-            return Spots(empty, empty, empty, empty, np.zeros(0, np.int64), empty, energy_mev)
+            return None
         first = int(np.searchsorted(edges, t_start, side="right")) - 1
         lo = np.concatenate([[t_start], edges[first + 1 : -1]])
         hi = edges[first + 1 :]
-        layer = self._step_layer[first:]
-        vis = self._step_vis[first:]
 
         # Energy and spot fractions per step (relative depth from the shower start).
         frac = np.diff(gammainc(alpha, beta * np.concatenate([[0.0], hi - t_start])))
@@ -574,34 +504,88 @@ class GFlashEngine:
         spot_frac = np.diff(gammainc(alpha_s, beta_s * np.concatenate([[0.0], hi - t_start])))
         n_spots = np.rint(n_total * spot_frac).astype(np.int64)
         n_spots = np.where(smeared > 0, np.maximum(n_spots, 1), 0)
+        return _ShowerPlan(
+            rng=rng,
+            e_gev=e_gev,
+            t_start=t_start,
+            tau_scale=tau_scale,
+            lo=lo,
+            width=hi - lo,
+            layer=self._step_layer[first:],
+            visible_fraction=self._step_vis[first:],
+            spot_energy_mev=smeared * 1e3 / np.maximum(n_spots, 1),
+            n_spots=n_spots,
+            leaked_mev=energy_mev * leaked_frac,
+        )
 
-        step_of_spot = np.repeat(np.arange(n_spots.size), n_spots)
-        m = step_of_spot.size
-        t = lo[step_of_spot] + (hi - lo)[step_of_spot] * rng.random(m)
-        tau = (t - t_start) * tau_scale  # t_rel / <t>_ind * (<t>/T)_avg
-        r_c, r_t, p_core = self._radial(tau, e_gev)
-        u_comp, u_r, u_phi = rng.random(m), rng.random(m), rng.random(m)
+    def simulate_spots(self, particle: str, energy_mev: float, seed: int) -> Spots:
+        """Generate one shower as energy spots (full deposited energy, before f_vis).
+
+        The spot-level view of :meth:`simulate_one` (same seed, same spots), vectorised
+        with numpy: for inspecting and testing the parametrisation.
+
+        Args:
+            particle: ``"electron"``, ``"positron"`` or ``"photon"``.
+            energy_mev: Incident energy, MeV.
+            seed: Non-negative integer seed; the same seed gives the same shower.
+        """
+        plan = self._plan(particle, energy_mev, seed)
+        if plan is None:
+            empty = np.zeros(0)
+            return Spots(empty, empty, empty, empty, np.zeros(0, np.int64), empty, energy_mev)
+        step_of_spot = np.repeat(np.arange(plan.n_spots.size), plan.n_spots)
+        u_t, u_comp, u_r, u_phi = plan.uniforms()
+        t = plan.lo[step_of_spot] + plan.width[step_of_spot] * u_t
+        tau = (t - plan.t_start) * plan.tau_scale  # t_rel / <t>_ind * (<t>/T)_avg
+        r_c, r_t, p_core = self._radial(tau, plan.e_gev)
         radius = np.where(u_comp < p_core, r_c, r_t) * self.medium.rm_mm
         u_r = np.minimum(u_r, 1.0 - 1e-12)
         r = radius * np.sqrt(u_r / (1.0 - u_r))
         phi = 2.0 * np.pi * u_phi - np.pi
-        e_spot = (smeared * 1e3 / np.maximum(n_spots, 1))[step_of_spot]
         return Spots(
             t=t,
             r_mm=r,
             phi=phi,
-            energy_mev=e_spot,
-            layer=layer[step_of_spot],
-            visible_fraction=vis[step_of_spot],
-            leaked_mev=energy_mev * leaked_frac,
+            energy_mev=plan.spot_energy_mev[step_of_spot],
+            layer=plan.layer[step_of_spot],
+            visible_fraction=plan.visible_fraction[step_of_spot],
+            leaked_mev=plan.leaked_mev,
         )
 
     def simulate_one(self, particle: str, energy_mev: float, seed: int) -> FloatArray:
         """One shower as raw active-material voxel energies (MeV), ``(n_voxels,)`` float64.
 
-        Divide by :attr:`sampling_fraction` for the calibrated (deposited) energy.
+        The spots of :meth:`simulate_spots`, placed and scored by a compiled kernel
+        (:func:`~physgen.simulate.gflash_kernel.deposit_spots`). Divide by
+        :attr:`sampling_fraction` for the calibrated (deposited) energy.
         """
-        spots = self.simulate_spots(particle, energy_mev, seed)
-        return self._voxelise.score(
-            spots.layer, spots.r_mm, spots.phi, spots.energy_mev * spots.visible_fraction
+        out = np.zeros(self.n_voxels, dtype=np.float64)
+        plan = self._plan(particle, energy_mev, seed)
+        if plan is None:
+            return out
+        tb = self._table
+        deposit_spots(
+            out,
+            plan.n_spots,
+            plan.lo,
+            plan.width,
+            plan.layer,
+            plan.spot_energy_mev * plan.visible_fraction,
+            *plan.uniforms(),
+            plan.t_start,
+            plan.tau_scale,
+            radial_table(
+                float(self._step_edges[-1] - plan.t_start) * plan.tau_scale,
+                self._radial_coefficients(plan.e_gev),
+            ),
+            self.medium.rm_mm,
+            tb.kind,
+            tb.offset,
+            tb.n_a,
+            tb.n_b,
+            tb.b_edges,
+            tb.b_start,
+            tb.a_edges,
+            tb.a_start,
         )
+        return out

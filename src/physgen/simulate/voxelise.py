@@ -22,7 +22,14 @@ from numba import njit
 
 from physgen.geometry import Geometry
 
-__all__ = ["VoxelTable", "accumulate_deposits", "voxel_index", "voxel_table", "voxelise"]
+__all__ = [
+    "VoxelTable",
+    "accumulate_deposits",
+    "voxel_index",
+    "voxel_index_polar",
+    "voxel_table",
+    "voxelise",
+]
 
 
 class VoxelTable(NamedTuple):
@@ -139,6 +146,51 @@ def voxel_index(
     if ib < 0 or ia < 0:
         return -1
     return int(offset[layer] + ia * n_b[layer] + ib)
+
+
+@njit(cache=True)
+def voxel_index_polar(
+    layer: int,
+    r: float,
+    phi: float,
+    kind: npt.NDArray[np.int64],
+    offset: npt.NDArray[np.int64],
+    n_a: npt.NDArray[np.int64],
+    n_b: npt.NDArray[np.int64],
+    b_edges: npt.NDArray[np.float64],
+    b_start: npt.NDArray[np.int64],
+    a_edges: npt.NDArray[np.float64],
+    a_start: npt.NDArray[np.int64],
+) -> int:
+    """:func:`voxel_index` of a deposit given as radius ``r`` (mm) and azimuth ``phi``.
+
+    ``phi`` in ``[-pi, pi)`` (the ``atan2(y, x)`` convention). Polar layers use ``(r, phi)``
+    directly, without the round trip through ``(x, y)``; Cartesian layers use
+    ``(r cos phi, r sin phi)``.
+    """
+    if layer < 0 or layer >= kind.shape[0]:
+        return -1
+    if kind[layer] == 0:
+        ib = _bin(b_edges, b_start[layer], n_b[layer], r)
+        if ib < 0:
+            return -1
+        na = n_a[layer]
+        ia = math.floor((phi + math.pi) / (2.0 * math.pi) * na)
+        ia = min(max(ia, 0), na - 1)
+        return int(offset[layer] + ia * n_b[layer] + ib)
+    return voxel_index(
+        layer,
+        r * math.cos(phi),
+        r * math.sin(phi),
+        kind,
+        offset,
+        n_a,
+        n_b,
+        b_edges,
+        b_start,
+        a_edges,
+        a_start,
+    )
 
 
 def voxelise(
