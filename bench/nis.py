@@ -269,18 +269,22 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 NOTES = """## Notes (tags)
 
-- `main`: 3 seeds x {physgen, vegas, madnis}, 5e5 training calls, 1e6 evaluation points,
-  run in one process with the physgen code *before* two fixes (VEGAS-grid annealing and a
-  smaller defensive-mixture share for the final samples). With that code camel8 seed 1 lost
-  a peak already in the VEGAS stage (its independent check was blind as well): 0.605 +- 0.071,
-  pull -5.6, coverage only "warning" -- recorded as a failure.
-- `modes-v2`, `pulls-v2`, `v2`: the final code (defaults of physgen.nis 0.x), physgen only,
-  camel8 seeds 0-9 and camel4 seeds 0-19 with 2e5 evaluation points (rel. std is per point,
-  independent of N), dy3-mc seeds 0-2 with 1e6.
-- The machine was shared with other jobs (load column); wall times carry ~2x noise.
+- `v3`: 3 seeds x {physgen, physgen-b1, vegas, madnis} per case, 5e5 training calls, 1e6
+  evaluation points, all in one process, one after the other (same machine state for all).
+  physgen = the library's defaults (3 buffered steps per online step); physgen-b1 = the same
+  with `buffered_steps=1` (CLI `--buffered-steps 1`): half the optimiser steps for the same
+  integrand calls.
+- `v3-modes`: camel8 seeds 3-9 for physgen and physgen-b1 (with the `v3` seeds 0-2: 10 seeds),
+  2e5 evaluation points (rel. std is per point, independent of N).
+- `v3-pulls`: camel4 seeds 3-19 for physgen (with the `v3` seeds 0-2: the 20-seed pull test),
+  2e5 evaluation points.
+- train [s] is wall time, train CPU [s] the process CPU time; 1 torch thread for every method.
+  Another job used the second core during the runs (load column).
 - madnis variants as in the reference: buffered (camel4), VEGAS-init (camel8), multi-channel
   buffered with prior channel weights (dy3-mc, sample(channel_weight_mode="mean")).
   vegas = Lepage's vegas 6.4.1: rel. std and efficiencies map-only, "strat." = VEGAS+.
+- Earlier runs (tags main, modes-v2, pulls-v2, v2, with the code before the one-pass flows and
+  smoothed VEGAS grids) are in the git history of `nis_runs.jsonl`.
 """
 
 
@@ -329,20 +333,21 @@ def cmd_table(args: argparse.Namespace) -> None:
     # summary per case/method
     lines += [
         "",
-        "## Summary (median over seeds; ranges in brackets)",
+        "## Summary (median over seeds; ranges in brackets; tags of one family pooled)",
         "",
         "| case | method | tag | seeds | rel. std | eff 0.1%xs | train [s] | train CPU [s] | "
         "sampling [pts/s] | |pull| <= 3 | found all modes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, Any] = {}
-    keys = sorted({(r["case"], r["method"], r.get("tag", "")) for r in rows})
+
+    # one row per tag family: "v3", "v3-modes" and "v3-pulls" are runs of the same code
+    def family(r: dict[str, Any]) -> str:
+        return str(r.get("tag", "")).split("-")[0]
+
+    keys = sorted({(r["case"], r["method"], family(r)) for r in rows})
     for case, method, tag in keys:
-        rs = [
-            r
-            for r in rows
-            if r["case"] == case and r["method"] == method and r.get("tag", "") == tag
-        ]
+        rs = [r for r in rows if r["case"] == case and r["method"] == method and family(r) == tag]
 
         def med(k: str, rs: list[dict[str, Any]] = rs) -> float:
             v = sorted(float(r[k]) for r in rs)
