@@ -128,6 +128,7 @@ def main() -> None:
     )
     ap.add_argument("--official-float64", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device for the classifiers (cuda)")
     ap.add_argument(
         "--seeds", default="0", help="comma-separated seeds (new samples and training each)"
     )
@@ -163,7 +164,9 @@ def main() -> None:
         (e_ref, x_ref), (e_gen, x_gen) = data[s]
         xd = dist[name](x_gen[:n])  # type: ignore[operator]
         t = time.perf_counter()
-        res = run_classifier((e_ref[:n], x_ref[:n]), (e_gen[:n], xd), geo, mode, cfg, seed=s)
+        res = run_classifier(
+            (e_ref[:n], x_ref[:n]), (e_gen[:n], xd), geo, mode, cfg, seed=s, device=args.device
+        )
         wall = time.perf_counter() - t
         print(
             f"{mode:9s} {name:14s} {cfg.name:8s} seed={s} n={n:6d} AUC={res.auc:.4f} JSD={res.jsd:.4f} "
@@ -205,6 +208,7 @@ def main() -> None:
         "geometry": "1-photons",
         "seeds": seeds,
         "torch_threads": args.threads,
+        "device": args.device,
         "official_dtype": official.dtype,
         "official_config": official.to_dict(),
         "fast_config": fast.to_dict(),
@@ -220,7 +224,7 @@ def main() -> None:
     os.replace(tmp, out.with_suffix(".json"))
     cmd = (
         f"python bench/classifier_presets.py --n-official {args.n_official} --n-fast {args.n_fast} "
-        f"--threads {args.threads} --seeds {args.seeds}{' --official-float64' if args.official_float64 else ''}"
+        f"--threads {args.threads} --device {args.device} --seeds {args.seeds}{' --official-float64' if args.official_float64 else ''}"
     )
     lines = [
         "# Classifier presets: official vs fast (synthetic 1-photons showers)",

@@ -54,6 +54,14 @@ def test_challenge_comparison_against_published_points():
     assert "slow (1e+06 ms, AUC 0.600): dominates 0/15; dominated by: none." in text
 
 
+def test_model_without_a_batch_10000_time_is_not_placed():
+    e = _entry("untimed", 1.0, 0.7)
+    e.ms_per_shower = {100: (2.0, 0.0)}
+    cmp = challenge_comparison([e], "1-photons")
+    assert "untimed: not placed" in comparison_text(cmp)
+    assert "nan" not in comparison_text(cmp)
+
+
 def test_challenge_comparison_without_published_results():
     cmp = challenge_comparison([_entry("m", 1.0, 0.7)], "calogan")
     assert cmp["submissions"] == 0 and not cmp["models"]["m"]["dominates_all"]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from physgen.errors import ConfigError
+from physgen.train.rundir import atomic_write_text
 
 __all__ = [
     "FrontEntry",
@@ -299,6 +300,9 @@ def comparison_text(comparison: dict[str, Any]) -> str:
         "",
     ]
     for m, c in comparison["models"].items():
+        if not (math.isfinite(c["ms_b10k"]) and math.isfinite(c["auc_low"])):
+            lines.append(f"- {m}: not placed (no batch-10,000 time or no low-level AUC).")
+            continue
         verdict = "dominates all" if c["dominates_all"] else f"dominates {len(c['dominates'])}/{n}"
         by = ", ".join(c["dominated_by"]) or "none"
         lines.append(
@@ -429,12 +433,12 @@ def run_front(
                 device=device,
                 batch_sizes=batch_sizes,
             )
-            cache.write_text(json.dumps({"key": key, "entry": entry.to_dict()}, indent=2))
+            atomic_write_text(cache, json.dumps({"key": key, "entry": entry.to_dict()}, indent=2))
             entries.append(entry)
         log.info("%s judged in %.0f s", m, time.monotonic() - t0)
     table = front_table(entries, geometry)
     comparison = challenge_comparison(entries, geometry)
-    (out / "front.md").write_text(table + "\n" + comparison_text(comparison))
+    atomic_write_text(out / "front.md", table + "\n" + comparison_text(comparison))
     record = {
         "geometry": geometry,
         "train_file": Path(train_file).name,
@@ -443,6 +447,6 @@ def run_front(
         "entries": [e.to_dict() for e in entries],
         "calochallenge_comparison": comparison,
     }
-    (out / "front.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "front.json", json.dumps(record, indent=2) + "\n")
     front_plot(entries, geometry, out / "front.png")
     return record

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from physgen.errors import ConfigError
 from physgen.nis import Camel, CoverageError, DrellYanLike, TrainConfig, integrate, train_sampler
@@ -222,3 +224,21 @@ def test_default_nis_finds_both_d8_peaks() -> None:
     r = integrate(Camel(8), method="nis", calls=200_000, eval_calls=100_000, seed=1)
     assert abs(r.estimate_integral - 1.0) < 5 * r.estimate_error
     assert abs(r.integral - 1.0) < 4 * r.error
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(0, 5000),
+    raw=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6).filter(lambda v: sum(v) > 1e-6),
+)
+def test_allocate_splits_exactly_and_keeps_every_channel(n: int, raw: list[float]) -> None:
+    from physgen.nis.train import allocate
+
+    fr = torch.tensor(raw, dtype=torch.float64)
+    fr = fr / fr.sum()
+    counts = allocate(n, fr)
+    assert sum(counts) == n and all(c >= 0 for c in counts)
+    if n >= len(raw):
+        assert all(c >= 1 for c in counts)  # no channel drops out of a pooled estimate
+    for c, f in zip(counts, fr.tolist(), strict=True):
+        assert abs(c - n * f) <= len(raw)  # largest remainder, plus at most the floor moves

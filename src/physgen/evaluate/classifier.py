@@ -706,7 +706,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         yield
         return
     if threads < 1:
-        raise ConfigError(f"--threads: must be >= 1, got {threads}")
+        raise ConfigError(f"threads: must be >= 1 torch thread, got {threads}")
     import torch
 
     before = torch.get_num_threads()

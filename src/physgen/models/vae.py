@@ -40,10 +40,10 @@ class VAEConfig:
             fitted to the detached posterior samples at full weight).
         prior_transforms: Spline transforms of the flow prior.
         prior_hidden: Hidden layers of the flow prior's networks.
-        prior_passes: Sequential passes to sample one flow-prior transform: 2 = coupling
-            (two halves, one network pass each), 0 = fully autoregressive (``latent``
-            passes per transform, which dominates the generation time of the whole model at
-            large batches), as ``shape_passes`` of the ``flow`` model.
+        prior_passes: Sequential network passes to sample one flow-prior transform: 2 =
+            coupling (the second half conditioned on the first), 0 = fully autoregressive
+            (``latent`` passes per transform, which dominates the generation time of the
+            whole model at large batches), as ``shape_passes`` of the ``flow`` model.
         output_noise: Standard deviation of Gaussian noise added to the decoder mean when
             sampling (a sampling option; 0: the mean).
     """

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from physgen.errors import ConfigError, PhysgenError
 from physgen.nis.integrands import Integrand, MultiChannelIntegrand, SingleChannel, evaluate_checked
-from physgen.nis.train import NISSampler, TrainConfig, train_sampler
+from physgen.nis.train import NISSampler, TrainConfig, allocate, train_sampler
 from physgen.nis.unweight import unweighting_stats
 from physgen.nis.vegas import VegasMap, train_vegas
 
@@ -123,9 +123,7 @@ def sample_grids(
         ``(y, w)``: points ``(n, dim)`` and pooled weights ``(n,)`` (float64).
     """
     ys, ws = [], []
-    counts = torch.floor(fractions * n).long()
-    counts[0] += n - int(counts.sum())
-    for c, nc in enumerate(counts.tolist()):
+    for c, nc in enumerate(allocate(n, fractions)):
         if nc == 0:
             continue
         u = torch.rand(nc, problem.dim, generator=generator, dtype=torch.float64)
@@ -134,7 +132,7 @@ def sample_grids(
         f = evaluate_checked(problem, y, problem.name, allow_negative)
         a = problem.prior(y)[:, c]
         ys.append(y)
-        ws.append(a * f * jc * jv / float(fractions[c]))
+        ws.append(a * f * jc * jv * (n / nc))  # the channel's actual share of the points
     return torch.cat(ys), torch.cat(ws)
 
 
@@ -387,7 +385,5 @@ def _guard(
 
 def _grid_log_density(grid: VegasMap, y: Tensor) -> Tensor:
     """Log density of map-only VEGAS sampling at points ``y``."""
-    from physgen.nis.train import _vegas_inverse
-
-    _, jac = _vegas_inverse(grid, y)
+    _, jac = grid.inverse(y)
     return -torch.log(jac)

@@ -30,7 +30,7 @@ from physgen.nis.flows import ChannelFlows, ChannelWeightNet
 from physgen.nis.integrands import MultiChannelIntegrand, evaluate_checked
 from physgen.nis.vegas import VegasMap, train_vegas
 
-__all__ = ["NISSampler", "SampleBatch", "TrainConfig", "train_sampler"]
+__all__ = ["NISSampler", "SampleBatch", "TrainConfig", "allocate", "train_sampler"]
 
 log = logging.getLogger("physgen.nis")
 
@@ -151,6 +151,31 @@ class SampleBatch:
     f: Tensor
 
 
+def allocate(n: int, fractions: Tensor) -> list[int]:
+    """Split ``n`` points over channels in proportion to ``fractions`` (largest remainder).
+
+    Every channel gets at least one point when ``n >= len(fractions)`` (taken from the
+    largest share), so no channel drops out of a pooled estimate. Deterministic.
+
+    Args:
+        n: Number of points.
+        fractions: ``(n_channels,)`` non-negative shares summing to 1.
+
+    Returns:
+        Points per channel, summing to ``n``.
+    """
+    raw = fractions.to(torch.float64) * n
+    base = torch.floor(raw).long()
+    rest = n - int(base.sum())
+    order = torch.argsort(raw - base, descending=True)
+    base[order[:rest]] += 1
+    if n >= base.numel():
+        for c in (base == 0).nonzero().flatten().tolist():
+            base[int(torch.argmax(base))] -= 1
+            base[c] = 1
+    return [int(v) for v in base]
+
+
 class NISSampler:
     """VEGAS grids + spline flows + channel weights for one multi-channel integrand."""
 
@@ -211,12 +236,7 @@ class NISSampler:
 
     def counts(self, n: int, fractions: Tensor | None = None) -> list[int]:
         """Deterministic split of ``n`` points over channels (default ``self.fractions``)."""
-        raw = (self.fractions if fractions is None else fractions) * n
-        base = torch.floor(raw).long()
-        rest = n - int(base.sum())
-        order = torch.argsort(raw - base, descending=True)
-        base[order[:rest]] += 1
-        return [int(v) for v in base]
+        return allocate(n, self.fractions if fractions is None else fractions)
 
     @torch.no_grad()
     def sample(self, n: int) -> SampleBatch:
@@ -233,7 +253,10 @@ class NISSampler:
             z, log_q = self.draw_latent(nc, c, self.config.sample_uniform_fraction)
             y, g0, f, prior = self._channel_values(z, c)
             alpha = self.alphas(y, prior)[:, c]
-            ws.append(alpha * g0 * torch.exp(-log_q) / self.sample_fractions[c])
+            # divided by the share of points the channel got (not the target fraction, which
+            # the integer split only approximates): the pooled mean is then exactly the sum
+            # of the channel means
+            ws.append(alpha * g0 * torch.exp(-log_q) * (n / nc))
             ys.append(y)
             fs.append(f)
             cs.append(torch.full((nc,), c, dtype=torch.int64))
@@ -246,7 +269,7 @@ class NISSampler:
         """
         if self.problem.n_channels != 1:
             return None
-        u, jac = _vegas_inverse(self.grids[0], y)
+        u, jac = self.grids[0].inverse(y)
         z = u.to(torch.float32)
         if self.flows.flow_dim > self.problem.dim:
             z = torch.cat([z, torch.full((z.shape[0], 1), 0.5)], dim=1)
@@ -255,11 +278,6 @@ class NISSampler:
                 z.clamp(1e-7, 1 - 1e-7), 0, self.config.sample_uniform_fraction
             )
         return lq - torch.log(jac)
-
-
-def _vegas_inverse(grid: VegasMap, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Inverse VEGAS map: ``u`` with ``map(u) = x`` and ``|dx/du|`` at that point."""
-    return grid.inverse(x)
 
 
 def _loss(
@@ -380,7 +398,9 @@ def train_sampler(
         params = list(sampler.flows.parameters())
         if sampler.cwnet is not None and config.train_channel_weights and config.loss == "variance":
             params += list(sampler.cwnet.parameters())
-        opt = torch.optim.Adam(params, lr=config.learning_rate, fused=True)
+        # the fused CPU kernel (torch >= 2.4) is the faster one for these small networks
+        fused = torch.__version__ >= "2.4"  # type: ignore[operator]
+        opt = torch.optim.Adam(params, lr=config.learning_rate, fused=fused or None)
         steps = max(1, (config.calls - used) // config.batch_size)
         total_opt = steps * (1 + config.buffered_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(

@@ -33,6 +33,8 @@ class VegasMap:
     Args:
         dim: Number of axes.
         bins: Increments per axis (>= 2).
+        smooth: Join the increments by the monotone spline of :meth:`smoothed` (continuous
+            density) instead of straight lines.
     """
 
     def __init__(self, dim: int, bins: int = 64, smooth: bool = False) -> None:
@@ -154,7 +156,8 @@ class VegasMap:
         self.edges = new_edges
 
     def state(self) -> Tensor:
-        """The grid edges, shape ``(dim, bins + 1)`` (copy)."""
+        """The grid edges, shape ``(dim, bins + 1)`` (copy); with :attr:`smooth` they define
+        the map completely."""
         return self.edges.clone()
 
 

@@ -181,11 +181,6 @@ def _lerp(tab: np.ndarray, m: int, f: float) -> float:
     return float(tab[m, i] * (1.0 - w) + tab[m, i + 1] * w)
 
 
-@njit(cache=True, inline="always")  # type: ignore[misc]
-def _interp(tab: np.ndarray, m: int, e: float) -> float:
-    return _lerp(tab, m, _grid_f(e))
-
-
 @njit(cache=True)  # type: ignore[misc]
 def _log1m(x: float) -> float:
     """ln(1 - x) for 0 <= x < 1 (series below 0.1, error < 2e-8)."""
@@ -215,12 +210,6 @@ def _turn(  # type: ignore[no-untyped-def]
     nz = cost * uz + sint * (cp * a3 + sp * b3)
     inv = 1.0 / math.sqrt(nx * nx + ny * ny + nz * nz)
     return nx * inv, ny * inv, nz * inv
-
-
-@njit(cache=True)  # type: ignore[misc]
-def _rotate(ux: float, uy: float, uz: float, cost: float, phi: float) -> tuple[float, float, float]:
-    a1, a2, a3, b1, b2, b3 = _frame(ux, uy, uz)
-    return _turn(ux, uy, uz, cost, math.cos(phi), math.sin(phi), a1, a2, a3, b1, b2, b3)
 
 
 @njit(cache=True)  # type: ignore[misc]

@@ -404,7 +404,7 @@ class Par04Run:
                     tm, a = fit_gamma_pdf(self.t_si, p / dt, dt)
                 else:
                     tm, a, _ = fit_gamma_profile(self.t_si, p / dt)
-            except RuntimeError:
+            except (RuntimeError, ValueError):  # no convergence, or a trial alpha <= 1
                 continue
             if tm > 0 and a > 0 and math.isfinite(tm):
                 out.append((math.log(tm), math.log(a)))

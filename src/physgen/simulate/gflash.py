@@ -521,7 +521,8 @@ class GFlashEngine:
     def simulate_spots(self, particle: str, energy_mev: float, seed: int) -> Spots:
         """Generate one shower as energy spots (full deposited energy, before f_vis).
 
-        The spot-level view of :meth:`simulate_one` (same seed, same spots), vectorised
+        The spot-level view of :meth:`simulate_one` (same seed, same random numbers; the
+        radial profile exact here, interpolated there), vectorised
         with numpy: for inspecting and testing the parametrisation.
 
         Args:

@@ -1,16 +1,21 @@
 """Compiled inner loop of the GFlash engine: spots to voxels in one pass.
 
-A 100 GeV Par04 shower has ~6,500 spots, a 1 TeV one ~60,000. Vectorised numpy needs a
-dozen passes over the spot arrays (depth, radial profile with five exponentials,
-radius, azimuth, two sorted-key searches, a bincount); this kernel computes each spot
-once and adds it to its voxel, in the order the spots were drawn (the same summation
-order as ``np.bincount``).
+A 100 GeV Par04 shower has ~7,800 spots, a 1 TeV one ~60,000. Vectorised numpy needs a
+dozen passes over the spot arrays (depth, radial profile with six exponentials,
+radius, azimuth, sorted-key searches, a bincount); this kernel computes each spot
+once and adds it to its voxel (the binning of
+:func:`~physgen.simulate.voxelise.voxel_index_polar`), in the order the spots were
+drawn (the same summation order as ``np.bincount``).
+
+numba's on-disk cache of :func:`deposit_spots` is invalidated by edits to this file
+only: after editing the compiled helpers in :mod:`physgen.simulate.voxelise`, delete
+the ``__pycache__`` folders (a fresh install or checkout has no cache).
 
 The radial profile (em-showers.md 3.4.1-3.4.2, Grindhammer & Peters eqs. for R_C, R_T
 and p) is written once, in :func:`radial_parameters`, with its energy- and
 material-dependent coefficients packed by :func:`radial_coefficients`. The vectorised
 :meth:`GFlashEngine.simulate_spots` evaluates it at every spot; the kernel interpolates a
-per-shower table of it (:func:`radial_table`), which agrees to 2e-5 relative.
+per-shower table of it (:func:`radial_table`), which agrees to 2e-5 relative in the radii.
 """
 
 from __future__ import annotations
@@ -97,8 +102,9 @@ def radial_table(tau_max: float, c: FloatArray) -> FloatArray:
 
     Returns:
         ``(3, n_nodes)``: core radius, tail radius, core probability. Linear interpolation
-        between the nodes reproduces :func:`radial_parameters` to 2e-5 relative (tail radius;
-        the core radius to 1e-6, the core probability to 5e-6 absolute; tested).
+        between the nodes reproduces :func:`radial_parameters` to 2e-5 relative in the tail
+        radius and 1e-6 in the core radius; the core probability to 5e-6 absolute in Par04
+        and 2e-4 where the profile is clipped at p = 1 (atlas-like); tested.
     """
     n = math.ceil(max(tau_max, 0.0) / RADIAL_TABLE_STEP) + 2
     tau = RADIAL_TABLE_STEP * np.arange(n, dtype=np.float64)
@@ -162,8 +168,9 @@ def deposit_spots(
             if lay < 0:
                 continue
             if kind[lay] == 0:
-                # polar layer: count the inner edges below r instead of a binary search,
-                # whose data-dependent branches cost more than the few comparisons
+                # Polar layer, inlined: counting the inner edges below r, without the
+                # bisection's unpredictable branches, measured 20 ns per spot against 50 ns
+                # through voxel_index_polar (which stays the reference; tested equal).
                 nb, b0 = n_b[lay], b_start[lay]
                 if r < b_edges[b0] or r >= b_edges[b0 + nb]:
                     continue
