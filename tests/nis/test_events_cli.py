@@ -145,9 +145,12 @@ def test_events_hdf5_and_bad_out(tmp_path: Path) -> None:
         ["events", "--process", "ee-mumu", "--n", "5", "--out", str(tmp_path / "nodir" / "x.lhe")]
     )
     assert isinstance(exc, ConfigError) and "does not exist" in str(exc)
-    code, _, exc = _invoke(["events", "--process", "zz", "--n", "5", "--out", str(out)])
+    bad = tmp_path / "bad.lhe"
+    code, _, exc = _invoke(["events", "--process", "zz", "--n", "5", "--out", str(bad)])
     assert isinstance(exc, PhysgenError) and "--process" in str(exc)
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not bad.exists()
+    # the atomic writer's temporary names are ".NAME.tmp-PID-HEX": none may be left behind
+    assert not list(tmp_path.rglob(".*.tmp*"))
 
 
 def test_integrate_cli_json() -> None:
