@@ -406,3 +406,13 @@ def test_generate_not_a_run_dir(run: Run, train_file: Path, tmp_path: Path) -> N
     rc, _, err = run("generate", tmp_path, "--energies-from", train_file, "--out", out)
     _one_line_error(rc, err, "config.yaml missing")
     assert not out.exists()
+
+
+def test_load_run_accepts_only_sampling_overrides(cfm_run: Path) -> None:
+    from physgen.train import load_run
+
+    model = load_run(cfm_run, overrides={"steps": 2, "solver": "euler"})
+    assert model.config.steps == 2 and model.config.solver == "euler"
+    msg = "cfm: hidden cannot change after training; sampling options of cfm: steps, solver"
+    with pytest.raises(ConfigError, match=msg):
+        load_run(cfm_run, overrides={"hidden": 8, "steps": 2})

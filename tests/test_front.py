@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from physgen.cli.main import main
-from physgen.front import FrontEntry, challenge_comparison, comparison_text, pareto_front
+from physgen.errors import ConfigError
+from physgen.front import (
+    FrontEntry,
+    challenge_comparison,
+    comparison_text,
+    pareto_front,
+    parse_sampling,
+)
 from physgen.io import write_showers
 from showerdata import toy_showers
 
@@ -19,7 +28,6 @@ def test_pareto_front():
     assert pareto_front([(2.0, 0.5)]) == [0]
 
 
-@pytest.mark.slow
 def _entry(model: str, ms: float, auc: float) -> FrontEntry:
     return FrontEntry(
         model=model,
@@ -34,6 +42,42 @@ def _entry(model: str, ms: float, auc: float) -> FrontEntry:
         separation={},
         ms_per_shower={10_000: (ms, 0.0)},
     )
+
+
+_KEYS = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+_VALUES = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(0.001, 1e6, allow_nan=False).map(lambda v: float(f"{v:.6g}")),
+    st.sampled_from(["ddpm", "ddim", "euler", "rk4", "adaptive"]),
+)
+
+
+@given(st.dictionaries(_KEYS, st.dictionaries(_KEYS, _VALUES, min_size=1), min_size=1))
+def test_parse_sampling_roundtrip(options):
+    specs = [f"{m}:" + ",".join(f"{k}={v}" for k, v in o.items()) for m, o in options.items()]
+    assert parse_sampling(specs) == options
+
+
+def test_parse_sampling_merges_repeated_models():
+    got = parse_sampling(["diffusion:steps=200", "diffusion:sampler=ddpm", "cfm:solver=rk4"])
+    assert got == {"diffusion": {"steps": 200, "sampler": "ddpm"}, "cfm": {"solver": "rk4"}}
+
+
+@pytest.mark.parametrize(
+    "bad", ["diffusion", "diffusion:", ":steps=2", "diffusion:steps", "diffusion:steps=", "x:=3"]
+)
+def test_parse_sampling_rejects_malformed_specs(bad):
+    with pytest.raises(ConfigError, match="sampling"):
+        parse_sampling([bad])
+
+
+def test_entry_label_shows_sampling_overrides():
+    e = _entry("diffusion", 1.0, 0.7)
+    assert e.label == "diffusion"
+    e.sampling = {"steps": 200, "sampler": "ddpm"}
+    assert e.label == "diffusion (sampler=ddpm, steps=200)"
+    cmp = challenge_comparison([e], "1-photons")
+    assert "diffusion (sampler=ddpm, steps=200)" in cmp["models"]
 
 
 def test_challenge_comparison_against_published_points():
@@ -86,20 +130,24 @@ def test_bench_front_end_to_end(tmp_path, capsys):
             "--out",
             str(out),
             "--models",
-            "gan,flow",
+            "gan,cfm",
             "--preset",
             "tiny",
             "--repeats",
             "1",
             "--batch-sizes",
             "1,100",
+            "--sampling",
+            "cfm:steps=2,solver=euler",
         ]
     )
     assert code == 0
     text = capsys.readouterr().out
     assert "| gan" in text or "| **gan**" in text
+    assert "cfm (solver=euler, steps=2)" in text
     rec = json.loads((out / "front.json").read_text())
-    assert [e["model"] for e in rec["entries"]] == ["gan", "flow"]
+    assert [e["model"] for e in rec["entries"]] == ["gan", "cfm"]
+    assert rec["entries"][1]["sampling"] == {"steps": 2, "solver": "euler"}
     for e in rec["entries"]:
         assert 0.0 <= e["auc_low"][0] <= 1.0 and e["n_parameters"] > 0
         assert set(e["ms_per_shower"]) == {"1", "100"}
@@ -178,3 +226,21 @@ def test_bench_front_bad_batch_sizes(tmp_path, capsys, bad):
         == 2
     )
     assert "--batch-sizes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("gan:steps=4", "gan: steps cannot change after training; sampling options of gan: none"),
+        ("diffusion:hidden=64", "diffusion: hidden cannot change after training"),
+        ("flow:steps=4", "--sampling: flow not among --models gan"),
+    ],
+)
+def test_bench_front_rejects_bad_sampling_before_training(tmp_path, capsys, spec, message):
+    models = "diffusion" if spec.startswith("diffusion") else "gan"
+    args = ["bench", "front", "--geometry", "1-photons", "--train", "x.h5", "--reference"]
+    args += ["y.h5", "--out", str(tmp_path / "o"), "--models", models, "--sampling", spec]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o").exists()

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from physgen.errors import ConfigError
-from physgen.transforms import Compose, Log, Logit, ShowerCodec, Standardize, build_transform
+from physgen.transforms import (
+    Compose,
+    ConditionalStandardize,
+    Log,
+    Logit,
+    ShowerCodec,
+    Standardize,
+    build_transform,
+)
 from showerdata import toy_showers
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -261,14 +269,16 @@ def test_codec_round_trip(mode: str, source: str) -> None:
         assert not bool(nonempty.all())  # the all-empty shower came back as exact zeros
 
 
-def test_codec_round_trip_layer_sums_and_totals() -> None:
+@pytest.mark.parametrize("knots", [0, 6])
+def test_codec_round_trip_layer_sums_and_totals(knots: int) -> None:
     x, e = _toy(300, seed=3)
-    codec = ShowerCodec(SIZES_1P, noise_mev=0.0, threshold_mev=0.0).fit(x, e)
+    codec = ShowerCodec(SIZES_1P, noise_mev=0.0, threshold_mev=0.0, energy_conditional=knots)
+    codec.fit(x, e)
     enc = codec.encode(x, e)
     assert enc.energy is not None
     layer_e = codec.decode_energy(enc.energy, e)
     assert layer_e.dtype == torch.float64
-    u = codec.energy_transform.inverse(enc.energy).double().clamp(0, 1)
+    u = codec.inverse_energy(enc.energy, e).double().clamp(0, 1)
     expected_total = u[:, 0] * codec.k * e.reshape(-1)
     torch.testing.assert_close(layer_e.sum(1), expected_total, rtol=1e-12, atol=0)
     # decoded showers carry exactly the decoded layer energies (no threshold)
@@ -367,11 +377,12 @@ def test_noise_zero_ignores_generator() -> None:
     assert torch.equal(a.shape, b.shape)
 
 
-@pytest.mark.parametrize("mode", ["layers", "incident"])
-def test_state_dict_round_trip(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "knots"), [("layers", 0), ("layers", 4), ("incident", 0)])
+def test_state_dict_round_trip(mode: str, knots: int) -> None:
     x, e = _toy(150, seed=4)
     kw = dict(
         mode=mode,
+        energy_conditional=knots,
         energy_steps=["logit:1e-5", "standardize"],
         shape_steps=["logit", "standardize:global"],
         noise_mev=0.002,
@@ -465,3 +476,91 @@ def test_decode_layers_mode_needs_energy() -> None:
     enc = codec.encode(x, e)
     with pytest.raises(ConfigError, match="needs the energy variables"):
         codec.decode(None, enc.shape, e)
+
+
+# --------------------------------------------------------------- conditional standardisation
+
+
+def _heteroscedastic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """15 discrete conditions; feature widths fall 20x, stay fixed, and rise 11x over [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, 15, (n, 1), generator=g).double() / 14
+    width = torch.cat([0.5 * torch.exp(-3 * c), torch.ones_like(c), 0.1 + c], 1)
+    y = torch.cat([2 * c, c**2, -c], 1) + width * torch.randn(
+        n, 3, generator=g, dtype=torch.float64
+    )
+    return y.float(), c.float()
+
+
+@pytest.mark.parametrize("knots", [15, 8])
+def test_conditional_standardize_gives_unit_width_at_every_condition(knots: int) -> None:
+    y, c = _heteroscedastic(30_000, seed=0)
+    t = ConditionalStandardize(3, knots=knots).fit(y, c)
+    z = t(y, c)
+    # knots on the 15 levels: exact per-level moments; 8 knots: interpolated between them
+    tol_mean, tol_std = (1e-4, 1e-3) if knots == 15 else (0.1, 0.3)
+    for level in range(15):
+        sel = (c[:, 0] - level / 14).abs() < 1e-6
+        assert float(z[sel].mean(0).abs().max()) < tol_mean
+        assert float((z[sel].std(0, unbiased=False) - 1).abs().max()) < tol_std
+    # the global standardisation leaves the narrow end about 10x too narrow
+    g = Standardize(3).fit(y)(y)
+    assert float(g[c[:, 0] == 1.0, 0].std()) < 0.15
+
+
+@FAST
+@given(
+    arrays(np.float32, (40, 2), elements=st.floats(-50, 50, width=32)),
+    st.lists(st.floats(-0.25, 1.25, width=32), min_size=40, max_size=40),
+    st.integers(2, 20),
+)
+def test_conditional_standardize_round_trip(y: np.ndarray, cond: list[float], knots: int) -> None:
+    c = torch.tensor(cond, dtype=torch.float32).reshape(-1, 1)
+    yt = torch.from_numpy(y)
+    t = ConditionalStandardize(2, knots=knots).fit(yt, c)
+    assert bool((t.std_knots > 0).all())
+    z = t(yt, c)
+    assert bool(torch.isfinite(z).all())
+    back = t.inverse(z, c)
+    scale = 1.0 + yt.abs().max()
+    assert float((back - yt).abs().max()) <= 1e-4 * float(scale)
+
+
+def test_conditional_standardize_empty_knots_copy_the_nearest() -> None:
+    c = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).reshape(-1, 1)
+    y = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]).reshape(-1, 1)
+    t = ConditionalStandardize(1, knots=5).fit(y, c)
+    torch.testing.assert_close(
+        t.mean_knots[:, 0], torch.tensor([2.0, 2.0, 2.0, 20.0, 20.0])
+    )  # ties: lower
+    # beyond the range the end knots hold
+    z = t(torch.tensor([[20.0], [2.0]]), torch.tensor([[1.5], [-0.5]]))
+    torch.testing.assert_close(z, torch.zeros(2, 1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [({"knots": 1}, ">= 2 knots"), ({"min_var_fraction": 1.0}, "min_var_fraction")],
+)
+def test_conditional_standardize_rejects_bad_settings(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        ConditionalStandardize(2, **kwargs)
+
+
+def test_conditional_standardize_rejects_bad_data() -> None:
+    c = torch.zeros(50, 1)
+    with pytest.raises(ConfigError, match=r"expected \(N >= 2, 2\)"):
+        ConditionalStandardize(2).fit(torch.randn(50, 3), c)
+    with pytest.raises(ConfigError, match="and N conditions"):
+        ConditionalStandardize(2).fit(torch.randn(50, 2), torch.zeros(49, 1))
+
+
+def test_codec_energy_conditional_only_in_layers_mode_and_in_summary() -> None:
+    assert ShowerCodec(SIZES_1P, mode="incident", energy_conditional=3).energy_cond is None
+    x, e = _toy(200, seed=8)
+    codec = ShowerCodec(SIZES_1P, energy_conditional=8).fit(x, e)
+    assert codec.summary()["energy_conditional_knots"] == 8
+    assert codec.state_dict()["energy_cond.std_knots"].shape == (8, len(SIZES_1P))
+    for bad in (-1, 1):
+        with pytest.raises(ConfigError, match=r"energy_conditional must be 0 \(off\) or >= 2"):
+            ShowerCodec(SIZES_1P, energy_conditional=bad)

@@ -33,6 +33,7 @@ __all__ = [
     "front_table",
     "judge_run",
     "pareto_front",
+    "parse_sampling",
     "run_front",
     "time_model",
     "train_or_load",
@@ -60,6 +61,7 @@ class FrontEntry:
         ms_per_shower: ``{batch size: (mean, std)}`` on the timing device.
         device: Timing device.
         generated_file: The generated showers that were evaluated.
+        sampling: Sampling options that differ from the run's config (e.g. diffusion steps).
     """
 
     model: str
@@ -75,6 +77,15 @@ class FrontEntry:
     ms_per_shower: dict[int, tuple[float, float]] = field(default_factory=dict)
     device: str = "cpu"
     generated_file: str = ""
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The model name, with its sampling overrides when there are any."""
+        if not self.sampling:
+            return self.model
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.sampling.items()))
+        return f"{self.model} ({opts})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -144,6 +155,7 @@ def judge_run(
     seed: int = 1,
     device: str = "cpu",
     batch_sizes: Sequence[int] = BATCH_SIZES,
+    sampling: dict[str, Any] | None = None,
 ) -> FrontEntry:
     """Generate for the reference energies, evaluate and time one trained run.
 
@@ -156,6 +168,7 @@ def judge_run(
         seed: Generation seed.
         device: Device for generation timing.
         batch_sizes: Timing batch sizes.
+        sampling: Sampling options over the run's config (``physgen generate --steps``...).
     """
     from physgen.evaluate.pipeline import evaluate
     from physgen.evaluate.timing import count_parameters
@@ -166,7 +179,8 @@ def judge_run(
     cfg = read_run_config(run)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    model = load_run(run)
+    sampling = dict(sampling or {})
+    model = load_run(run, overrides=sampling)
     gen_file = work / f"{cfg.model}-{cfg.geometry}-generated.h5"
     generate_showers(
         model,
@@ -190,7 +204,7 @@ def judge_run(
     r = ev.results
     cls = r["classifier"]
     summary = json.loads((run / "summary.json").read_text())
-    model_dev = load_run(run, device) if device != "cpu" else model
+    model_dev = load_run(run, device, overrides=sampling) if device != "cpu" else model
     return FrontEntry(
         model=cfg.model,
         run_dir=str(run),
@@ -210,7 +224,49 @@ def judge_run(
         ms_per_shower=time_model(model_dev, cfg.geometry, device, batch_sizes),
         device=device,
         generated_file=str(gen_file),
+        sampling=sampling,
     )
+
+
+def parse_sampling(specs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``MODEL:KEY=VALUE[,KEY=VALUE...]`` specs into per-model sampling options.
+
+    Values are ints where they parse as ints (``200``), then floats (``0.5``, ``1e-3``), then
+    booleans (``true``/``false``), else strings (``ddpm``). Repeating a model merges its
+    options.
+
+    Example:
+        ``parse_sampling(["diffusion:sampler=ddpm,steps=200"])`` returns
+        ``{"diffusion": {"sampler": "ddpm", "steps": 200}}``.
+
+    Raises:
+        ConfigError: A malformed spec (the message shows the expected form).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        model, sep, rest = spec.partition(":")
+        pairs = [p.strip() for p in rest.split(",") if p.strip()]
+        if not sep or not model.strip() or not pairs or any("=" not in p for p in pairs):
+            raise ConfigError(
+                f"--sampling {spec!r}: expected MODEL:KEY=VALUE[,KEY=VALUE...], "
+                "e.g. diffusion:sampler=ddpm,steps=200"
+            )
+        opts = out.setdefault(model.strip(), {})
+        for p in pairs:
+            k, _, v = p.partition("=")
+            if not k.strip() or not v.strip():
+                raise ConfigError(f"--sampling {spec!r}: empty key or value in {p!r}")
+            opts[k.strip()] = _scalar(v.strip())
+    return out
+
+
+def _scalar(text: str) -> int | float | bool | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -235,7 +291,7 @@ def front_table(entries: Sequence[FrontEntry], geometry: str) -> str:
     ]
     for i, e in enumerate(entries):
         t = e.ms_per_shower
-        name = f"**{e.model}**" if i in on_front else e.model
+        name = f"**{e.label}**" if i in on_front else e.label
         c1, c100, c10k = (f"{t[b][0]:.3g}" if b in t else "–" for b in (1, 100, 10_000))
         lines.append(
             f"| {name} | {e.n_parameters:,} | {e.train['minutes']:.0f} min ({e.train['status']}) | "
@@ -273,7 +329,7 @@ def challenge_comparison(entries: Sequence[FrontEntry], geometry: str) -> dict[s
         a = e.auc_low[0]
         dom = [n for n, st, sa in subs if t < st and a <= sa]
         by = [n for n, st, sa in subs if st < t and sa <= a]
-        models[e.model] = {
+        models[e.label] = {
             "ms_b10k": t,
             "auc_low": a,
             "dominates": dom,
@@ -346,7 +402,7 @@ def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) ->
             )
     pts = [(e.ms_per_shower.get(10_000, (math.nan, 0))[0], e.auc_low[0]) for e in entries]
     for e, (x, y) in zip(entries, pts):
-        ax.errorbar(x, y, yerr=e.auc_low[1], fmt="o", ms=7, capsize=3, label=f"physgen {e.model}")
+        ax.errorbar(x, y, yerr=e.auc_low[1], fmt="o", ms=7, capsize=3, label=f"physgen {e.label}")
     front = [pts[i] for i in pareto_front(pts)]
     if len(front) > 1:
         ax.plot(*zip(*front), "k--", lw=1, label="physgen Pareto front")
@@ -364,7 +420,12 @@ def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) ->
 
 
 def _judge_key(
-    run: Path, reference: str | Path, repeats: int, device: str, batch_sizes: Sequence[int]
+    run: Path,
+    reference: str | Path,
+    repeats: int,
+    device: str,
+    batch_sizes: Sequence[int],
+    sampling: dict[str, Any],
 ) -> dict[str, Any]:
     """What a judged entry depends on: the weights file, the reference file and the options."""
     w, r = (run / "weights.pt").stat(), Path(reference).stat()
@@ -374,11 +435,13 @@ def _judge_key(
         "repeats": repeats,
         "device": device,
         "batch_sizes": list(batch_sizes),
+        "sampling": sampling,
     }
 
 
 def _entry_from_dict(d: dict[str, Any]) -> FrontEntry:
     d = dict(d)
+    d.setdefault("sampling", {})
     d["ms_per_shower"] = {int(k): tuple(v) for k, v in d["ms_per_shower"].items()}
     for k in ("auc_low", "auc_high", "fpd", "kpd"):
         d[k] = tuple(d[k])
@@ -398,20 +461,32 @@ def run_front(
     device: str = "cpu",
     preset: str | None = None,
     batch_sizes: Sequence[int] = BATCH_SIZES,
+    sampling: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train (or load), judge, tabulate and plot every model; writes ``front.md``,
     ``front.json`` and ``front.png`` in ``out_dir``. A model already judged with the same
     weights, reference and options (``OUT/judged/entry-MODEL.json``) is not judged again.
 
+    Args:
+        sampling: Per model, sampling options over its run's config, e.g.
+            ``{"diffusion": {"steps": 200, "sampler": "ddpm"}}`` (see :func:`parse_sampling`).
+
     Raises:
-        ConfigError: No models, or unknown model names.
+        ConfigError: No models, unknown model names, or sampling options for a model that is
+            not in ``models`` or that are not sampling options of that model.
     """
-    from physgen.models import get_model_class
+    from physgen.models import check_sampling_overrides, get_model_class
 
     if not models:
         raise ConfigError("--models: give at least one model")
     for m in models:
         get_model_class(m)
+    sampling = dict(sampling or {})
+    extra = sorted(set(sampling) - set(models))
+    if extra:
+        raise ConfigError(f"--sampling: {', '.join(extra)} not among --models {','.join(models)}")
+    for m, opts in sampling.items():
+        check_sampling_overrides(m, opts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(runs_dir) if runs_dir is not None else out / "runs"
@@ -419,7 +494,8 @@ def run_front(
     for m in models:
         t0 = time.monotonic()
         run = train_or_load(m, geometry, train_file, runs, max_time_s=max_time_s, preset=preset)
-        key = _judge_key(run, reference_file, repeats, device, batch_sizes)
+        opts = dict(sampling.get(m, {}))
+        key = _judge_key(run, reference_file, repeats, device, batch_sizes, opts)
         cache = out / "judged" / f"entry-{m}.json"
         if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
             log.info("reusing the judged entry %s", cache)
@@ -432,6 +508,7 @@ def run_front(
                 repeats=repeats,
                 device=device,
                 batch_sizes=batch_sizes,
+                sampling=opts,
             )
             atomic_write_text(cache, json.dumps({"key": key, "entry": entry.to_dict()}, indent=2))
             entries.append(entry)

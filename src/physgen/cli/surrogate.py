@@ -181,7 +181,7 @@ def generate(
     ] = None,
     solver: Annotated[
         Optional[str],
-        typer.Option(help="cfm: euler, midpoint, rk4, adaptive; diffusion: ddim or ddpm."),
+        typer.Option(help="cfm: euler, midpoint, rk4, adaptive; diffusion: ddim, dpm++2m or ddpm."),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
@@ -278,9 +278,17 @@ def front(
         Optional[str], typer.Option(help="Preset for new runs (default MODEL-GEOMETRY; 'tiny').")
     ] = None,
     batch_sizes: Annotated[str, typer.Option(help="Timing batch sizes.")] = "1,100,10000",
+    sampling: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            metavar="<model:key=value>",
+            help="Sampling options of one model over its run's config, repeatable: "
+            "MODEL:KEY=VALUE[,KEY=VALUE], e.g. diffusion:sampler=ddpm,steps=200.",
+        ),
+    ] = None,
 ) -> None:
     """Train (or load) each model, evaluate and time it; write the quality-vs-speed table and plot."""
-    from physgen.front import run_front
+    from physgen.front import parse_sampling, run_front
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     rec = run_front(
@@ -295,6 +303,7 @@ def front(
         device=device,
         preset=preset,
         batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
+        sampling=parse_sampling(sampling or []),
     )
     typer.echo((out / "front.md").read_text().rstrip())
     typer.echo(f"{len(rec['entries'])} models -> {out}/front.md, front.json, front.png")

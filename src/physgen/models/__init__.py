@@ -11,13 +11,20 @@ Models register themselves by name (``cfm``, ``flow``, ``diffusion``, ``gan``, `
 """
 
 from physgen.models.base import ShowerDistribution, ShowerGenerator
-from physgen.models.registry import available_models, build_model, get_model_class, register
+from physgen.models.registry import (
+    available_models,
+    build_model,
+    check_sampling_overrides,
+    get_model_class,
+    register,
+)
 
 __all__ = [
     "ShowerDistribution",
     "ShowerGenerator",
     "available_models",
     "build_model",
+    "check_sampling_overrides",
     "get_model_class",
     "register",
 ]

@@ -73,6 +73,10 @@ class ShowerGenerator(nn.Module):
     #: True when a training step leaves some parameters without gradient (GAN alternation);
     #: DistributedDataParallel then needs ``find_unused_parameters``.
     ddp_find_unused_parameters: ClassVar[bool] = False
+    #: ``Config`` fields that only change sampling (step counts, solvers...), not the networks:
+    #: they may differ between training and generation (``physgen generate --steps``,
+    #: ``physgen bench front --sampling``).
+    sampling_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, codec: ShowerCodec, config: Any) -> None:
         super().__init__()

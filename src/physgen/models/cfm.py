@@ -96,6 +96,7 @@ class CFM(ShowerGenerator):
     """
 
     Config = CFMConfig
+    sampling_options = ("steps", "solver", "atol", "rtol")
 
     def __init__(self, codec: ShowerCodec, config: CFMConfig) -> None:
         super().__init__(codec, config)

@@ -29,11 +29,12 @@ __all__ = [
     "NoiseSchedule",
     "ddim_sample",
     "ddpm_sample",
+    "dpmpp_2m_sample",
 ]
 
 SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("eps", "v")
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpm++2m")
 
 #: ``f(x_t (N, D), t (N, 1)) -> prediction (N, D)`` in the model's parametrisation.
 Predictor = Callable[[Tensor, Tensor], Tensor]
@@ -162,6 +163,56 @@ def ddim_sample(
     return x
 
 
+def dpmpp_2m_sample(
+    f: Predictor,
+    x: Tensor,
+    schedule: NoiseSchedule,
+    steps: int,
+    prediction: str = "eps",
+    clip_x0: float = 0.0,
+) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022): the probability-flow ODE, second order, multistep.
+
+    With ``lambda = log(alpha / sigma)`` and ``h = lambda_s - lambda_t``, each step ``t -> s``
+    sets ``x_s = (sigma_s / sigma_t) x_t - alpha_s expm1(-h) D``, where ``D`` extrapolates the
+    data prediction linearly in ``lambda`` from this and the previous step,
+    ``D = (1 + 1 / (2 r)) x0_hat - x0_hat_prev / (2 r)`` with ``r = h_prev / h`` (first step:
+    ``D = x0_hat``, which is DDIM). The last step returns ``x0_hat`` (first order at the end,
+    where ``lambda`` diverges). Same number of network evaluations as DDIM, error
+    ``O(1 / steps^2)`` instead of ``O(1 / steps)``.
+
+    Args:
+        f: Predictor ``f(x_t (N, D), t (N, 1))`` in the ``prediction`` parametrisation.
+        x: Starting noise ``(N, D)`` (standard normal).
+        schedule: The noise schedule.
+        steps: Network evaluations.
+        prediction: ``eps`` or ``v``.
+        clip_x0: Clamp ``x0_hat`` to ``[-clip_x0, clip_x0]`` (0: off).
+
+    Returns:
+        Samples ``(N, D)``.
+    """
+    grid = _time_grid(steps, x)
+    prev_x0: Tensor | None = None
+    prev_h = 1.0
+    for i in range(steps):
+        t, s = grid[i].reshape(1, 1), grid[i + 1].reshape(1, 1)
+        x0, _ = _x0_eps(f, schedule, x, t, prediction, clip_x0)
+        if i == steps - 1:
+            return x0
+        a_t, s_t = schedule.alpha_sigma(t)
+        a_s, s_s = schedule.alpha_sigma(s)
+        h = float(torch.log(a_s / s_s) - torch.log(a_t / s_t))
+        if prev_x0 is None:
+            d = x0
+        else:
+            k = prev_h / h
+            d = (1.0 + 0.5 / k) * x0 - (0.5 / k) * prev_x0
+        x = (s_s / s_t) * x - a_s * math.expm1(-h) * d
+        prev_x0, prev_h = x0, h
+    return x
+
+
 def ddpm_sample(
     f: Predictor,
     x: Tensor,
@@ -230,7 +281,8 @@ class DiffusionConfig:
         time_features: Size of the sinusoidal time embedding.
         schedule: ``cosine`` or ``linear``.
         prediction: Network target: ``eps`` or ``v``.
-        sampler: ``ddim`` (deterministic) or ``ddpm`` (ancestral); a sampling option.
+        sampler: ``ddim`` (deterministic, first order), ``dpm++2m`` (deterministic, second
+            order, same cost per step) or ``ddpm`` (ancestral); a sampling option.
         steps: Sampling steps (a sampling option: may be changed after training).
         clip_x0: Clamp predicted ``x0`` to ``[-clip_x0, clip_x0]`` while sampling (0: off).
     """
@@ -262,6 +314,7 @@ class Diffusion(ShowerGenerator):
     """
 
     Config = DiffusionConfig
+    sampling_options = ("steps", "sampler", "clip_x0")
 
     def __init__(self, codec: ShowerCodec, config: DiffusionConfig) -> None:
         super().__init__(codec, config)
@@ -274,7 +327,9 @@ class Diffusion(ShowerGenerator):
                 f"diffusion prediction must be 'eps' or 'v', got {config.prediction!r}"
             )
         if config.sampler not in SAMPLERS:
-            raise ConfigError(f"diffusion sampler must be 'ddim' or 'ddpm', got {config.sampler!r}")
+            raise ConfigError(
+                f"diffusion sampler must be one of {', '.join(SAMPLERS)}, got {config.sampler!r}"
+            )
         self.schedule = NoiseSchedule(config.schedule)
         n_e, tf = codec.energy_dim, config.time_features
         self.two_stage = bool(config.two_stage and n_e > 0)
@@ -340,6 +395,8 @@ class Diffusion(ShowerGenerator):
                 cfg.prediction,
                 cfg.clip_x0,
             )
+        if cfg.sampler == "dpm++2m":
+            return dpmpp_2m_sample(f, x, self.schedule, cfg.steps, cfg.prediction, cfg.clip_x0)
         return ddim_sample(f, x, self.schedule, cfg.steps, cfg.prediction, cfg.clip_x0)
 
     @torch.no_grad()

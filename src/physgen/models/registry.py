@@ -12,7 +12,13 @@ from physgen.errors import ConfigError
 from physgen.transforms import ShowerCodec
 from physgen.typed_config import from_mapping
 
-__all__ = ["available_models", "build_model", "get_model_class", "register"]
+__all__ = [
+    "available_models",
+    "build_model",
+    "check_sampling_overrides",
+    "get_model_class",
+    "register",
+]
 
 _REGISTRY: dict[str, type[Any]] = {}
 _BUILTIN_MODULES = (
@@ -78,3 +84,23 @@ def build_model(name: str, codec: ShowerCodec, config: Mapping[str, Any] | Any =
     else:
         cfg = from_mapping(cls.Config, typing.cast("Mapping[str, Any]", config), f"model ({name})")
     return cls(codec, cfg)
+
+
+def check_sampling_overrides(name: str, overrides: Mapping[str, Any]) -> None:
+    """Check that ``overrides`` only touch sampling options of model ``name``.
+
+    Sampling options (the class's ``sampling_options``: step counts, solvers...) may differ
+    between training and generation; any other field would change the networks that the
+    saved weights belong to.
+
+    Raises:
+        ConfigError: Naming the offending keys and the model's sampling options.
+    """
+    allowed = tuple(get_model_class(name).sampling_options)
+    bad = sorted(k for k in overrides if k not in allowed)
+    if bad:
+        opts = ", ".join(allowed) if allowed else "none"
+        raise ConfigError(
+            f"{name}: {', '.join(bad)} cannot change after training; "
+            f"sampling options of {name}: {opts}"
+        )

@@ -76,6 +76,7 @@ class VAE(ShowerGenerator):
     """
 
     Config = VAEConfig
+    sampling_options = ("output_noise",)
     config: VAEConfig
     step: Tensor
 

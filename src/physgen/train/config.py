@@ -42,6 +42,10 @@ class PreprocessConfig:
         noise_mev: Uniform dequantisation noise per voxel (MeV) in training.
         threshold_mev: Readout threshold re-applied to generated showers (MeV); None takes the
             geometry's official threshold (1 MeV dataset 1, 15.15 keV datasets 2/3).
+        energy_conditional: ``layers`` mode: knots (in log incident energy) of a conditional
+            standardisation of the energy variables, so that each has zero mean and unit width
+            at every incident energy (0: off; see
+            :class:`physgen.transforms.ConditionalStandardize`).
     """
 
     mode: str = "layers"
@@ -49,6 +53,7 @@ class PreprocessConfig:
     shape_steps: list[str] = field(default_factory=lambda: ["logit", "standardize"])
     noise_mev: float = 1e-3
     threshold_mev: float | None = None
+    energy_conditional: int = 0
 
 
 @dataclass
@@ -151,6 +156,10 @@ class TrainConfig:
             (d.stream_block >= 1, "data.stream_block must be >= 1"),
             (p.mode in ("layers", "incident"), "preprocess.mode must be 'layers' or 'incident'"),
             (p.noise_mev >= 0, "preprocess.noise_mev must be >= 0"),
+            (
+                p.energy_conditional == 0 or p.energy_conditional >= 2,
+                "preprocess.energy_conditional must be 0 (off) or >= 2 knots",
+            ),
             (0 <= self.seed < 2**63, "seed must be in [0, 2**63)"),
         ]
         for ok, msg in checks:

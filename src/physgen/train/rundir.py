@@ -27,7 +27,7 @@ import yaml
 from physgen.errors import ConfigError
 from physgen.geometry import get_geometry
 from physgen.models.base import ShowerGenerator
-from physgen.models.registry import build_model
+from physgen.models.registry import build_model, check_sampling_overrides
 from physgen.train.config import TrainConfig, from_mapping, to_mapping
 from physgen.transforms import ShowerCodec
 
@@ -80,6 +80,7 @@ def build_codec(config: TrainConfig) -> ShowerCodec:
         shape_steps=p.shape_steps,
         noise_mev=p.noise_mev,
         threshold_mev=geo.threshold_mev if p.threshold_mev is None else p.threshold_mev,
+        energy_conditional=p.energy_conditional,
     )
 
 
@@ -131,12 +132,12 @@ def load_run(
     Args:
         run_dir: The run directory written by :func:`physgen.train.train`.
         device: Where to put the model.
-        overrides: Sampling-time model options, e.g. ``{"steps": 8, "solver": "euler"}`` for
-            ``cfm`` (only fields that do not change the network).
+        overrides: Sampling options of the model (its class's ``sampling_options``), e.g.
+            ``{"steps": 8, "solver": "euler"}`` for ``cfm``.
 
     Raises:
-        ConfigError: Missing files (listed), weights from another model, or weights that do
-            not fit the configured network.
+        ConfigError: Missing files (listed), weights from another model, weights that do
+            not fit the configured network, or overrides that are not sampling options.
     """
     d = Path(run_dir)
     cfg = read_run_config(d)
@@ -146,6 +147,7 @@ def load_run(
     obj = load_weights_file(d / "weights.pt", cfg.model)
     model_cfg = dict(cfg.model_config)
     if overrides:
+        check_sampling_overrides(cfg.model, overrides)
         model_cfg.update(overrides)
     model = build_model(cfg.model, build_codec(cfg), model_cfg)
     try:
