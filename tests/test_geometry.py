@@ -211,3 +211,76 @@ def test_xml_layer_attributes_fuzz(attrs: dict[str, str]) -> None:
         return
     assert geo.n_voxels >= 1
     assert all(isinstance(layer, Layer) for layer in geo.layers)
+
+
+# ------------------------------------------------------------------ azimuthal symmetries
+
+
+def _check_symmetry_rows(geo: Geometry, perms: np.ndarray) -> None:
+    """Every row is a permutation that moves each voxel to the voxel at the rotated (or
+    reflected) centre: same r, alpha mapped by one rigid map per row."""
+    c = geo.voxel_centres()
+    r, alpha = c["r"], c["alpha"]
+    assert np.array_equal(perms[0], np.arange(geo.n_voxels))
+    for perm in perms:
+        assert np.array_equal(np.sort(perm), np.arange(geo.n_voxels))
+        assert np.allclose(r[perm], r)
+        binned = np.array(
+            [lay.n_alpha > 1 for lay in geo.relevant_layers for _ in range(lay.n_voxels)]
+        )
+        if not binned.any():
+            continue
+        # output voxel j holds input voxel perm[j]: alpha_j = s * alpha_perm[j] + phi (mod 2 pi)
+        a_out, a_in = alpha[binned], alpha[perm][binned]
+        fits = []
+        for sign in (1.0, -1.0):
+            phi = np.angle(np.mean(np.exp(1j * (a_out - sign * a_in))))
+            resid = np.angle(np.exp(1j * (a_out - sign * a_in - phi)))
+            fits.append(np.abs(resid).max())
+        assert min(fits) < 1e-9
+        assert np.array_equal(perm[~binned], np.arange(geo.n_voxels)[~binned])
+
+
+@pytest.mark.parametrize(("name", "g"), [("1-photons", 10), ("1-pions", 10), ("2", 16)])
+def test_azimuthal_symmetries_of_the_datasets(name: str, g: int) -> None:
+    geo = get_geometry(name)
+    rot = geo.azimuthal_symmetries(reflect=False)
+    both = geo.azimuthal_symmetries()
+    assert rot.shape == (g, geo.n_voxels) and both.shape == (2 * g, geo.n_voxels)
+    assert np.array_equal(both[:g], rot)
+    assert len({row.tobytes() for row in both}) == 2 * g  # all distinct
+    _check_symmetry_rows(geo, both)
+    # a group: composing two elements gives an element
+    rows = {row.tobytes() for row in both}
+    for a in both[:: max(1, g // 3)]:
+        for b in both[:: max(1, g // 2)]:
+            assert a[b].tobytes() in rows
+    # layer energies and the radial profile are invariant
+    x = np.random.default_rng(0).exponential(size=(5, geo.n_voxels))
+    for perm in both:
+        assert np.allclose(geo.layer_energies(x[:, perm]), geo.layer_energies(x))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    layers=st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from([1, 2, 4, 6, 8, 12])), min_size=1, max_size=4
+    )
+)
+def test_azimuthal_symmetries_property(layers: list[tuple[int, int]]) -> None:
+    body = "".join(
+        f'<Layer id="{i}" r_edges="{",".join(str(10 * k) for k in range(n_r + 1))}" '
+        f'n_bin_alpha="{na}"/>'
+        for i, (n_r, na) in enumerate(layers)
+    )
+    geo = parse_xml(_xml(body, "electron"), "electron")
+    counts = [na for _, na in layers if na > 1]
+    g = math.gcd(*counts) if counts else 1
+    perms = geo.azimuthal_symmetries()
+    assert perms.shape == ((2 * g if counts else 1), geo.n_voxels)
+    _check_symmetry_rows(geo, perms)
+
+
+def test_azimuthal_symmetries_need_polar_layers() -> None:
+    with pytest.raises(GeometryError, match="Cartesian layers"):
+        get_geometry("calogan").azimuthal_symmetries()

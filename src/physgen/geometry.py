@@ -272,6 +272,54 @@ class Geometry:
             axis=-1,
         )
 
+    def azimuthal_symmetries(self, reflect: bool = True) -> npt.NDArray[np.int64]:
+        """Voxel permutations of the azimuthal symmetries that every layer's binning shares.
+
+        A shower of a particle at normal incidence on a calorimeter without magnetic field is
+        statistically invariant under rotations about its axis and reflections ``alpha ->
+        -alpha``; on the binning only rotations by multiples of ``2 pi / g`` survive, ``g`` the
+        greatest common divisor of the alpha-bin counts of the alpha-binned layers (10 for
+        dataset 1 photons, 16 for dataset 2, 50 for dataset 3). A rotation by ``2 pi k / g``
+        moves layer ``l``'s alpha bin ``a`` to ``(a + k n_alpha_l / g) mod n_alpha_l``; the
+        reflection maps ``a`` to ``n_alpha_l - 1 - a`` (bins are centred symmetrically on
+        [-pi, pi)). Layers with one alpha bin are unchanged.
+
+        Args:
+            reflect: Include the reflections (``2 g`` elements instead of ``g``).
+
+        Returns:
+            ``(G, n_voxels)`` int64: ``showers[..., perm[k]]`` is the shower under element ``k``;
+            row 0 is the identity. ``G = 1`` when no layer resolves alpha.
+
+        Raises:
+            GeometryError: A Cartesian layer (no azimuthal binning to permute).
+        """
+        if any(layer.kind == "cartesian" for layer in self.relevant_layers):
+            raise GeometryError(
+                f"geometry {self.name!r} has Cartesian layers: azimuthal symmetries need polar "
+                "(r x alpha) binning"
+            )
+        counts = [layer.n_alpha for layer in self.relevant_layers if layer.n_alpha > 1]
+        g = math.gcd(*counts) if counts else 1
+        perms = []
+        for mirrored in (False, True) if (reflect and counts) else (False,):
+            for k in range(g):
+                perm = np.arange(self.n_voxels, dtype=np.int64)
+                for layer in self.relevant_layers:
+                    if layer.n_alpha == 1:
+                        continue
+                    sl = self.layer_slice(layer.id)
+                    idx = perm[sl].reshape(layer.n_alpha, layer.n_radial)
+                    src = np.arange(layer.n_alpha)
+                    if mirrored:
+                        src = layer.n_alpha - 1 - src
+                    # output bin a takes input bin src[(a - shift) mod n]
+                    shift = k * layer.n_alpha // g
+                    idx = idx[src[(np.arange(layer.n_alpha) - shift) % layer.n_alpha]]
+                    perm[sl] = idx.ravel()
+                perms.append(perm)
+        return np.stack(perms)
+
     def reshape(self, showers: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Reshape flat showers of a regular geometry to ``(..., n_layers, n_alpha, n_r)``.
 

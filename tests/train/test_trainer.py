@@ -249,3 +249,54 @@ def test_crash_between_checkpoints_resumes_from_the_last_one(data_file, tmp_path
     assert done.step == full.step
     a, b = weights(tmp_path / "full"), weights(tmp_path / "crash")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_augmentation_is_seeded_resumes_exactly_and_changes_training(data_file, tmp_path):
+    cfg = tiny_config("cfm")
+    cfg.data.augment = "rotate+reflect"
+    full = train(cfg, data_file, tmp_path / "full", progress=False)
+    train(cfg, data_file, tmp_path / "part", progress=False, stop_after_steps=9)
+    done = train(None, data_file, tmp_path / "part", resume=True, progress=False)
+    assert done.step == full.step
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "part")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = tiny_config("cfm")
+    train(plain, data_file, tmp_path / "plain", progress=False)
+    c = weights(tmp_path / "plain")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_augmentation_warns_on_asymmetric_showers(caplog):
+    import numpy as np
+
+    from physgen.geometry import get_geometry
+
+    geo = get_geometry("1-photons")
+    _, x = toy_showers(400, "1-photons", seed=2)
+    perms = geo.azimuthal_symmetries()
+    symmetric = np.mean([x[:, p] for p in perms], axis=0)
+    with caplog.at_level("WARNING"):
+        got = trainer_mod._symmetry_permutations(geo, "rotate+reflect", symmetric)
+    assert got is not None and got.shape == (20, 368) and not caplog.records
+    lopsided = symmetric.copy()
+    sl = geo.layer_slice(2)
+    block = lopsided[:, sl].reshape(-1, 10, 19)
+    block[:, 0] *= 2.0  # alpha bin 0 of layer 2 gets twice the energy
+    lopsided[:, sl] = block.reshape(-1, 190)
+    with caplog.at_level("WARNING"):
+        trainer_mod._symmetry_permutations(geo, "rotate", lopsided)
+    assert "layer 2's energy fraction per alpha bin varies" in caplog.text
+    assert trainer_mod._symmetry_permutations(geo, "none", lopsided) is None
+
+
+def test_augment_permutes_each_row_by_a_group_element():
+    import numpy as np
+
+    from physgen.geometry import get_geometry
+
+    perms = get_geometry("1-photons").azimuthal_symmetries()
+    x = np.random.default_rng(0).exponential(size=(64, 368)).astype(np.float32)
+    out = trainer_mod._augment(x, perms, torch.Generator().manual_seed(0))
+    rows = [{x[i, p].tobytes() for p in perms} for i in range(64)]
+    assert all(out[i].tobytes() in rows[i] for i in range(64))
+    assert not np.array_equal(out, x)

@@ -56,6 +56,9 @@ class PreprocessConfig:
     energy_conditional: int = 0
 
 
+AUGMENTATIONS = ("none", "rotate", "rotate+reflect")
+
+
 @dataclass
 class DataConfig:
     """Training data handling.
@@ -65,12 +68,20 @@ class DataConfig:
         max_in_memory_gb: Larger training files are streamed from HDF5 block by block.
         fit_samples: Showers used to fit the preprocessing.
         stream_block: Rows per HDF5 read when streaming.
+        augment: Training-batch augmentation by the azimuthal symmetries of the binning
+            (:meth:`physgen.geometry.Geometry.azimuthal_symmetries`): ``none``, ``rotate``
+            (rotations by multiples of 2 pi / g) or ``rotate+reflect`` (also alpha -> -alpha).
+            Each training shower gets a random element per step; validation showers are left
+            as they are. Only valid when the showers are symmetric: normal incidence, no
+            magnetic field (the cascade simulator's default); the trainer warns when the
+            training data's energy per alpha bin is not flat.
     """
 
     validation_fraction: float = 0.1
     max_in_memory_gb: float = 4.0
     fit_samples: int = 50_000
     stream_block: int = 4096
+    augment: str = "none"
 
 
 @dataclass
@@ -154,6 +165,10 @@ class TrainConfig:
             (0 < d.validation_fraction < 1, "data.validation_fraction must be in (0, 1)"),
             (d.fit_samples >= 10, "data.fit_samples must be >= 10"),
             (d.stream_block >= 1, "data.stream_block must be >= 1"),
+            (
+                d.augment in AUGMENTATIONS,
+                f"data.augment must be one of {', '.join(AUGMENTATIONS)}, got {d.augment!r}",
+            ),
             (p.mode in ("layers", "incident"), "preprocess.mode must be 'layers' or 'incident'"),
             (p.noise_mev >= 0, "preprocess.noise_mev must be >= 0"),
             (

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from physgen._version import __version__
 from physgen.errors import ConfigError
-from physgen.geometry import get_geometry
+from physgen.geometry import Geometry, get_geometry
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model
 from physgen.train.config import OptimConfig, TrainConfig
@@ -231,6 +231,51 @@ def train(
             shutdown_distributed()
 
 
+def _symmetry_permutations(geo: Geometry, augment: str, sample_x: np.ndarray) -> np.ndarray | None:
+    """The ``(G, V)`` voxel permutations of ``data.augment`` (None: no augmentation).
+
+    Warns when the sample's mean fraction of a layer's energy per alpha bin is not flat
+    (beyond 5 standard errors plus 1 %): then the showers are not azimuthally symmetric and
+    augmenting biases the model.
+    """
+    if augment == "none":
+        return None
+    perms: np.ndarray = geo.azimuthal_symmetries(reflect=augment == "rotate+reflect")
+    if len(perms) == 1:
+        log.warning("data.augment=%s: no layer resolves alpha; nothing to augment", augment)
+        return None
+    n = sample_x.shape[0]
+    for layer in geo.relevant_layers:
+        if layer.n_alpha == 1:
+            continue
+        per_alpha = np.asarray(sample_x[:, geo.layer_slice(layer.id)], dtype=np.float64)
+        per_alpha = per_alpha.reshape(n, layer.n_alpha, layer.n_radial).sum(2)
+        total = per_alpha.sum(1)
+        frac = per_alpha[total > 0] / total[total > 0, None] * layer.n_alpha  # 1 when flat
+        if len(frac) < 2:
+            continue
+        dev = np.abs(frac.mean(0) - 1.0)
+        err = frac.std(0) / math.sqrt(len(frac))
+        if bool((dev > 5.0 * err + 0.01).any()):
+            log.warning(
+                "data.augment=%s: layer %d's energy fraction per alpha bin varies by up to %.1f %% "
+                "(statistical error %.1f %%): the showers look azimuthally asymmetric, and "
+                "augmenting will bias the model",
+                augment,
+                layer.id,
+                100 * float(dev.max()),
+                100 * float(err.max()),
+            )
+    return perms
+
+
+def _augment(x: np.ndarray, perms: np.ndarray, generator: torch.Generator) -> np.ndarray:
+    """Each row of ``x`` (N, V) under a random element of ``perms`` (G, V)."""
+    k = torch.randint(len(perms), (x.shape[0],), generator=generator).numpy()
+    out: np.ndarray = np.take_along_axis(x, perms[k], axis=1)
+    return out
+
+
 def _train(
     config: TrainConfig | None,
     data: str | Path,
@@ -260,6 +305,7 @@ def _train(
     torch.manual_seed(_seed_from(cfg.seed, _INIT))
     codec = build_codec(cfg)
     fit_e, fit_x = shower_data.fit_sample()
+    perms = _symmetry_permutations(geo, cfg.data.augment, fit_x)
     codec.fit(
         torch.from_numpy(fit_x), torch.from_numpy(fit_e), torch.Generator().manual_seed(cfg.seed)
     )
@@ -383,6 +429,8 @@ def _train(
                 epoch, o.batch_size, skip=skip, rank=dist_info.rank, world=dist_info.world
             ):
                 noise_gen.manual_seed(_seed_from(cfg.seed, _NOISE, dist_info.rank, step))
+                if perms is not None:
+                    x_np = _augment(x_np, perms, noise_gen)
                 batch = _to_batch(model, e_np, x_np, dev, noise_gen)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                     loss = loss_module(batch, noise_gen)
