@@ -300,3 +300,49 @@ def test_augment_permutes_each_row_by_a_group_element():
     rows = [{x[i, p].tobytes() for p in perms} for i in range(64)]
     assert all(out[i].tobytes() in rows[i] for i in range(64))
     assert not np.array_equal(out, x)
+
+
+def test_stop_signals_set_a_flag_and_restore_the_handlers():
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with trainer_mod._StopSignals() as sig:
+        assert signal.getsignal(signal.SIGTERM) is not before
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert sig.received == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_stops_with_a_checkpoint_and_the_run_resumes(data_file, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    cfg = tiny_config("cfm", epochs=100_000)
+    cfg_file = tmp_path / "cfg.yaml"
+    from physgen.train.rundir import config_yaml
+
+    cfg_file.write_text(config_yaml(cfg))
+    cmd = [sys.executable, "-m", "physgen", "train", "--model", "cfm", "--geometry", "1-photons"]
+    cmd += ["--config", str(cfg_file), "--data", str(data_file), "--out", str(run)]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoint.pt").is_file():  # training is under way
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith("interrupted: ") and "continue with: physgen train --resume" in out
+    assert "SIGTERM: stopping after this step" in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["status"] == "interrupted" and ck["step"] == summary["step"]
+    res = train(None, data_file, run, resume=True, progress=False, stop_after_steps=ck["step"] + 2)
+    assert res.status == "stopped" and res.step == ck["step"] + 2

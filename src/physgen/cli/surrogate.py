@@ -152,6 +152,8 @@ def train(
         f"{res.status}: {res.step} steps, best validation loss {res.best_val_loss:.4g}, "
         f"{res.n_parameters:,} parameters, {d['elapsed_s']:.1f} s -> {res.run_dir}"
     )
+    if res.status in ("max-time", "interrupted"):
+        typer.echo(f"continue with: physgen train --resume --data {data} --out {res.run_dir}")
 
 
 def generate(

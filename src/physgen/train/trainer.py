@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -48,7 +50,8 @@ class TrainResult:
 
     Attributes:
         run_dir: The run directory.
-        status: ``completed``, ``early-stopped``, ``max-time`` or ``stopped`` (step limit).
+        status: ``completed``, ``early-stopped``, ``max-time``, ``stopped`` (step limit) or
+            ``interrupted`` (SIGTERM or SIGINT; resumable like ``max-time``).
         step: Optimisation steps done in total (over all sessions of the run).
         epoch: Epoch index reached.
         best_val_loss: Best validation loss (EMA weights).
@@ -196,6 +199,9 @@ def train(
         resume: Continue from ``out/checkpoint.pt``: same batches, noise and schedule, so the
             final weights equal those of an uninterrupted run.
         max_time_s: Stop cleanly (checkpoint written) after this much wall time.
+            SIGTERM (a batch system's pre-emption or wall-time warning) and SIGINT (Ctrl-C)
+            stop the same way after the current step, with status ``interrupted``; a second
+            signal aborts at once.
         device: ``cpu``, ``cuda``... (None: CUDA when available).
         progress: Show a tqdm bar (None: only on a terminal).
         stop_after_steps: Stop (with a checkpoint) once this many total steps are done.
@@ -229,6 +235,51 @@ def train(
     finally:
         if owns_group and dist_info.world > 1:
             shutdown_distributed()
+
+
+class _StopSignals:
+    """SIGTERM / SIGINT -> a flag the training loop checks after every step.
+
+    Installed only in the main thread (Python delivers signals there); the previous handlers
+    are restored on exit. A second signal while the flag is set restores them and re-raises
+    the signal, so a hung run can still be killed.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        self.received = signal.Signals(signum).name
+        log.warning("%s: stopping after this step with a checkpoint", self.received)
+
+    def _restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+
+def _any_rank(flag: bool, dist_info: DistInfo) -> bool:
+    """``flag`` OR-ed over all processes (every rank must stop at the same step)."""
+    if dist_info.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=dist_info.device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def _symmetry_permutations(geo: Geometry, augment: str, sample_x: np.ndarray) -> np.ndarray | None:
@@ -421,103 +472,109 @@ def _train(
     t_log, n_log = time.monotonic(), 0
     stop = False
     in_epoch = skip
-    try:
-        while epoch < o.epochs and not stop:
-            model.train()
-            in_epoch = skip
-            for e_np, x_np in shower_data.batches(
-                epoch, o.batch_size, skip=skip, rank=dist_info.rank, world=dist_info.world
-            ):
-                noise_gen.manual_seed(_seed_from(cfg.seed, _NOISE, dist_info.rank, step))
-                if perms is not None:
-                    x_np = _augment(x_np, perms, noise_gen)
-                batch = _to_batch(model, e_np, x_np, dev, noise_gen)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = loss_module(batch, noise_gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if o.grad_clip > 0:
-                    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
-                else:
-                    grad_norm = None  # not computed without clipping
-                opt.step()
-                sched.step()
-                ema.update(model, step)
-                step += 1
-                in_epoch += 1
-                n_log += o.batch_size
-                lossf = float(loss.detach())
-                if not math.isfinite(lossf):
-                    raise ConfigError(
-                        f"training diverged at step {step} (loss {lossf}); lower optim.lr or "
-                        "raise optim.grad_clip"
-                    )
-                if step % log_every == 0 or step == total_steps:
-                    now = time.monotonic()
-                    rate = n_log / max(now - t_log, 1e-9)
-                    t_log, n_log = now, 0
-                    lr = opt.param_groups[0]["lr"]
-                    bar.set_postfix(loss=f"{lossf:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.0f}")
-                    log_line(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": lossf,
-                            "lr": lr,
-                            "grad_norm": grad_norm,
-                            "samples_per_s": rate,
-                            "elapsed_s": now - t_start,
-                        }
-                    )
-                bar.update(1)
-                end_of_epoch = in_epoch >= steps_per_epoch
-                if step % validate_every == 0 or end_of_epoch:
-                    vloss = _validation_loss(ema.shadow, val, cfg.seed, dev)  # type: ignore[arg-type]
-                    improved = vloss < best
-                    if improved:
-                        best, bad = vloss, 0
-                        if main:
-                            save_torch(
-                                {
-                                    "model": cfg.model,
-                                    "state_dict": ema.shadow.state_dict(),
-                                    "step": step,
-                                    "val_loss": vloss,
-                                },
-                                out / "weights.pt",
-                            )
+    with _StopSignals() as signals:
+        try:
+            while epoch < o.epochs and not stop:
+                model.train()
+                in_epoch = skip
+                for e_np, x_np in shower_data.batches(
+                    epoch, o.batch_size, skip=skip, rank=dist_info.rank, world=dist_info.world
+                ):
+                    noise_gen.manual_seed(_seed_from(cfg.seed, _NOISE, dist_info.rank, step))
+                    if perms is not None:
+                        x_np = _augment(x_np, perms, noise_gen)
+                    batch = _to_batch(model, e_np, x_np, dev, noise_gen)
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                        loss = loss_module(batch, noise_gen)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if o.grad_clip > 0:
+                        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
                     else:
-                        bad += 1
-                    log_line(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "val_loss": vloss,
-                            "best": best,
-                            "elapsed_s": time.monotonic() - t_start,
-                            **_diagnostics(ema.shadow, val, cfg.seed, dev),  # type: ignore[arg-type]
-                        }
-                    )
-                    if o.patience and bad >= o.patience:
-                        status, stop = "early-stopped", True
-                if end_of_epoch:
-                    epoch, in_epoch, skip = epoch + 1, 0, 0
-                if stop:
-                    break
-                if step % checkpoint_every == 0:
-                    checkpoint("running", in_epoch)
-                if max_time_s is not None and time.monotonic() - t_start > max_time_s:
-                    status, stop = "max-time", True
-                    break
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    status, stop = "stopped", True
-                    break
-            if not stop and in_epoch:  # the data ran out before steps_per_epoch batches
-                epoch, in_epoch = epoch + 1, 0
-            skip = 0
-    finally:
-        bar.close()
-    checkpoint(status, in_epoch if status in ("max-time", "stopped") else 0)
+                        grad_norm = None  # not computed without clipping
+                    opt.step()
+                    sched.step()
+                    ema.update(model, step)
+                    step += 1
+                    in_epoch += 1
+                    n_log += o.batch_size
+                    lossf = float(loss.detach())
+                    if not math.isfinite(lossf):
+                        raise ConfigError(
+                            f"training diverged at step {step} (loss {lossf}); lower optim.lr or "
+                            "raise optim.grad_clip"
+                        )
+                    if step % log_every == 0 or step == total_steps:
+                        now = time.monotonic()
+                        rate = n_log / max(now - t_log, 1e-9)
+                        t_log, n_log = now, 0
+                        lr = opt.param_groups[0]["lr"]
+                        bar.set_postfix(
+                            loss=f"{lossf:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.0f}"
+                        )
+                        log_line(
+                            {
+                                "step": step,
+                                "epoch": epoch,
+                                "loss": lossf,
+                                "lr": lr,
+                                "grad_norm": grad_norm,
+                                "samples_per_s": rate,
+                                "elapsed_s": now - t_start,
+                            }
+                        )
+                    bar.update(1)
+                    end_of_epoch = in_epoch >= steps_per_epoch
+                    if step % validate_every == 0 or end_of_epoch:
+                        vloss = _validation_loss(ema.shadow, val, cfg.seed, dev)  # type: ignore[arg-type]
+                        improved = vloss < best
+                        if improved:
+                            best, bad = vloss, 0
+                            if main:
+                                save_torch(
+                                    {
+                                        "model": cfg.model,
+                                        "state_dict": ema.shadow.state_dict(),
+                                        "step": step,
+                                        "val_loss": vloss,
+                                    },
+                                    out / "weights.pt",
+                                )
+                        else:
+                            bad += 1
+                        log_line(
+                            {
+                                "step": step,
+                                "epoch": epoch,
+                                "val_loss": vloss,
+                                "best": best,
+                                "elapsed_s": time.monotonic() - t_start,
+                                **_diagnostics(ema.shadow, val, cfg.seed, dev),  # type: ignore[arg-type]
+                            }
+                        )
+                        if o.patience and bad >= o.patience:
+                            status, stop = "early-stopped", True
+                    if end_of_epoch:
+                        epoch, in_epoch, skip = epoch + 1, 0, 0
+                    if stop:
+                        break
+                    if step % checkpoint_every == 0:
+                        checkpoint("running", in_epoch)
+                    if max_time_s is not None and time.monotonic() - t_start > max_time_s:
+                        status, stop = "max-time", True
+                        break
+                    if stop_after_steps is not None and step >= stop_after_steps:
+                        status, stop = "stopped", True
+                        break
+                    if _any_rank(signals.received is not None, dist_info):
+                        status, stop = "interrupted", True
+                        break
+                if not stop and in_epoch:  # the data ran out before steps_per_epoch batches
+                    epoch, in_epoch = epoch + 1, 0
+                skip = 0
+        finally:
+            bar.close()
+    checkpoint(status, in_epoch if status in ("max-time", "stopped", "interrupted") else 0)
     elapsed = time.monotonic() - t_start
     if main:
         write_json(
