@@ -29,6 +29,7 @@ __all__ = [
     "FrontEntry",
     "challenge_comparison",
     "comparison_text",
+    "entry_from_dict",
     "front_plot",
     "front_table",
     "judge_run",
@@ -439,7 +440,8 @@ def _judge_key(
     }
 
 
-def _entry_from_dict(d: dict[str, Any]) -> FrontEntry:
+def entry_from_dict(d: dict[str, Any]) -> FrontEntry:
+    """A :class:`FrontEntry` back from :meth:`FrontEntry.to_dict` (``front.json`` entries)."""
     d = dict(d)
     d.setdefault("sampling", {})
     d["ms_per_shower"] = {int(k): tuple(v) for k, v in d["ms_per_shower"].items()}
@@ -499,7 +501,7 @@ def run_front(
         cache = out / "judged" / f"entry-{m}.json"
         if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
             log.info("reusing the judged entry %s", cache)
-            entries.append(_entry_from_dict(json.loads(cache.read_text())["entry"]))
+            entries.append(entry_from_dict(json.loads(cache.read_text())["entry"]))
         else:
             entry = judge_run(
                 run,
