@@ -20,14 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from physgen.front import (
-    challenge_comparison,
-    comparison_text,
-    entry_from_dict,
-    front_plot,
-    front_table,
-)
-from physgen.train.rundir import atomic_write_text
+from physgen.front import entry_from_dict, write_front
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,21 +42,11 @@ def main(argv: list[str] | None = None) -> int:
                 entries[e.label] = e
                 origin[e.label] = Path(path).name
     chosen = list(entries.values())
-    comparison = challenge_comparison(chosen, args.geometry)
-    prov = "\n".join(f"- {label}: from {origin[label]}" for label in entries)
-    text = front_table(chosen, args.geometry) + "\n" + comparison_text(comparison)
-    text += "\nEntries:\n" + prov + "\n"
-    out = Path(args.out)
-    atomic_write_text(out.with_suffix(".md"), text)
-    record = {
-        "geometry": args.geometry,
-        "sources": args.sources,
-        "entries": [e.to_dict() for e in chosen],
-        "origin": origin,
-        "calochallenge_comparison": comparison,
-    }
-    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
-    front_plot(chosen, args.geometry, out.with_suffix(".png"))
+    prov = "Entries:\n" + "\n".join(f"- {label}: from {origin[label]}" for label in entries)
+    write_front(
+        chosen, args.geometry, args.out, {"sources": args.sources, "origin": origin}, prov + "\n"
+    )
+    text = Path(args.out).with_suffix(".md").read_text()
     print(text.rstrip())
     return 0
 

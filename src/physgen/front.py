@@ -38,6 +38,7 @@ __all__ = [
     "run_front",
     "time_model",
     "train_or_load",
+    "write_front",
 ]
 
 log = logging.getLogger(__name__)
@@ -515,17 +516,48 @@ def run_front(
             atomic_write_text(cache, json.dumps({"key": key, "entry": entry.to_dict()}, indent=2))
             entries.append(entry)
         log.info("%s judged in %.0f s", m, time.monotonic() - t0)
-    table = front_table(entries, geometry)
+    return write_front(
+        entries,
+        geometry,
+        out / "front",
+        {
+            "train_file": Path(train_file).name,
+            "reference_file": Path(reference_file).name,
+            "repeats": repeats,
+        },
+    )
+
+
+def write_front(
+    entries: Sequence[FrontEntry],
+    geometry: str,
+    prefix: str | Path,
+    info: dict[str, Any] | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Write ``PREFIX.md`` (table, CaloChallenge placement, ``note``), ``PREFIX.json`` and
+    ``PREFIX.png`` (the plot) atomically.
+
+    Args:
+        entries: The judged models.
+        geometry: Their geometry.
+        prefix: Output path without suffix.
+        info: Extra keys of the JSON record (files, repeats, provenance...).
+        note: Markdown appended to the table.
+
+    Returns:
+        The JSON record: ``geometry``, ``info``'s keys, ``entries``, ``calochallenge_comparison``.
+    """
+    out = Path(prefix)
     comparison = challenge_comparison(entries, geometry)
-    atomic_write_text(out / "front.md", table + "\n" + comparison_text(comparison))
+    text = front_table(entries, geometry) + "\n" + comparison_text(comparison)
+    atomic_write_text(out.with_suffix(".md"), text + (f"\n{note}" if note else ""))
     record = {
         "geometry": geometry,
-        "train_file": Path(train_file).name,
-        "reference_file": Path(reference_file).name,
-        "repeats": repeats,
+        **(info or {}),
         "entries": [e.to_dict() for e in entries],
         "calochallenge_comparison": comparison,
     }
-    atomic_write_text(out / "front.json", json.dumps(record, indent=2) + "\n")
-    front_plot(entries, geometry, out / "front.png")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    front_plot(entries, geometry, out.with_suffix(".png"))
     return record
