@@ -301,7 +301,7 @@ def test_train_existing_nonempty_out(run: Run, train_file: Path, tmp_path: Path)
         out,
         "--no-progress",
     )
-    _one_line_error(rc, err, str(out), "not empty", "--resume")
+    _one_line_error(rc, err, str(out), "not empty", "choose a new --out")
     assert _tree(out) == before
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from physgen.errors import PhysgenError
 from physgen.generate import SEED_BLOCK, Shard, generate_showers, parse_shard
-from physgen.io import merge_files, open_showers, read_showers, validate_file, write_showers
+from physgen.io import open_showers, read_showers, validate_file, write_showers
+from physgen.merge import merge_files
 from physgen.models import build_model
 from physgen.train import load_config
 from physgen.train.rundir import build_codec

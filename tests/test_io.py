@@ -17,17 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from physgen.errors import DataFormatError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.io import (
     ShowerWriter,
     file_summary,
     iter_batches,
-    merge_files,
     open_showers,
     read_showers,
     validate_file,
     write_showers,
 )
+from physgen.merge import merge_files
 from showerdata import make_showers
 
 
@@ -97,7 +97,7 @@ def test_writer_shape_errors(tmp_path: Path) -> None:
             w.append(np.ones(2), np.ones((2, 10)))
         with pytest.raises(DataFormatError, match="2 incident energies but 3 showers"):
             w.append(np.ones(2), np.ones((3, 368)))
-    with pytest.raises(DataFormatError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):  # an option's value, not data
         ShowerWriter(tmp_path / "missing" / "x.h5", 368)
     with pytest.raises(DataFormatError, match="--compression"):
         ShowerWriter(tmp_path / "y.h5", 368, compression="zstd")

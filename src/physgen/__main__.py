@@ -1,7 +1,5 @@
 """``python -m physgen`` runs the command line."""
 
-import sys
+from physgen.cli.main import run
 
-from physgen.cli.main import main
-
-sys.exit(main())
+run()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from physgen.errors import ConfigError
-from physgen.train.rundir import atomic_write_text
+from physgen.outputs import atomic_write_text
 
 __all__ = [
     "FrontEntry",

@@ -18,9 +18,11 @@ import numpy.typing as npt
 import torch
 
 from physgen._version import __version__
+from physgen.checks import check_seed
 from physgen.errors import ConfigError
-from physgen.io import ShowerWriter, check_output_path, open_showers
+from physgen.io import ShowerWriter, open_showers
 from physgen.models.base import ShowerGenerator
+from physgen.outputs import check_output
 
 __all__ = ["SEED_BLOCK", "Shard", "generate_showers", "parse_shard"]
 
@@ -105,13 +107,12 @@ def generate_showers(
     from tqdm.auto import tqdm
 
     out_p = Path(out)
-    check_output_path(out_p, "--out")
+    check_output(out_p, "--out", inputs=[energies_from])
     if (energies is None) == (energies_from is None):
         raise ConfigError("generate: give exactly one of energies or energies_from")
     if batch_size < 1:
         raise ConfigError(f"--batch-size: must be >= 1, got {batch_size}")
-    if seed < 0:
-        raise ConfigError(f"--seed: must be >= 0, got {seed}")
+    check_seed(seed)
     if energies_from is not None:
         with open_showers(energies_from, geometry) as f:
             e_all = np.asarray(f.energies[()], dtype=np.float64).reshape(-1)

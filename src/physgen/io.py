@@ -1,4 +1,4 @@
-"""CaloChallenge HDF5 shower files: read, stream, validate, write atomically, merge.
+"""CaloChallenge HDF5 shower files: read, stream, validate, write atomically.
 
 A CaloChallenge file holds exactly two HDF5 datasets at its root:
 
@@ -26,11 +26,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
-import secrets
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +40,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from physgen import outputs
 from physgen._version import __version__
 from physgen.errors import DataFormatError
 from physgen.geometry import Geometry, get_geometry, match_geometry
@@ -49,9 +50,9 @@ __all__ = [
     "SHOWER_KEY",
     "ShowerFile",
     "ShowerWriter",
+    "check_values",
     "file_summary",
     "iter_batches",
-    "merge_files",
     "open_showers",
     "read_showers",
     "validate_file",
@@ -66,15 +67,9 @@ _COMPRESSIONS = ("gzip", "lzf", "none")
 #: Target bytes of one HDF5 chunk and of one streamed batch.
 _CHUNK_BYTES = 1 << 20
 _BATCH_BYTES = 64 << 20
-
-
-def check_output_path(path: Path, option: str = "output") -> None:
-    """Raise DataFormatError unless ``path`` can be created: its folder exists, it is no folder."""
-    parent = path.parent if str(path.parent) != "" else Path(".")
-    if not parent.is_dir():
-        raise DataFormatError(f"{option} {path}: folder {parent} does not exist")
-    if path.is_dir():
-        raise DataFormatError(f"{option} {path}: is a folder, expected a file name")
+#: HDF5 files abandoned after a full disk: kept referenced so that their handles are
+#: never flushed again (the CLI then leaves with ``os._exit``).
+_ABANDONED: list[h5py.File] = []
 
 
 def _compression_args(compression: str | None) -> dict[str, Any]:
@@ -133,7 +128,7 @@ class ShowerWriter:
         energy_dtype: npt.DTypeLike = np.float64,
     ) -> None:
         self.path = Path(path)
-        check_output_path(self.path)
+        outputs.check_output(self.path, "output")
         if n_voxels < 1:
             raise DataFormatError(f"{self.path}: n_voxels must be >= 1, got {n_voxels}")
         self.n_voxels = int(n_voxels)
@@ -141,11 +136,11 @@ class ShowerWriter:
         self._attrs = dict(attrs or {})
         self._dtype = None if dtype is None else np.dtype(dtype)
         self._edtype = np.dtype(energy_dtype)
-        self._tmp = self.path.with_name(
-            f".{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        )
+        self._atomic: contextlib.AbstractContextManager[Path] | None = None
+        self._tmp: Path | None = None
         self._file: h5py.File | None = None
         self._n = 0
+        self._raw_bytes = 0
 
     @property
     def n_written(self) -> int:
@@ -153,8 +148,30 @@ class ShowerWriter:
         return self._n
 
     def __enter__(self) -> ShowerWriter:
-        self._file = h5py.File(self._tmp, "w")
+        outputs.quiet_disk_full_errors()
+        self._atomic = outputs.atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        try:
+            self._file = h5py.File(self._tmp, "w")
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
         return self
+
+    def _check_space(self, n_bytes: int) -> None:
+        """Stop before HDF5 meets a full disk (it cannot recover from one cleanly).
+
+        The next batch needs at most its raw size (less, by the compression ratio
+        seen so far, when compressed) plus 1 MiB for the HDF5 metadata.
+        """
+        assert self._tmp is not None
+        ratio = 1.0
+        if self._comp and self._raw_bytes > (8 << 20):
+            try:
+                ratio = min(1.0, 2.0 * self._tmp.stat().st_size / self._raw_bytes)
+            except OSError:
+                ratio = 1.0
+        outputs.check_free_space(self.path, n_bytes * ratio + (1 << 20))
 
     def _create(self, dtype: np.dtype[Any]) -> None:
         assert self._file is not None
@@ -206,14 +223,31 @@ class ShowerWriter:
             )
         if SHOWER_KEY not in self._file:
             self._create(self._dtype if self._dtype is not None else x.dtype)
+        outputs.raise_if_interrupted()
         n = x.shape[0]
         ds_e = self._file[ENERGY_KEY]
         ds_x = self._file[SHOWER_KEY]
-        ds_e.resize(self._n + n, axis=0)
-        ds_x.resize(self._n + n, axis=0)
-        ds_e[self._n : self._n + n] = e
-        ds_x[self._n : self._n + n] = x
+        n_bytes = n * (ds_x.dtype.itemsize * self.n_voxels + ds_e.dtype.itemsize)
+        self._check_space(n_bytes)
+        try:
+            ds_e.resize(self._n + n, axis=0)
+            ds_x.resize(self._n + n, axis=0)
+            ds_e[self._n : self._n + n] = e
+            ds_x[self._n : self._n + n] = x
+        except (OSError, RuntimeError) as exc:
+            if outputs.is_disk_full(exc):
+                self._abandon()
+                raise outputs.DiskFullError(self.path) from exc
+            raise
         self._n += n
+        self._raw_bytes += n_bytes
+
+    def _abandon(self) -> None:
+        """HDF5 hit a full disk: never flush this file again, just drop the temporary."""
+        f, self._file = self._file, None
+        if f is not None:
+            _ABANDONED.append(f)  # closing would retry the failed writes (and may crash)
+            outputs.request_hard_exit()
 
     def __exit__(
         self,
@@ -222,23 +256,30 @@ class ShowerWriter:
         tb: TracebackType | None,
     ) -> None:
         f = self._file
+        atomic, self._atomic = self._atomic, None
+        assert atomic is not None
         try:
-            if exc_type is None and f is not None:
-                if SHOWER_KEY not in f:
-                    self._create(self._dtype or np.dtype(np.float32))
-                for key, value in self._attrs.items():
-                    f.attrs[key] = _attr_value(value)
-                if "physgen_version" not in f.attrs:
-                    f.attrs["physgen_version"] = __version__
-                f.attrs["n_showers"] = self._n
-        finally:
-            self._file = None
-            if f is not None:
-                f.close()
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+            try:
+                if exc_type is None and f is not None:
+                    if SHOWER_KEY not in f:
+                        self._create(self._dtype or np.dtype(np.float32))
+                    for key, value in self._attrs.items():
+                        f.attrs[key] = _attr_value(value)
+                    if "physgen_version" not in f.attrs:
+                        f.attrs["physgen_version"] = __version__
+                    f.attrs["n_showers"] = self._n
+                    outputs.check_free_space(self.path, 1 << 20)
+            finally:
+                self._file = None
+                if f is not None:
+                    f.close()
+        except BaseException as err:
+            if isinstance(err, (OSError, RuntimeError)) and outputs.is_disk_full(err):
+                outputs.request_hard_exit()
+            if atomic.__exit__(type(err), err, err.__traceback__):
+                return
+            raise
+        atomic.__exit__(exc_type, exc, tb)
 
 
 def write_showers(
@@ -370,6 +411,8 @@ def open_showers(path: str | Path, geometry: str | Geometry | None = None) -> Sh
             differing row counts, empty, voxel count matching no/the wrong geometry.
     """
     p = Path(path)
+    if p.is_dir():
+        raise DataFormatError(f"{p}: is a folder, expected a CaloChallenge HDF5 file")
     if not p.is_file():
         raise DataFormatError(f"{p}: no such file")
     if not h5py.is_hdf5(p):
@@ -473,10 +516,18 @@ def read_showers(
             ) from exc
 
 
-def _check_values(
+def check_values(
     p: Path, e: npt.NDArray[Any], x: npt.NDArray[Any], offset: int, clip_negative: bool
 ) -> int:
-    """Check one batch; returns the number of negative voxels (clipped if allowed)."""
+    """Check one batch of file ``p`` starting at row ``offset``.
+
+    Returns:
+        The number of negative voxels (allowed only with ``clip_negative``).
+
+    Raises:
+        DataFormatError: NaN/inf or non-positive incident energies, NaN/inf voxels, or
+            negative voxels without ``clip_negative``; the message names file, key, row.
+    """
     if not np.all(np.isfinite(e)):
         row = offset + int(np.flatnonzero(~np.isfinite(e).ravel())[0])
         raise DataFormatError(f"{p}: '{ENERGY_KEY}' holds NaN or inf (row {row})")
@@ -526,7 +577,7 @@ def validate_file(
         n_neg = 0
         offset = 0
         for e, x in f.iter_batches(batch_size):
-            n_neg += _check_values(f.path, e, x, offset, clip_negative)
+            n_neg += check_values(f.path, e, x, offset, clip_negative)
             offset += e.shape[0]
     if n_neg:
         log.warning("%s: %d negative voxel energies (clipped to 0 when read)", path, n_neg)
@@ -552,7 +603,7 @@ def file_summary(path: str | Path, geometry: str | Geometry | None = None) -> di
         thr = geo.threshold_mev if geo is not None else 0.0
         offset = 0
         for e, x in f.iter_batches():
-            _check_values(f.path, e, x, offset, clip_negative=True)
+            check_values(f.path, e, x, offset, clip_negative=True)
             xs = np.asarray(x, dtype=np.float64)
             ratios[offset : offset + len(e)] = xs.sum(axis=1) / np.asarray(e, np.float64).ravel()
             zero += int(np.count_nonzero(xs == 0))
@@ -609,59 +660,3 @@ def file_summary(path: str | Path, geometry: str | Geometry | None = None) -> di
             "negative_voxels": neg,
             "provenance": f.attrs,
         }
-
-
-def merge_files(
-    shards: Sequence[str | Path],
-    out: str | Path,
-    *,
-    geometry: str | Geometry | None = None,
-    compression: str | None = "gzip",
-    batch_size: int | None = None,
-    clip_negative: bool = False,
-) -> Path:
-    """Concatenate shard files into one (streaming, atomic).
-
-    All shards must have the same voxel count (and the geometry, if given or
-    recorded in their provenance, must agree); every value is checked as by
-    :func:`validate_file` while copying. The output records the shard list and
-    the first shard's provenance.
-
-    Raises:
-        DataFormatError: On no shards, disagreeing geometries, or a bad shard
-            (nothing is left at ``out`` then).
-    """
-    if not shards:
-        raise DataFormatError("merge: give at least one shard file")
-    out_p = Path(out)
-    check_output_path(out_p, "--out")
-    infos = []
-    for s in shards:
-        with open_showers(s, geometry) as f:
-            infos.append(
-                (f.path, f.n_voxels, f.attrs.get("geometry"), f.showers.dtype, dict(f.attrs))
-            )
-    n_vox = {i[1] for i in infos}
-    if len(n_vox) > 1:
-        detail = ", ".join(f"{i[0].name}: {i[1]}" for i in infos)
-        raise DataFormatError(f"merge: shards have different voxel counts ({detail})")
-    recorded = {str(i[2]) for i in infos if i[2] is not None}
-    if len(recorded) > 1:
-        raise DataFormatError(f"merge: shards record different geometries {sorted(recorded)}")
-    if out_p.resolve() in {i[0].resolve() for i in infos}:
-        raise DataFormatError(f"--out {out_p}: is one of the shards")
-    attrs = dict(infos[0][4])
-    attrs.pop("n_showers", None)
-    attrs["merged_from"] = [str(i[0]) for i in infos]
-    dtype = np.result_type(*[i[3] for i in infos])
-    with ShowerWriter(out_p, infos[0][1], compression=compression, attrs=attrs, dtype=dtype) as w:
-        for s in shards:
-            offset = 0
-            for e, x in iter_batches(s, batch_size, geometry):
-                n_neg = _check_values(Path(s), e, x, offset, clip_negative)
-                if n_neg:
-                    log.warning("%s: clipped %d negative voxel energies to 0", s, n_neg)
-                    x = np.clip(x, 0, None)
-                offset += len(e)
-                w.append(e, x)
-    return out_p

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -236,23 +237,41 @@ def _headless(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def test_report_renders_in_headless_chromium(same_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     browser = _chromium()
     if browser is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must render the report: .ci/run installs Debian's chromium")
         pytest.skip("no headless Chromium found (Debian packages: chromium, chromium-driver)")
     report = same_result.out_dir / "report.html"
     html = report.read_text()
     assert "this sample among the CaloChallenge 2022 submissions" in html
     assert html.count("data:image/png;base64,") >= 10
     assert '<tr class="ours">' in html or 'class="ours"' in html
-    shot = tmp_path / "report.png"
+    # the DOM as the browser built it: the summary table's header and the sample's label
     dom = _headless(browser, "--dump-dom", report.as_uri())
-    assert dom.returncode == 0
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert "Summary: this sample among the CaloChallenge 2022 submissions" in dom.stdout
+    assert "<th>model</th><th>AUC low</th><th>AUC high</th>" in dom.stdout
+    assert "generated (this sample)" in dom.stdout
     assert "Separation power per feature class" in dom.stdout
+    # a screenshot of the expected size that is not blank
+    shot = tmp_path / "report.png"
     proc = _headless(browser, "--window-size=1280,2000", f"--screenshot={shot}", report.as_uri())
     assert proc.returncode == 0, proc.stderr[-500:]
     data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real, non-blank page
+    assert _png_size(data) == (1280, 2000)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    assert pixels.std() > 0.05  # text, tables and figures, not one flat colour
+    dark = (pixels.mean(axis=2) < 0.5).mean()
+    assert 0.005 < dark < 0.6, dark  # some ink on a light page
 
 
 def test_data_format_error_types(tmp_path: Path) -> None:

@@ -242,3 +242,13 @@ def test_allocate_splits_exactly_and_keeps_every_channel(n: int, raw: list[float
         assert all(c >= 1 for c in counts)  # no channel drops out of a pooled estimate
     for c, f in zip(counts, fr.tolist(), strict=True):
         assert abs(c - n * f) <= len(raw)  # largest remainder, plus at most the floor moves
+
+
+@pytest.mark.parametrize(
+    ("version", "fused"),
+    [("2.13.0", True), ("2.4.0", True), ("2.4.0+cpu", True), ("2.3.1", False), ("2.2", False)],
+)
+def test_fused_adam_version_check_compares_versions_not_text(version: str, fused: bool) -> None:
+    from physgen.nis.train import fused_adam_available
+
+    assert fused_adam_available(version) is fused

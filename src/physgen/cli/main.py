@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from physgen import outputs
 from physgen._version import __version__
 from physgen.errors import PhysgenError
 
@@ -220,12 +223,25 @@ def merge_cmd(
     clip_negative: Annotated[
         bool, typer.Option(help="Clip negative voxel energies (MeV) to 0 instead of failing.")
     ] = False,
+    allow_mixed: Annotated[
+        bool,
+        typer.Option(
+            help="Merge shards of different particles, detectors, engines or models "
+            "(each shard's provenance is still recorded)."
+        ),
+    ] = False,
 ) -> None:
-    """Concatenate shard files into one, checking that their geometries agree."""
-    from physgen.io import merge_files, open_showers
+    """Concatenate shard files (showers in MeV) into one, checking that they belong together."""
+    from physgen.io import open_showers
+    from physgen.merge import merge_files
 
     path = merge_files(
-        shards, out, geometry=geometry, compression=compression, clip_negative=clip_negative
+        shards,
+        out,
+        geometry=geometry,
+        compression=compression,
+        clip_negative=clip_negative,
+        allow_mixed=allow_mixed,
     )
     with open_showers(path) as f:
         typer.echo(f"wrote {path}: {f.n_showers} showers from {len(shards)} shards")
@@ -258,21 +274,72 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _interrupted_message() -> str:
+    outs = outputs.claimed_outputs()
+    where = f" at {', '.join(str(o) for o in outs)}" if outs else ""
+    return f"interrupted: nothing written{where}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning PhysgenError into ``error: ...`` and exit 2."""
-    try:
-        app(args=argv, prog_name="physgen")
-    except PhysgenError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return 2
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted (no partial output was left)", err=True)
-        return 130
-    except SystemExit as exc:  # click's own exits: --help (0), usage errors (2)
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    """Run one command; returns the exit status.
+
+    Library errors (:class:`~physgen.errors.PhysgenError`) and a full disk become one
+    line ``error: ...`` and status 2; SIGINT and SIGTERM end the command with the
+    command's temporary files removed, one line ``interrupted: ...`` and status 130
+    or 143. Nothing is left at an output path after a failure.
+    """
+    outputs.reset()
+    code: int
+    with outputs.handle_signals():
+        try:
+            rv = app(args=argv, prog_name="physgen", standalone_mode=False)
+            code = rv if isinstance(rv, int) else 0
+        except PhysgenError as exc:
+            outputs.remove_pending()
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)  # always one line
+            return 2
+        except KeyboardInterrupt as exc:
+            outputs.remove_pending()
+            typer.echo(_interrupted_message(), err=True)
+            return 128 + int(getattr(exc, "signum", signal.SIGINT))
+        except SystemExit as exc:
+            c = exc.code
+            code = c if isinstance(c, int) else (0 if c is None else 1)
+        except Exception as exc:
+            outputs.remove_pending()
+            if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
+                exc.show()
+                return int(exc.exit_code)
+            if type(exc).__name__ == "Abort":  # click's form of Ctrl-C at a prompt
+                typer.echo(_interrupted_message(), err=True)
+                return 130
+            if outputs.is_disk_full(exc):
+                outs = outputs.claimed_outputs()
+                where = str(outs[0]) if outs else "the output"
+                typer.echo(f"error: disk full while writing {where}: nothing written", err=True)
+                outputs.request_hard_exit()
+                return 2
+            raise
+        if outputs.interrupt_requested():  # typer turned the interrupt into exit status 130
+            outputs.remove_pending()
+            typer.echo(_interrupted_message(), err=True)
+            return 128 + outputs.interrupt_signal()
+    return code
+
+
+def run() -> None:
+    """Console entry point: :func:`main`, then exit with its status.
+
+    After a full disk inside HDF5 the process leaves with ``os._exit``: HDF5's
+    handles of the abandoned file must not be flushed again at shutdown.
+    """
+    code = main()
+    if outputs.hard_exit_requested():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -14,6 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
+from physgen.checks import check_memory, check_seed
+from physgen.outputs import check_output
+
 __all__ = ["events", "integrate"]
 
 
@@ -65,7 +68,11 @@ def integrate(
     from physgen.nis import TrainConfig, get_integrand
     from physgen.nis import integrate as run
 
+    check_seed(seed)
     f = get_integrand(integrand, dim)
+    for opt, count in (("--calls", calls), ("--eval-calls", eval_calls)):
+        if count > 0:  # points (float64), weights and the flow's activations per point
+            check_memory(count * (f.dim * 8 * 4 + 64), opt, f"{count} points in {f.dim} dims")
     cfg = TrainConfig(loss=loss, buffered_steps=buffered_steps, vegas_fraction=vegas_fraction)
     res = run(
         f,
@@ -123,8 +130,13 @@ def events(
     suffix = out.suffix.lower()
     if suffix not in (".lhe", ".h5", ".hdf5"):
         raise ConfigError(f"--out: expected a .lhe, .h5 or .hdf5 file, got '{out.name}'")
-    if not out.parent.exists():
-        raise ConfigError(f"--out: folder {out.parent} does not exist")
+    check_output(out, "--out")
+    check_seed(seed)
+    if n < 1:
+        raise ConfigError(f"--n: expected a positive number of events, got {n}")
+    check_memory(n * 8 * 4 * 4 * 3, "--n", f"the momenta and weights of {n} events")
+    if calls > 0:
+        check_memory(calls * 8 * 64, "--calls", f"{calls} training points")
     proc = get_process(process)
     ev = generate_events(proc, n, method=method, calls=calls, seed=seed, overweight_xs=overweight)
     if suffix == ".lhe":

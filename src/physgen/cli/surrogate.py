@@ -12,7 +12,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from physgen.checks import check_device, check_seed
 from physgen.errors import ConfigError
+from physgen.outputs import check_output
 
 __all__ = ["generate", "parse_duration", "train"]
 
@@ -21,7 +23,7 @@ _DURATION = re.compile(
 )
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--max-time") -> float:
     """``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a bare number of seconds -> seconds.
 
     Raises:
@@ -34,12 +36,12 @@ def parse_duration(text: str) -> float:
         m = _DURATION.match(t)
         if not t or m is None or not any(m.groups()):
             raise ConfigError(
-                f"--max-time: expected a duration like 2h, 90m, 1h30m or 45s, got {text!r}"
+                f"{option}: expected a duration like 2h, 90m, 1h30m or 45s, got {text!r}"
             ) from None
         h, mi, s = (float(g) if g else 0.0 for g in m.groups())
         value = 3600 * h + 60 * mi + s
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"--max-time: must be > 0 and finite, got {text!r}")
+        raise ConfigError(f"{option}: must be > 0 and finite, got {text!r}")
     return value
 
 
@@ -100,6 +102,11 @@ def train(
     from physgen.train import train as run_training
 
     seconds = parse_duration(max_time) if max_time is not None else None
+    if seed is not None:
+        check_seed(seed)
+    if device is not None:
+        check_device(device)
+    check_output(out, "--out", kind="dir", inputs=[data, config])
     overrides: dict[str, Any] = {}
     if seed is not None:
         overrides["seed"] = seed
@@ -195,11 +202,13 @@ def generate(
     import numpy as np
 
     from physgen.generate import generate_showers, parse_shard
-    from physgen.io import check_output_path, open_showers
+    from physgen.io import open_showers
     from physgen.train import load_run, read_run_config
 
-    check_output_path(out, "--out")
     cfg = read_run_config(run)
+    check_output(out, "--out", inputs=[energies_from], read_dirs=[run])
+    check_seed(seed)
+    check_device(device)
     shard_ = parse_shard(shard)
     if (energies_from is None) == (energy is None):
         raise ConfigError("generate: give exactly one of --energies-from or --energy (with --n)")
@@ -292,6 +301,8 @@ def front(
     """Train (or load) each model, evaluate and time it; write the quality-vs-speed table and plot."""
     from physgen.front import parse_sampling, run_front
 
+    check_device(device)
+    check_output(out, "--out", kind="dir", inputs=[train_file, reference])
     names = [m.strip() for m in models.split(",") if m.strip()]
     rec = run_front(
         geometry,
@@ -300,7 +311,7 @@ def front(
         reference,
         out,
         runs_dir=runs,
-        max_time_s=parse_duration(train_time) if train_time else None,
+        max_time_s=parse_duration(train_time, "--train-time") if train_time else None,
         repeats=repeats,
         device=device,
         preset=preset,

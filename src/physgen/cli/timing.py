@@ -12,7 +12,9 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
+from physgen.checks import check_device, check_seed
 from physgen.errors import ConfigError
+from physgen.outputs import atomic_write_text, check_output
 
 __all__ = ["timing"]
 
@@ -128,6 +130,10 @@ def timing(
     from physgen.geometry import get_geometry
 
     get_geometry(geometry)
+    check_seed(seed)
+    check_device(device)
+    if out is not None:
+        check_output(out, "--out", read_dirs=[run])
     if sum(v is not None for v in (engine, callable_, run)) != 1:
         raise ConfigError("timing: give exactly one of --engine, --callable or --run")
     try:
@@ -163,12 +169,7 @@ def timing(
     if n_params is not None:
         d["n_parameters"] = n_params
     if out is not None:
-        from physgen.io import check_output_path
-
-        check_output_path(out, "--out")
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(d, indent=2))
-        tmp.replace(out)
+        atomic_write_text(out, json.dumps(d, indent=2))
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return

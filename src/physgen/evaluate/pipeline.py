@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen._version import __version__
+from physgen.checks import check_device, check_seed
 from physgen.errors import ConfigError, DataFormatError
 from physgen.evaluate.features import (
     Sample,
@@ -46,6 +47,7 @@ from physgen.evaluate.histograms import (
 )
 from physgen.geometry import Geometry, get_geometry
 from physgen.io import validate_file
+from physgen.outputs import check_output, raise_if_interrupted, staging_dir
 
 __all__ = ["MODES", "EvaluationResult", "SampleSummary", "evaluate", "expand_modes"]
 
@@ -286,11 +288,15 @@ def evaluate(
         raise ConfigError(f"--classifier: expected 'fast' or 'official', got {classifier!r}")
     if repeats < 1:
         raise ConfigError(f"--repeats: must be >= 1, got {repeats}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: parent folder {out.parent} does not exist")
+    check_seed(seed)
+    check_device(device)
+    sample_files = [s for s in (generated, reference, *(extra_generated or {}).values())]
+    out = check_output(
+        out_dir,
+        "--out",
+        kind="dir",
+        inputs=[s for s in sample_files if isinstance(s, (str, Path))],
+    )
 
     say("checking samples")
     n_gen = _check_sample(generated, geo, "generated sample")
@@ -340,8 +346,8 @@ def evaluate(
         log.warning(msg)
         results["warnings"].append(msg)
 
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    created = not out.exists()
+    with staging_dir(out) as stage:
         files = _run_modes(
             mode_list,
             geo,
@@ -367,16 +373,20 @@ def evaluate(
 
         (stage / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
         write_report(results, stage, files)
+        raise_if_interrupted()
         out.mkdir(exist_ok=True)
         moved = []
-        for p in sorted(stage.iterdir()):
-            dest = out / p.name
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            shutil.move(str(p), dest)
-            moved.append(dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        try:
+            for p in sorted(stage.iterdir()):
+                dest = out / p.name
+                if dest.is_dir():
+                    shutil.rmtree(dest)
+                os.replace(p, dest)  # same folder as the stage: a rename, never a copy
+                moved.append(dest)
+        except BaseException:
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     return EvaluationResult(out, results, moved)
 
 

@@ -96,7 +96,8 @@ def check_sampling_overrides(name: str, overrides: Mapping[str, Any]) -> None:
     Raises:
         ConfigError: Naming the offending keys and the model's sampling options.
     """
-    allowed = tuple(get_model_class(name).sampling_options)
+    cls = get_model_class(name)
+    allowed = tuple(cls.sampling_options)
     bad = sorted(k for k in overrides if k not in allowed)
     if bad:
         opts = ", ".join(allowed) if allowed else "none"
@@ -104,3 +105,5 @@ def check_sampling_overrides(name: str, overrides: Mapping[str, Any]) -> None:
             f"{name}: {', '.join(bad)} cannot change after training; "
             f"sampling options of {name}: {opts}"
         )
+    # the types of the values, checked now rather than when the model is loaded
+    from_mapping(cls.Config, dict(overrides), f"{name} sampling option")

@@ -10,8 +10,6 @@ cross-section share at ``overweight_xs``). The cross section uses every drawn we
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from physgen.nis.integrate import build_sampler
 from physgen.nis.processes import PhysicsProcess
 from physgen.nis.train import TrainConfig
 from physgen.nis.unweight import unweight, unweighting_stats
+from physgen.outputs import atomic_path
 
 __all__ = ["EventSample", "generate_events", "write_events_hdf5"]
 
@@ -155,21 +154,14 @@ def write_events_hdf5(path: str | Path, events: EventSample) -> None:
     path = Path(path)
     if not path.parent.exists():
         raise ConfigError(f"--out: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as h:
-            h.create_dataset("momenta", data=events.momenta.numpy(), compression="gzip")
-            h.create_dataset("pdg", data=events.pdg.numpy().astype(np.int32))
-            h.create_dataset("beams", data=events.beams.numpy())
-            h.create_dataset("y", data=events.y.numpy(), compression="gzip")
-            h.attrs["process"] = events.process
-            h.attrs["cross_section_pb"] = events.cross_section
-            h.attrs["cross_section_error_pb"] = events.cross_section_error
-            h.attrs["physgen_version"] = __version__
-            for k, v in events.info.items():
-                h.attrs[k] = v
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
+        h.create_dataset("momenta", data=events.momenta.numpy(), compression="gzip")
+        h.create_dataset("pdg", data=events.pdg.numpy().astype(np.int32))
+        h.create_dataset("beams", data=events.beams.numpy())
+        h.create_dataset("y", data=events.y.numpy(), compression="gzip")
+        h.attrs["process"] = events.process
+        h.attrs["cross_section_pb"] = events.cross_section
+        h.attrs["cross_section_error_pb"] = events.cross_section_error
+        h.attrs["physgen_version"] = __version__
+        for k, v in events.info.items():
+            h.attrs[k] = v

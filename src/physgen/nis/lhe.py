@@ -7,13 +7,12 @@ so the weights sum to the cross section (``IDWTUP = 3``: unit-weight events).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from torch import Tensor
 
 from physgen.errors import ConfigError
+from physgen.outputs import atomic_write_text
 
 __all__ = ["write_lhe"]
 
@@ -89,11 +88,4 @@ def write_lhe(
         ev.append("</event>")
         lines.extend(ev)
     lines.append("</LesHouchesEvents>")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "\n".join(lines) + "\n")

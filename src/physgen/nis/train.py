@@ -30,7 +30,14 @@ from physgen.nis.flows import ChannelFlows, ChannelWeightNet
 from physgen.nis.integrands import MultiChannelIntegrand, evaluate_checked
 from physgen.nis.vegas import VegasMap, train_vegas
 
-__all__ = ["NISSampler", "SampleBatch", "TrainConfig", "allocate", "train_sampler"]
+__all__ = [
+    "NISSampler",
+    "SampleBatch",
+    "TrainConfig",
+    "allocate",
+    "fused_adam_available",
+    "train_sampler",
+]
 
 log = logging.getLogger("physgen.nis")
 
@@ -149,6 +156,16 @@ class SampleBatch:
     weight: Tensor
     channel: Tensor
     f: Tensor
+
+
+def fused_adam_available(version: str) -> bool:
+    """True for torch versions with the fused CPU Adam kernel (2.4 and later).
+
+    Compared as versions, not strings: ``"2.13.0" >= "2.4"`` is False as text.
+    """
+    from torch.torch_version import TorchVersion
+
+    return bool(TorchVersion(version) >= "2.4")
 
 
 def allocate(n: int, fractions: Tensor) -> list[int]:
@@ -399,7 +416,7 @@ def train_sampler(
         if sampler.cwnet is not None and config.train_channel_weights and config.loss == "variance":
             params += list(sampler.cwnet.parameters())
         # the fused CPU kernel (torch >= 2.4) is the faster one for these small networks
-        fused = torch.__version__ >= "2.4"  # type: ignore[operator]
+        fused = fused_adam_available(torch.__version__)
         opt = torch.optim.Adam(params, lr=config.learning_rate, fused=fused or None)
         steps = max(1, (config.calls - used) // config.batch_size)
         total_opt = steps * (1 + config.buffered_steps)

@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import re
 import signal
 import sys
@@ -53,7 +54,16 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen._version import __version__
+from physgen.checks import check_memory, check_seed, check_workers
 from physgen.errors import ConfigError
+from physgen.outputs import (
+    Interrupted,
+    check_free_space,
+    check_output,
+    handle_signals,
+    interrupt_signal,
+    raise_if_interrupted,
+)
 from physgen.simulate.detector import Detector, get_detector
 from physgen.simulate.engine import ShowerEngine, available_engines, get_engine
 
@@ -215,9 +225,17 @@ def _build_engine(
 def _worker_init(
     engine: str, detector: str, geometry: str, options: dict[str, Any], sampling_fraction: float
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    # The parent handles Ctrl-C and SIGTERM and terminates the pool: leave quietly then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_exit)
+    if hasattr(signal, "pthread_sigmask"):  # blocked while spawning: now simply ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _WORKER["engine"] = _build_engine(engine, detector, geometry, options)[1]
     _WORKER["sampling_fraction"] = sampling_fraction
+
+
+def _worker_exit(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def _run_chunk(
@@ -241,31 +259,30 @@ def _worker_chunk(
 
 
 @contextlib.contextmanager
-def _sigint_guard() -> Iterator[threading.Event]:
-    """Make Ctrl-C reliable: remember it in an Event as well as raising KeyboardInterrupt.
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Spawn workers with Ctrl-C held back from their first instruction.
 
-    Python may raise the KeyboardInterrupt inside a weakref callback or ``__del__``,
-    where it is printed and ignored; the driver checks the Event after every chunk
-    (and while waiting for workers) so that an interrupt is never lost. Installed only
-    in the main thread and only over Python's default handler.
+    A terminal's Ctrl-C reaches the whole process group, and a worker still importing
+    would print a KeyboardInterrupt traceback. SIGINT is blocked while the pool starts:
+    the workers inherit the blocked mask through exec and discard the signal once
+    :func:`_worker_init` ignores it; the parent receives its pending Ctrl-C as soon as
+    the block ends, so none is lost.
     """
-    flag = threading.Event()
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
     ):
-        yield flag
+        yield
         return
+    # multiprocessing's resource tracker unblocks SIGINT after starting itself: start it
+    # first, so that it does so before the block below rather than inside it
+    from multiprocessing import resource_tracker
 
-    def handler(signum: int, frame: object) -> None:
-        flag.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield flag
+        yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _poll(
@@ -277,7 +294,7 @@ def _poll(
             yield results.next(timeout=every_s)
         except multiprocessing.TimeoutError:
             if interrupted.is_set():
-                raise KeyboardInterrupt from None
+                raise Interrupted(interrupt_signal()) from None
         except StopIteration:
             return
 
@@ -331,11 +348,16 @@ def _engine_config(engine: ShowerEngine) -> dict[str, Any]:
     return safe
 
 
+#: Bytes of memory per requested shower before any is simulated: the incident
+#: energy (float64), its seed (uint64) and the sampler's temporaries.
+_BYTES_PER_SHOWER = 32
+
+
 def _check_inputs(n: Any, seed: Any, workers: Any, compression: str | None, out: Path) -> str:
     if not _is_int(n) or n <= 0:
         raise ConfigError(f"--n: expected a positive number of showers, got {n!r}")
-    if not _is_int(seed) or not 0 <= seed < 2**63:
-        raise ConfigError(f"--seed: expected an integer in [0, 2**63), got {seed!r}")
+    check_memory(n * _BYTES_PER_SHOWER, "--n", f"the incident energies and seeds of {n} showers")
+    check_seed(seed)
     if not _is_int(workers) or workers < 1:
         raise ConfigError(f"--workers: expected an integer >= 1, got {workers!r}")
     comp = "none" if compression is None else str(compression).lower()
@@ -343,11 +365,7 @@ def _check_inputs(n: Any, seed: Any, workers: Any, compression: str | None, out:
         raise ConfigError(
             f"--compression: expected one of {', '.join(_COMPRESSIONS)}, got {compression!r}"
         )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"--out: folder {parent} does not exist")
-    if out.is_dir():
-        raise ConfigError(f"--out: {out} is a folder, expected a file name")
+    check_output(out, "--out")
     return comp
 
 
@@ -433,6 +451,9 @@ def simulate(
         ),
         "n_showers": int(n),
     }
+    if comp == "none":  # the size is known: refuse now rather than at the end
+        check_free_space(out, 4.0 * n * n_voxels + 8.0 * n + (1 << 20))
+    workers = check_workers(workers, n)
     block = max(1, min(n, _WRITE_BLOCK_BYTES // (4 * n_voxels)))
     chunk = max(1, min(16, math.ceil(n / (4 * workers))))
     log.info(
@@ -457,7 +478,7 @@ def simulate(
         workers = 1
     t0 = time.perf_counter()
     pool = None
-    with _sigint_guard() as interrupted:
+    with handle_signals() as interrupted:
         try:
             with (
                 ShowerWriter(out, n_voxels, compression=comp, attrs=attrs) as writer,
@@ -476,18 +497,19 @@ def simulate(
                     )
                 else:
                     ctx = multiprocessing.get_context("spawn")
-                    pool = ctx.Pool(
-                        workers,
-                        initializer=_worker_init,
-                        initargs=(engine, det.name, geometry, options, sampling_fraction),
-                    )
+                    with _workers_ignore_sigint():
+                        pool = ctx.Pool(
+                            workers,
+                            initializer=_worker_init,
+                            initargs=(engine, det.name, geometry, options, sampling_fraction),
+                        )
+                    raise_if_interrupted()
                     tasks = _chunks(particle_name, energies, int(seed), chunk)
                     results = _poll(pool.imap(_worker_chunk, tasks), interrupted)
                 buffer: list[npt.NDArray[np.float32]] = []
                 buffered = written = 0
                 for raw in results:
-                    if interrupted.is_set():
-                        raise KeyboardInterrupt
+                    raise_if_interrupted()
                     buffer.append(raw)
                     buffered += raw.shape[0]
                     bar.update(raw.shape[0])
@@ -498,8 +520,7 @@ def simulate(
                         written += take
                         buffer = [rows[take:]] if rows.shape[0] > take else []
                         buffered -= take
-                if interrupted.is_set():
-                    raise KeyboardInterrupt
+                raise_if_interrupted()
                 if pool is not None:
                     pool.close()
                     pool.join()

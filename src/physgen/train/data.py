@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from physgen.errors import DataFormatError
 from physgen.geometry import Geometry
-from physgen.io import open_showers
+from physgen.io import check_values, open_showers
 from physgen.train.config import DataConfig
 
 __all__ = ["ShowerData"]
@@ -48,8 +48,7 @@ class ShowerData:
             self.n_showers = f.n_showers
             self.n_voxels = f.n_voxels
             e = np.asarray(f.energies[()], dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(e)) or np.any(e <= 0):
-            raise DataFormatError(f"{self.path}: incident energies must be finite and > 0 MeV")
+        check_values(self.path, e.reshape(-1, 1), np.zeros((e.size, 0), np.float32), 0, False)
         self.energy_range_mev = (float(e.min()), float(e.max()))
         size_gb = self.n_showers * self.n_voxels * 4 / 1e9
         self.streaming = size_gb > config.max_in_memory_gb
@@ -70,6 +69,7 @@ class ShowerData:
             with open_showers(self.path, geometry) as f:
                 self._showers = np.asarray(f.showers[()], dtype=np.float32)
             self._energies = e.reshape(-1, 1)
+            check_values(self.path, self._energies, self._showers, 0, clip_negative=False)
 
     # ------------------------------------------------------------------ sizes
     def _rows(self, blocks: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
@@ -100,6 +100,9 @@ class ShowerData:
         with open_showers(self.path) as f:
             e = np.asarray(f.energies[rows], dtype=np.float64).reshape(-1, 1)
             x = np.asarray(f.showers[rows], dtype=np.float32)
+        if not np.isfinite(x).all() or (x < 0).any():  # name the file and row, not a transform
+            bad = int(np.flatnonzero(~(np.isfinite(x) & (x >= 0)).all(axis=1))[0])
+            check_values(self.path, e[bad : bad + 1], x[bad : bad + 1], int(rows[bad]), False)
         return e, x
 
     def validation(self) -> tuple[npt.NDArray[np.float64], F32]:

@@ -16,8 +16,6 @@ Everything loads with ``torch.load(weights_only=True)`` and ``yaml.safe_load``.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +26,12 @@ from physgen.errors import ConfigError
 from physgen.geometry import get_geometry
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model, check_sampling_overrides
+from physgen.outputs import atomic_path, atomic_write_text
 from physgen.train.config import TrainConfig, from_mapping, to_mapping
 from physgen.transforms import ShowerCodec
 
 __all__ = [
     "REQUIRED_FILES",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "build_codec",
     "load_run",
     "read_run_config",
@@ -44,29 +41,10 @@ __all__ = [
 REQUIRED_FILES = ("config.yaml", "transforms.json", "weights.pt")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode())
-
-
 def save_torch(obj: Any, path: Path) -> None:
-    """``torch.save`` atomically."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
+    """``torch.save`` atomically (see :func:`physgen.outputs.atomic_path`)."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_codec(config: TrainConfig) -> ShowerCodec:
@@ -96,7 +74,15 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     p = d / "config.yaml"
     if not p.is_file():
         raise ConfigError(f"{d}: not a physgen run directory (config.yaml missing)")
-    data = yaml.safe_load(p.read_text()) or {}
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        first = " ".join(str(exc).split())[:160]
+        raise ConfigError(f"{p}: not a valid physgen config ({first})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
     cfg = from_mapping(TrainConfig, data, str(p))
     cfg.validate()
     return cfg
@@ -111,7 +97,10 @@ def load_weights_file(path: Path, model_name: str) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from exc
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise ConfigError(
+            f"{path}: cannot load as physgen weights ({type(exc).__name__}: {first[:200]})"
+        ) from exc
     if not isinstance(obj, dict) or "model" not in obj:
         raise ConfigError(f"{path}: not a physgen weights file")
     if obj["model"] != model_name:

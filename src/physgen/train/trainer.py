@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import platform
+import shutil
 import signal
 import threading
 import time
@@ -24,11 +25,11 @@ from physgen.errors import ConfigError
 from physgen.geometry import Geometry, get_geometry
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model
+from physgen.outputs import DiskFullError, atomic_write_text, is_disk_full
 from physgen.train.config import OptimConfig, TrainConfig
 from physgen.train.data import ShowerData
 from physgen.train.distributed import DistInfo, init_distributed, shutdown_distributed
 from physgen.train.rundir import (
-    atomic_write_text,
     build_codec,
     config_yaml,
     load_weights_file,
@@ -173,8 +174,15 @@ def _prepare_dir(out: Path, resume: bool, cfg: TrainConfig | None) -> TrainConfi
         return saved
     if cfg is None:
         raise ConfigError("train: a config is needed for a new run")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out}: exists and is not empty; use --resume or a new --out folder")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, expected a run directory to create")
+    if out.is_dir() and any(out.iterdir()):
+        hint = (
+            "continue it with --resume, or choose a new --out"
+            if (out / "checkpoint.pt").is_file()
+            else "choose a new --out or an empty folder"
+        )
+        raise ConfigError(f"--out {out}: folder exists and is not empty; {hint}")
     return cfg
 
 
@@ -219,6 +227,7 @@ def train(
     out = Path(out)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     dist_info: DistInfo = init_distributed(device)
+    fresh = not resume and not out.exists()
     try:
         return _train(
             config,
@@ -232,6 +241,18 @@ def train(
             log_every=log_every,
             t_start=t_start,
         )
+    except BaseException as exc:
+        # A new run that fails before its first checkpoint leaves no folder behind; one
+        # with a checkpoint is kept, since --resume can continue it.
+        if fresh and dist_info.is_main and not (out / "checkpoint.pt").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(exc, (OSError, RuntimeError)) and is_disk_full(exc):
+            if out.is_dir():
+                raise DiskFullError(
+                    out, outcome="the last checkpoint is kept; free space, then --resume"
+                ) from exc
+            raise DiskFullError(out) from exc
+        raise
     finally:
         if owns_group and dist_info.world > 1:
             shutdown_distributed()
