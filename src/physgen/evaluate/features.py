@@ -38,6 +38,7 @@ __all__ = [
     "features_of_batch",
     "high_level_feature_vector",
     "iter_sample",
+    "official_dtype",
 ]
 
 #: Added to energy sums in denominators, as in the official code.
@@ -48,20 +49,34 @@ F64 = npt.NDArray[np.float64]
 Sample = str | Path | tuple[npt.ArrayLike, npt.ArrayLike]
 
 
-def apply_threshold(showers: npt.ArrayLike, geometry: Geometry) -> F64:
+def apply_threshold(
+    showers: npt.ArrayLike, geometry: Geometry, dtype: npt.DTypeLike = np.float64
+) -> npt.NDArray[Any]:
     """Zero voxels below the geometry's readout threshold.
 
     Args:
         showers: ``(N, n_voxels)`` in MeV.
         geometry: Supplies ``threshold_mev``.
+        dtype: dtype of the copy (float64; the file's own float dtype for the official
+            feature arithmetic, see :func:`official_dtype`).
 
     Returns:
-        float64 copy with voxels ``< threshold_mev`` set to 0.
+        A C-contiguous copy with voxels ``< threshold_mev`` set to 0.
     """
-    x = np.array(showers, dtype=np.float64, copy=True)
+    x = np.array(showers, dtype=dtype, copy=True, order="C")
     if geometry.threshold_mev > 0:
-        x[x < geometry.threshold_mev] = 0.0
+        x[x < float(geometry.threshold_mev)] = 0.0  # a Python float, as the official code
     return x
+
+
+def official_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:
+    """The dtype in which the official evaluator sums voxel energies of a file.
+
+    It computes in the file's dtype: float32 files give float32 sums (numpy's pairwise
+    summation), float64 files float64; integer files are promoted to float64.
+    """
+    d = np.dtype(dtype)
+    return d if d.kind == "f" and d.itemsize >= 4 else np.dtype(np.float64)
 
 
 @dataclass
@@ -78,6 +93,9 @@ class ShowerFeatures:
         sparsity: ``(N, L)`` fraction of zero voxels.
         max_voxel: Largest voxel energy seen (MeV), for the voxel-spectrum binning.
         voxel_sum: Sum of all thresholded showers, ``(n_voxels,)`` (for averages).
+        e_tot_over_e_inc: ``(N,)`` E_tot / E_inc divided in the sample's own dtypes, as the
+            official code does (None: divide the float64 columns).
+        energy_dtype: dtype the energies were summed in (``"float32"`` for float32 files).
     """
 
     geometry: Geometry
@@ -93,6 +111,14 @@ class ShowerFeatures:
     sparsity: F64
     max_voxel: float = 0.0
     voxel_sum: F64 = field(default_factory=lambda: np.zeros(0))
+    e_tot_over_e_inc: F64 | None = None
+    energy_dtype: str = "float64"
+
+    def etot_over_einc(self) -> F64:
+        """``E_tot / E_inc`` per shower, as the official code divides (in the files' dtypes)."""
+        if self.e_tot_over_e_inc is not None:
+            return self.e_tot_over_e_inc
+        return self.e_tot / self.incident_energy
 
     @property
     def n(self) -> int:
@@ -114,8 +140,14 @@ class ShowerFeatures:
         kw: dict[str, Any] = {}
         for name in _ARRAY_FIELDS:
             kw[name] = getattr(self, name)[mask]
+        ratio = None if self.e_tot_over_e_inc is None else self.e_tot_over_e_inc[mask]
         return ShowerFeatures(
-            self.geometry, **kw, max_voxel=self.max_voxel, voxel_sum=self.voxel_sum
+            self.geometry,
+            **kw,
+            max_voxel=self.max_voxel,
+            voxel_sum=self.voxel_sum,
+            e_tot_over_e_inc=ratio,
+            energy_dtype=self.energy_dtype,
         )
 
     @classmethod
@@ -124,11 +156,16 @@ class ShowerFeatures:
         if not parts:
             raise ValueError("no feature batches to concatenate")
         kw = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAY_FIELDS}
+        ratio = None
+        if all(p.e_tot_over_e_inc is not None for p in parts):
+            ratio = np.concatenate([p.etot_over_einc() for p in parts])
         return cls(
             parts[0].geometry,
             **kw,
             max_voxel=max(p.max_voxel for p in parts),
             voxel_sum=np.sum([p.voxel_sum for p in parts], axis=0),
+            e_tot_over_e_inc=ratio,
+            energy_dtype=parts[0].energy_dtype,
         )
 
 
@@ -167,14 +204,22 @@ def _coords(geometry: Geometry) -> _LayerCoords:
     return _COORDS[geometry]
 
 
-def _centre_and_width(x: F64, coord: F64, energy: F64) -> tuple[F64, F64]:
-    mean = (x @ coord) / (energy + EPS)
-    second = (x @ (coord * coord)) / (energy + EPS)
+def _centre_and_width(
+    x: npt.NDArray[Any], coord: F64, energy: npt.NDArray[Any]
+) -> tuple[F64, F64]:
+    # numerators in float64 (the coordinates are float64); the denominator in the sums'
+    # own dtype, eps included, as the official code divides
+    den = energy + energy.dtype.type(EPS)
+    mean = (x @ coord) / den
+    second = (x @ (coord * coord)) / den
     return mean, np.sqrt(np.clip(second - mean * mean, 0.0, None))
 
 
 def features_of_batch(
-    incident_energies: npt.ArrayLike, showers: npt.ArrayLike, geometry: Geometry
+    incident_energies: npt.ArrayLike,
+    showers: npt.ArrayLike,
+    geometry: Geometry,
+    precision: str = "official",
 ) -> ShowerFeatures:
     """Features of one in-memory batch (thresholding included).
 
@@ -182,8 +227,16 @@ def features_of_batch(
         incident_energies: ``(N,)`` or ``(N, 1)`` MeV.
         showers: ``(N, n_voxels)`` MeV, raw (the threshold is applied here).
         geometry: The binning.
+        precision: ``"official"`` sums energies in the showers' own float dtype, as the
+            official evaluator does (float32 files: float32 E_tot, E_layer and E_tot/E_inc,
+            hence the official bin assignments); ``"float64"`` sums everything in float64
+            (more accurate, but not the official numbers on float32 files).
     """
-    x = apply_threshold(showers, geometry)
+    if precision not in ("official", "float64"):
+        raise ValueError(f"precision must be 'official' or 'float64', got {precision!r}")
+    raw = np.asarray(showers)
+    native = official_dtype(raw.dtype) if precision == "official" else np.dtype(np.float64)
+    x = apply_threshold(raw, geometry, native)
     if x.ndim != 2 or x.shape[1] != geometry.n_voxels:
         raise ValueError(f"showers must be (N, {geometry.n_voxels}), got {x.shape}")
     c = _coords(geometry)
@@ -192,7 +245,7 @@ def features_of_batch(
     for i, sl in enumerate(c.slices):
         xl = x[:, sl]
         el = xl.sum(axis=1)
-        e_layer.append(el)
+        e_layer.append(el.astype(np.float64))
         spars.append(1.0 - (xl > 0).mean(axis=1))
         m, w = _centre_and_width(xl, c.r[i], el)
         ec_r.append(m)
@@ -209,10 +262,16 @@ def features_of_batch(
     def stack(cols: list[F64]) -> F64:
         return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
 
+    e_inc = np.asarray(incident_energies).reshape(-1)
+    if precision == "float64" or e_inc.dtype.kind != "f":
+        e_inc = e_inc.astype(np.float64)
+    e_tot = x.sum(axis=1)
     return ShowerFeatures(
         geometry=geometry,
-        incident_energy=np.asarray(incident_energies, dtype=np.float64).reshape(-1),
-        e_tot=x.sum(axis=1),
+        incident_energy=e_inc.astype(np.float64),
+        e_tot=e_tot.astype(np.float64),
+        e_tot_over_e_inc=np.asarray(e_tot / e_inc, dtype=np.float64),
+        energy_dtype=native.name,
         e_layer=stack(e_layer),
         ec_x=stack(ec_x),
         ec_y=stack(ec_y),
@@ -222,7 +281,7 @@ def features_of_batch(
         width_r=stack(w_r),
         sparsity=stack(spars),
         max_voxel=float(x.max()) if x.size else 0.0,
-        voxel_sum=x.sum(axis=0),
+        voxel_sum=x.sum(axis=0, dtype=np.float64),
     )
 
 
@@ -235,7 +294,7 @@ def iter_sample(
             yield from f.iter_batches(batch_size)
         return
     e, x = sample
-    e = np.asarray(e, dtype=np.float64).reshape(-1, 1)
+    e = np.asarray(e).reshape(-1, 1)  # the sample's own dtypes, as for a file
     x = np.asarray(x)
     step = batch_size or max(1, (64 << 20) // max(1, x.shape[1] * 8))
     for i in range(0, len(e), step):

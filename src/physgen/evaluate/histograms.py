@@ -109,7 +109,7 @@ class HistogramSpec:
     def values(self, f: ShowerFeatures) -> F64:
         """The feature values of every shower."""
         if self.feature == "etot_einc":
-            return f.e_tot / f.incident_energy
+            return f.etot_over_einc()
         arr: F64 = getattr(f, self.feature)
         return arr if self.column is None else arr[:, self.column]
 
@@ -155,9 +155,13 @@ def _lin(lo: float, hi: float, n: int) -> tuple[float, ...]:
     return tuple(float(v) for v in np.linspace(lo, hi, n + 1))
 
 
-def _log(lo: float, hi: float, n_edges: int) -> tuple[float, ...]:
+def _log(lo: float, hi: float, n_edges: int, dtype: str = "float64") -> tuple[float, ...]:
+    """Log-spaced edges from ``lo`` to ``hi`` as the official code makes them:
+    ``logspace(log10(min_energy), log10(reference.max()), n)``, where the maximum (and
+    so its logarithm) is in the sample's dtype: float32 files give a float32 log10."""
     hi = max(hi, lo * 10)
-    return tuple(float(v) for v in np.logspace(np.log10(lo), np.log10(hi), n_edges))
+    stop = float(np.log10(np.asarray(hi, dtype=dtype)))
+    return tuple(float(v) for v in np.logspace(np.log10(lo), stop, n_edges))
 
 
 def _threshold(geometry: Geometry) -> float:
@@ -193,7 +197,7 @@ def histogram_specs(reference: ShowerFeatures) -> list[HistogramSpec]:
                 f"E_layer_{lid}",
                 "e_layer",
                 i,
-                _log(thr, emax, 40),
+                _log(thr, emax, 40, reference.energy_dtype),
                 "$E$ [MeV]",
                 log_x=True,
                 group="E_layer",
@@ -316,15 +320,18 @@ class VoxelSpectrum:
     threshold fall outside the binning, as in the official code).
     """
 
-    def __init__(self, geometry: Geometry, max_reference_voxel: float) -> None:
+    def __init__(
+        self, geometry: Geometry, max_reference_voxel: float, dtype: str = "float64"
+    ) -> None:
         thr = _threshold(geometry)
+        self.threshold = float(geometry.threshold_mev)
         self.spec = HistogramSpec(
             "voxel",
             "Voxel distribution",
             "voxel_energy",
             "voxel",
             None,
-            _log(thr, max_reference_voxel, 50),
+            _log(thr, max_reference_voxel, 50, dtype),
             "voxel energy $E$ [MeV]",
             log_x=True,
             group="voxel",
@@ -334,7 +341,10 @@ class VoxelSpectrum:
 
     def fill(self, showers: npt.ArrayLike) -> None:
         """Add the voxels of a batch ``(b, n_voxels)``."""
-        c, _ = np.histogram(np.asarray(showers).ravel(), bins=self.edges)
+        v = np.asarray(showers).ravel()
+        if self.threshold > 0:  # zeroed as the official code does, compared in v's dtype
+            v = v[~(v < self.threshold)]
+        c, _ = np.histogram(v, bins=self.edges)
         self.counts += c
 
     def density(self) -> F64:

@@ -164,14 +164,17 @@ def _summarise(
     ranges: list[tuple[float, float]],
     max_ref_voxel: float | None,
     batch_size: int | None,
+    ref_dtype: str | None = None,
 ) -> SampleSummary:
     parts = []
     sums = {r: np.zeros(geometry.n_voxels) for r in ranges}
     counts = dict.fromkeys(ranges, 0)
-    spectrum = VoxelSpectrum(geometry, max_ref_voxel) if max_ref_voxel is not None else None
+    spectrum = None
     for e, x in iter_sample(sample, geometry, batch_size):
         f = features_of_batch(e, x, geometry)
         parts.append(f)
+        if spectrum is None and max_ref_voxel is not None:
+            spectrum = VoxelSpectrum(geometry, max_ref_voxel, ref_dtype or f.energy_dtype)
         if spectrum is not None:
             spectrum.fill(x)
         ee = f.incident_energy
@@ -319,10 +322,10 @@ def evaluate(
     ref = _summarise(reference, geo, ranges, None, batch_size)
     max_voxel = max(ref.features.max_voxel, 1e-12) if "hist" in mode_list else None
     if max_voxel is not None:
-        ref.spectrum = VoxelSpectrum(geo, max_voxel)
+        ref.spectrum = VoxelSpectrum(geo, max_voxel, ref.features.energy_dtype)
         _spectrum_pass(reference, geo, ref.spectrum, batch_size)
     say("features of the generated sample")
-    gen = _summarise(generated, geo, ranges, max_voxel, batch_size)
+    gen = _summarise(generated, geo, ranges, max_voxel, batch_size, ref.features.energy_dtype)
     t_features = time.perf_counter() - t0
 
     warning = _compare_energy_distributions(ref.features, gen.features)
