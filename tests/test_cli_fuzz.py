@@ -20,7 +20,12 @@ Commands that would train a model or run an integration for real (``train``,
 ``bench front``, ``integrate``, ``events``) always get at least one argument that
 is refused before any work starts ("poison"), and ``generate``/``timing --run``
 only ever see fake run directories, so each example takes milliseconds (a few
-``evaluate`` examples with plots take about a second).
+``evaluate`` examples with plots take about a second). Hypothesis runs
+derandomized, without a database, one test per command (25-80 examples each).
+
+``test_found_defects`` keeps the invocations that broke these properties when this
+file was written (symbolic-link loops, ``evaluate -o .``, over-long file names,
+sizes beyond memory), so that they are checked on every run.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,25 +57,18 @@ from showerdata import make_showers
 TMP_RE = re.compile(r"^\..*\.tmp-\d+-[0-9a-f]+$")
 ROOT = "{root}"  # replaced by the sandbox's absolute path in arguments
 
-#: Regular files of the sandbox (name -> bytes), built once per session.
-_FILES = (
-    "a.h5",  # valid, geometry 1-photons, 20 showers
-    "b.h5",  # valid, another seed
-    "p.h5",  # valid 1-photons with provenance attributes (particle electron, gflash)
-    "g2.h5",  # valid, geometry 2, with provenance (particle photon)
-    "nan.h5",  # a NaN row
-    "neg.h5",  # negative voxel energies
-    "trunc.h5",  # the first 100 bytes of a.h5
-    "text.h5",  # a text file
-    "empty.h5",  # an empty file
-    "old.h5",  # an unrelated existing file (an output may replace it on success)
-    "conf.yaml",  # a YAML file that is no physgen config
-)
-
 
 @functools.lru_cache(maxsize=1)
 def _file_bytes() -> dict[str, bytes]:
-    """The sandbox's files, written once with the library and read back as bytes."""
+    """The sandbox's files (path -> bytes), written once with the library.
+
+    a.h5, b.h5: valid, geometry 1-photons, 20 showers; p.h5: the same with provenance
+    (particle electron, engine gflash); g2.h5: geometry 2 (particle photon); nan.h5: a
+    NaN voxel; neg.h5: negative voxels; trunc.h5: the first 100 bytes of a.h5;
+    text.h5, empty.h5, conf.yaml (a list, no config); old.h5: an unrelated earlier
+    output; run/: a run directory with a valid config and unusable weights; badrun/:
+    an invalid config.yaml.
+    """
     from physgen.io import write_showers
     from physgen.train import load_config
     from physgen.train.rundir import config_yaml
@@ -85,12 +85,13 @@ def _file_bytes() -> dict[str, bytes]:
         )
         e3, x3 = make_showers(4, 6480, seed=3)
         write_showers(tmp / "g2.h5", e3, x3, attrs={"particle": "photon", "geometry": "2"})
-        xn = x.copy()
-        xn[3, 5] = np.nan
-        write_showers(tmp / "nan.h5", e, xn)
-        xneg = x.copy()
-        xneg[2, :4] = -1.5
-        write_showers(tmp / "neg.h5", e, xneg)
+        # bad values written with h5py: the library's writer may refuse them
+        for name, row, value in (("nan.h5", 3, np.nan), ("neg.h5", 2, -1.5)):
+            xb = x.copy()
+            xb[row, :4] = value
+            with h5py.File(tmp / name, "w") as h:
+                h.create_dataset("incident_energies", data=e)
+                h.create_dataset("showers", data=xb)
         for name in ("a.h5", "b.h5", "p.h5", "g2.h5", "nan.h5", "neg.h5"):
             out[name] = (tmp / name).read_bytes()
         out["run/config.yaml"] = config_yaml(
@@ -216,6 +217,9 @@ BAD_COUNTS = ("0", "-3", str(10**13), "abc")
 #: ``cuda`` (and ``cuda:7`` on a big machine) may exist: refused only where it does not
 BAD_DEVICES = ("gpu", "tpu", "cpu:0", "", "CUDA:-1")
 MAYBE_DEVICES = ("cuda", "cuda:7")
+#: A file name of 253 characters (legal: at most 255) and one of 303 (too long).
+LONG = "x" * 250 + ".h5"
+TOO_LONG = "y" * 300 + ".h5"
 GOOD_INPUTS = ("a.h5", "b.h5", "link.h5", "hard.h5", f"{ROOT}/a.h5", "p.h5")
 BAD_INPUTS = (
     "dir",
@@ -231,16 +235,17 @@ BAD_INPUTS = (
     "loop.h5",
     "dangling.h5",
     "linkdir",
+    TOO_LONG,
 )
 #: Output files that do not alias any input of this module's commands.
-FREE_OUTS = ("new.h5", f"{ROOT}/new.h5", "old.h5", "dir/new.h5", "./new.h5", "dangling.h5")
+FREE_OUTS = ("new.h5", f"{ROOT}/new.h5", "old.h5", "dir/new.h5", "./new.h5", "dangling.h5", LONG)
 #: Output files that alias ``a.h5`` (and its links) or that cannot be a file.
 ALIAS_OUTS = ("a.h5", "link.h5", "hard.h5", "./a.h5", "dir/../a.h5", f"{ROOT}/link.h5")
-NOT_FILES = ("dir", "nodir/x.h5", "", ".", "run", "nodir/../new.h5", "linkdir", "loop.h5")
+NOT_FILES = ("dir", "nodir/x.h5", "", ".", "run", "nodir/../new.h5", "linkdir", "loop.h5", TOO_LONG)
 #: Refused as an output folder by design (a poison); a looping or dangling link is bad
 #: but not necessarily refused before the work starts.
 FILE_NOT_DIRS = ("a.h5", "link.h5", "hard.h5", "nodir/sub", "text.h5")
-BAD_OUT_DIRS = (*FILE_NOT_DIRS, "loop.h5", "dangling.h5")
+BAD_OUT_DIRS = (*FILE_NOT_DIRS, "loop.h5", "dangling.h5", TOO_LONG)
 ENERGY_BAD = ("abc", "-1GeV", "0", "nan", "inf", "1TeV:1GeV", "", "1e30MeV", "ds1:odd", ":")
 JSON = _flag("--json", bad=("--bogus",))
 PROGRESS = _flag("--no-progress")
@@ -299,7 +304,9 @@ EVALUATE = Spec(
         Opt(None, GOOD_INPUTS, BAD_INPUTS, role="in"),
         Opt(None, GOOD_INPUTS, BAD_INPUTS, role="in"),
         Opt("--geometry", ("1-photons",), ("2", "nope", "")),
-        Opt("-o", ("newdir", "dir", "dir/sub", f"{ROOT}/newdir", ".", "linkdir"), BAD_OUT_DIRS),
+        Opt(
+            "-o", ("newdir", "dir", "dir/sub", f"{ROOT}/newdir", ".", "linkdir", LONG), BAD_OUT_DIRS
+        ),
         # classifier, FPD/KPD and PRDC modes train or embed for minutes: not drawn
         Opt("--mode", ("avg", "avg", "avg", "avg-E", "avg,avg-E", "hist"), ("nope", "", "avg,")),
         Opt("--classifier", (OMIT, "fast", "official"), ("nope",)),
@@ -319,7 +326,12 @@ TRAIN = Spec(
     ("train",),
     (
         Opt("--data", GOOD_INPUTS, BAD_INPUTS),
-        Opt("--out", ("newrun", f"{ROOT}/newrun", "dir"), ("run", ".", "loop.h5"), FILE_NOT_DIRS),
+        Opt(
+            "--out",
+            ("newrun", f"{ROOT}/newrun", "dir"),
+            ("run", ".", "loop.h5", LONG, TOO_LONG),
+            FILE_NOT_DIRS,
+        ),
         Opt("--model", ("cfm", "vae"), (OMIT, "nope", "")),
         Opt("--geometry", ("1-photons",), (OMIT, "nope", "2")),
         Opt("--config", (OMIT,), ("conf.yaml", "dir", "missing.yaml", "a.h5")),
@@ -385,7 +397,12 @@ BENCH_FRONT = Spec(
         Opt("--geometry", ("1-photons",), ("2", "nope")),
         Opt("--train", GOOD_INPUTS, BAD_INPUTS),
         Opt("--reference", GOOD_INPUTS, BAD_INPUTS),
-        Opt("--out", ("newfront", "dir"), ("run", "loop.h5", "dangling.h5"), FILE_NOT_DIRS),
+        Opt(
+            "--out",
+            ("newfront", "dir"),
+            ("run", "loop.h5", "dangling.h5", LONG, TOO_LONG),
+            FILE_NOT_DIRS,
+        ),
         Opt("--models", (OMIT, "cfm", "cfm,vae"), ("", "nope", ",")),
         Opt("--runs", (OMIT, "runs", "dir"), ("a.h5", "run")),
         Opt("--train-time", (OMIT, "1s"), (), ("abc", "0", "-5m", "nan")),
@@ -457,7 +474,7 @@ EVENTS = Spec(
         Opt(
             "--out",
             ("e.lhe", "e.h5", "e.hdf5", f"{ROOT}/e.lhe", "a.h5", "old.h5", "link.h5"),
-            (),
+            ("x" * 250 + ".lhe", "y" * 300 + ".lhe", "loop.h5"),
             ("e.txt", "dir", "", ".lhe", "dir.lhe", "nodir/e.lhe", "a.h5.txt", "run"),
         ),
         Opt("--method", (OMIT, "nis", "vegas", "uniform"), (), ("nope",)),
@@ -530,8 +547,9 @@ def _outputs(root: Path, values: Sequence[str]) -> list[str]:
     """Sandbox-relative output paths; a link to a folder also names the folder."""
     outs = [_rel(root, v) for v in values]
     for o in list(outs):
-        if (root / o).is_symlink() and (root / o).is_dir():
-            outs.append(Path(os.path.relpath(os.path.realpath(root / o), root)).as_posix())
+        with contextlib.suppress(OSError):  # e.g. a name too long for the file system
+            if (root / o).is_symlink() and (root / o).is_dir():
+                outs.append(Path(os.path.relpath(os.path.realpath(root / o), root)).as_posix())
     return outs
 
 
@@ -687,4 +705,65 @@ def test_fuzz_integrate(case: Case) -> None:
 @_fuzz(50)
 @given(cases(EVENTS))
 def test_fuzz_events(case: Case) -> None:
+    check_case(case)
+
+
+# ------------------------------------------------------------------ found defects
+# Invocations that broke the properties when this file was written, kept as
+# deterministic cases: the fuzzer's fixed example budget may not draw them again.
+
+
+def _c(*argv: str, ins: Sequence[str] = (), outs: Sequence[str] = ()) -> Case:
+    return Case(tuple(argv), tuple(ins), tuple(outs))
+
+
+_SIM = tuple(shlex.split("simulate --engine gflash --geometry 2 --particle electron --n 2"))
+_EVAL = ("--geometry", "1-photons", "--mode", "avg", "--no-plots")
+_TIMING = tuple(shlex.split("timing --geometry 2 --engine gflash --batch-sizes 1 --repeats 1"))
+FOUND = {
+    # a symbolic link that points to itself, as input or output: RuntimeError (Python < 3.13)
+    "loop-merge-out": _c("merge", "a.h5", "-o", "loop.h5", ins=["a.h5"], outs=["loop.h5"]),
+    "loop-merge-in": _c("merge", "loop.h5", "-o", "new.h5", outs=["new.h5"]),
+    "loop-evaluate-in": _c("evaluate", "loop.h5", "b.h5", *_EVAL, "-o", "ev", ins=["b.h5"]),
+    "loop-evaluate-out": _c("evaluate", "a.h5", "b.h5", *_EVAL, "-o", "loop.h5", ins=["a.h5"]),
+    "loop-generate-out": _c("generate", "run", "--out", "loop.h5", "--n", "2", "--energy", "1GeV"),
+    "loop-generate-in": _c("generate", "run", "--out", "g.h5", "--energies-from", "loop.h5"),
+    "loop-train-out": _c(
+        *("train", "--data", "a.h5", "--out", "loop.h5"),
+        *("--model", "cfm", "--geometry", "1-photons"),
+        ins=["a.h5"],
+    ),
+    "loop-bench-front-in": _c(
+        *("bench", "front", "--geometry", "1-photons", "--train", "loop.h5"),
+        *("--reference", "b.h5", "--out", "newfront", "--batch-sizes", "0"),
+        ins=["b.h5"],
+    ),
+    # the current folder as evaluate's output: ValueError from the staging folder's name
+    "evaluate-out-dot": _c("evaluate", "a.h5", "b.h5", *_EVAL, "-o", ".", outs=["."]),
+    "evaluate-out-empty": _c("evaluate", "a.h5", "b.h5", *_EVAL, "-o", "", outs=[""]),
+    # a legal 253-character output name: its temporary name is too long (after the work)
+    "long-name-merge": _c("merge", "a.h5", "-o", LONG, ins=["a.h5"], outs=[LONG]),
+    "long-name-simulate": _c(*_SIM, "--energy", "10GeV", "--out", LONG, outs=[LONG]),
+    "long-name-timing": _c(*_TIMING, "--out", LONG, outs=[LONG]),
+    "long-name-evaluate": _c("evaluate", "a.h5", "b.h5", *_EVAL, "-o", LONG, outs=[LONG]),
+    # a name longer than the file system allows: OSError instead of an error line
+    "too-long-info": _c("info", TOO_LONG),
+    "too-long-merge": _c("merge", "a.h5", "-o", TOO_LONG, ins=["a.h5"]),
+    "too-long-events": _c(
+        "events", "--process", "ee-mumu", "--n", "0", "--out", "y" * 300 + ".lhe"
+    ),
+    # sizes that cannot fit in memory: MemoryError instead of an error line
+    "huge-timing-batch": _c(
+        "timing", "--geometry", "2", "--engine", "gflash", "--batch-sizes", str(10**13)
+    ),
+    "huge-generate-n": _c(
+        "generate", "run", "--out", "g.h5", "--n", str(10**13), "--energy", "1GeV"
+    ),
+    # an energy outside every detector's range: ValueError inside GFlash
+    "timing-energy-1e30MeV": _c(*_TIMING, "--energy", "1e30MeV"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOUND.values()), ids=list(FOUND))
+def test_found_defects(case: Case) -> None:
     check_case(case)

@@ -411,10 +411,17 @@ def open_showers(path: str | Path, geometry: str | Geometry | None = None) -> Sh
             differing row counts, empty, voxel count matching no/the wrong geometry.
     """
     p = Path(path)
+    try:
+        p.stat()
+    except FileNotFoundError:
+        raise DataFormatError(f"{p}: no such file") from None
+    except (OSError, RuntimeError) as exc:  # too long a name, a symlink loop, permissions
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DataFormatError(f"{str(p)[:120]}: cannot access ({why})") from None
     if p.is_dir():
         raise DataFormatError(f"{p}: is a folder, expected a CaloChallenge HDF5 file")
     if not p.is_file():
-        raise DataFormatError(f"{p}: no such file")
+        raise DataFormatError(f"{p}: not a regular file")
     if not h5py.is_hdf5(p):
         raise DataFormatError(f"{p}: not an HDF5 file (expected a CaloChallenge .h5/.hdf5 file)")
     try:

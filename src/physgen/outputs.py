@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -106,16 +107,29 @@ def _same_file(a: Path, b: Path) -> bool:
         if a.resolve() == b.resolve():
             return True
         return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return False
 
 
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return False
     return True
+
+
+#: Longest file name most file systems accept (bytes).
+NAME_MAX = 255
+
+
+def _check_name_lengths(p: Path, option: str) -> None:
+    for part in p.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise ConfigError(
+                f"{option} {str(p)[:60]}...: a file name of {len(os.fsencode(part))} bytes, "
+                f"the file system allows {NAME_MAX}"
+            )
 
 
 def check_output(
@@ -146,6 +160,11 @@ def check_output(
     p = Path(out)
     if str(p).strip() == "":
         raise ConfigError(f"{option}: empty path")
+    _check_name_lengths(p, option)
+    if kind == "dir" and p.name in ("", ".", ".."):  # "-o ." : the folder itself, by name
+        p = p.resolve()
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(f"{option} {p}: is a broken symbolic link (or a link loop)")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ConfigError(f"{option} {p}: folder {parent} does not exist")
@@ -200,9 +219,20 @@ def check_free_space(target: str | Path, n_bytes: float, option: str = "--out") 
 # ---------------------------------------------------------- temporary files
 
 
+def _stem(name: str) -> str:
+    """``name``, or for a name too long to extend, its first 180 characters and a hash."""
+    if len(os.fsencode(name)) <= NAME_MAX - 40:
+        return name
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:10]
+    return f"{os.fsencode(name)[:180].decode(errors='ignore')}~{digest}"
+
+
 def temp_name(target: Path) -> Path:
-    """The temporary sibling of ``target``: ``.NAME.tmp-PID-HEX`` in the same folder."""
-    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    """The temporary sibling of ``target``: ``.NAME.tmp-PID-HEX`` in the same folder
+    (NAME shortened with a hash when the target's name is near the 255-byte limit)."""
+    if target.name in ("", ".", ".."):
+        target = target.resolve()
+    return target.with_name(f".{_stem(target.name)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -239,8 +269,10 @@ def clean_stale_temps(target: str | Path) -> list[Path]:
         The paths removed.
     """
     t = Path(target)
+    if t.name in ("", ".", ".."):
+        t = t.resolve()
     folder = t.parent if str(t.parent) else Path(".")
-    pattern = re.compile(_TMP_RE.format(name=re.escape(t.name)))
+    pattern = re.compile(_TMP_RE.format(name=re.escape(_stem(t.name))))
     removed: list[Path] = []
     try:
         entries = list(folder.iterdir())

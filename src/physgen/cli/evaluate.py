@@ -67,6 +67,9 @@ def evaluate(
     """Compare generated with reference showers: CaloChallenge metrics (MeV thresholds), plots, report."""
     from physgen.evaluate.pipeline import evaluate as run
 
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size: must be >= 1, got {batch_size}")
+
     def say(msg: str) -> None:
         # progress for people at a terminal; batch logs and pipes stay clean
         if not as_json and sys.stderr.isatty():

@@ -313,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
             if type(exc).__name__ == "Abort":  # click's form of Ctrl-C at a prompt
                 typer.echo(_interrupted_message(), err=True)
                 return 130
+            if isinstance(exc, OSError) and exc.filename and not outputs.is_disk_full(exc):
+                # the operating system refused a path: permissions, a name too long, a loop
+                name = str(exc.filename)
+                name = name if len(name) <= 120 else name[:117] + "..."
+                typer.echo(f"error: {name}: {exc.strerror or exc}", err=True)
+                return 2
             if outputs.is_disk_full(exc):
                 outs = outputs.claimed_outputs()
                 where = str(outs[0]) if outs else "the output"

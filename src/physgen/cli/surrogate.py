@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from physgen.checks import check_device, check_seed
+from physgen.checks import check_device, check_memory, check_seed
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
@@ -214,6 +214,8 @@ def generate(
         raise ConfigError("generate: give exactly one of --energies-from or --energy (with --n)")
     if n is not None and n < 1:
         raise ConfigError(f"--n: must be >= 1, got {n}")
+    if n is not None:  # energies (float64) and one block of showers in memory
+        check_memory(n * 8 * 2, "--n", f"the incident energies of {n} showers")
     energies = None
     if energy is not None:
         if n is None:

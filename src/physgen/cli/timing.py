@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from physgen.checks import check_device, check_seed
+from physgen.checks import check_device, check_memory, check_seed
 from physgen.errors import ConfigError
 from physgen.outputs import atomic_write_text, check_output
 
@@ -21,12 +21,18 @@ __all__ = ["timing"]
 Generator = Callable[[int, npt.NDArray[np.float64]], Any]
 
 
-def _engine_generator(engine: str, geometry: str, particle: str, seed: int) -> Generator:
+def _engine_generator(
+    engine: str, geometry: str, particle: str, seed: int, energy: str | None = None
+) -> Generator:
     from physgen.simulate.detector import get_detector
     from physgen.simulate.engine import get_engine
     from physgen.simulate.run import shower_seeds
 
     det = get_detector(None, geometry=geometry)
+    if energy is not None:  # the same range check as physgen simulate
+        from physgen.simulate.run import parse_energy_spec
+
+        det.check_request(particle, parse_energy_spec(energy).bounds_mev)
     eng = get_engine(engine, det)
     counter = [0]
 
@@ -142,6 +148,9 @@ def timing(
         raise ConfigError(
             f"--batch-sizes: expected comma-separated integers, got {batch_sizes!r}"
         ) from exc
+    n_voxels = get_geometry(geometry).n_voxels
+    for size in sizes:  # showers (float64) and the generator's working copies
+        check_memory(size * n_voxels * 8 * 4, "--batch-sizes", f"batches of {size} showers")
     n_params = None
     if run is not None:
         from physgen.evaluate.timing import count_parameters
@@ -153,7 +162,7 @@ def timing(
         gen, model = run_generator(run, device, seed, {"steps": steps} if steps else None)
         n_params = count_parameters(model)
     elif engine:
-        gen = _engine_generator(engine, geometry, particle, seed)
+        gen = _engine_generator(engine, geometry, particle, seed, energy)
     else:
         gen = _callable_generator(callable_ or "")
     res = time_generator(

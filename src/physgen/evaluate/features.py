@@ -184,15 +184,22 @@ _ARRAY_FIELDS = (
 
 
 class _LayerCoords:
-    """Per-layer voxel-centre coordinates, cached per geometry."""
+    """Per-layer voxel-centre coordinates, cached per geometry.
+
+    ``moments[i]`` is the ``(n_voxels_layer, k)`` float64 matrix whose columns are
+    ``r, r^2`` and, for layers binned in alpha, ``x, x^2, y, y^2``: one matrix product
+    per layer gives every energy-weighted first and second moment.
+    """
 
     def __init__(self, geometry: Geometry) -> None:
         self.slices = list(geometry.layer_slices().values())
         self.alpha = [layer.is_alpha_binned for layer in geometry.relevant_layers]
         centres = geometry.voxel_centres()
-        self.x = [centres["x"][s] for s in self.slices]
-        self.y = [centres["y"][s] for s in self.slices]
-        self.r = [centres["r"][s] for s in self.slices]
+        self.moments = []
+        for s, alpha in zip(self.slices, self.alpha):
+            axes = ("r", "x", "y") if alpha else ("r",)
+            cols = [c for a in axes for c in (centres[a][s], centres[a][s] ** 2)]
+            self.moments.append(np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float64))
 
 
 _COORDS: dict[Geometry, _LayerCoords] = {}
@@ -204,15 +211,11 @@ def _coords(geometry: Geometry) -> _LayerCoords:
     return _COORDS[geometry]
 
 
-def _centre_and_width(
-    x: npt.NDArray[Any], coord: F64, energy: npt.NDArray[Any]
-) -> tuple[F64, F64]:
-    # numerators in float64 (the coordinates are float64); the denominator in the sums'
-    # own dtype, eps included, as the official code divides
-    den = energy + energy.dtype.type(EPS)
-    mean = (x @ coord) / den
-    second = (x @ (coord * coord)) / den
-    return mean, np.sqrt(np.clip(second - mean * mean, 0.0, None))
+def _centre_and_width(first: F64, second: F64, den: npt.NDArray[Any]) -> tuple[F64, F64]:
+    """Centre and width from energy-weighted moment sums (float64) and the layer energy
+    plus eps in the sums' own dtype, divided as the official code divides."""
+    mean = first / den
+    return mean, np.sqrt(np.clip(second / den - mean * mean, 0.0, None))
 
 
 def features_of_batch(
@@ -240,19 +243,24 @@ def features_of_batch(
     if x.ndim != 2 or x.shape[1] != geometry.n_voxels:
         raise ValueError(f"showers must be (N, {geometry.n_voxels}), got {x.shape}")
     c = _coords(geometry)
+    # the numerators are float64 (the official coordinates are float64 and promote the
+    # products): one float64 copy of the batch, then one matrix product per layer
+    x64 = x if x.dtype == np.float64 else x.astype(np.float64)
     e_layer, ec_r, w_r, spars = [], [], [], []
     ec_x, ec_y, w_x, w_y = [], [], [], []
     for i, sl in enumerate(c.slices):
         xl = x[:, sl]
-        el = xl.sum(axis=1)
+        el = xl.sum(axis=1)  # in the file's dtype: numpy's pairwise sum, as the official code
         e_layer.append(el.astype(np.float64))
-        spars.append(1.0 - (xl > 0).mean(axis=1))
-        m, w = _centre_and_width(xl, c.r[i], el)
+        spars.append(1.0 - np.count_nonzero(xl > 0, axis=1) / xl.shape[1])
+        mom = x64[:, sl] @ c.moments[i]
+        den = el + el.dtype.type(EPS)
+        m, w = _centre_and_width(mom[:, 0], mom[:, 1], den)
         ec_r.append(m)
         w_r.append(w)
         if c.alpha[i]:
-            mx, wx = _centre_and_width(xl, c.x[i], el)
-            my, wy = _centre_and_width(xl, c.y[i], el)
+            mx, wx = _centre_and_width(mom[:, 2], mom[:, 3], den)
+            my, wy = _centre_and_width(mom[:, 4], mom[:, 5], den)
             ec_x.append(mx)
             ec_y.append(my)
             w_x.append(wx)

@@ -341,11 +341,11 @@ class VoxelSpectrum:
 
     def fill(self, showers: npt.ArrayLike) -> None:
         """Add the voxels of a batch ``(b, n_voxels)``."""
-        v = np.asarray(showers).ravel()
-        if self.threshold > 0:  # zeroed as the official code does, compared in v's dtype
-            v = v[~(v < self.threshold)]
-        c, _ = np.histogram(v, bins=self.edges)
-        self.counts += c
+        from physgen.evaluate.kernels import log_histogram
+
+        # voxels below the threshold are zeroed as the official code does (compared in
+        # their own dtype) and so fall below the first edge
+        self.counts += log_histogram(np.asarray(showers), self.edges, self.threshold)
 
     def density(self) -> F64:
         """Density-normalised contents."""

@@ -46,7 +46,7 @@ from physgen.evaluate.histograms import (
     iter_groups,
 )
 from physgen.geometry import Geometry, get_geometry
-from physgen.io import validate_file
+from physgen.io import check_values, open_showers
 from physgen.outputs import check_output, raise_if_interrupted, staging_dir
 
 __all__ = ["MODES", "EvaluationResult", "SampleSummary", "evaluate", "expand_modes"]
@@ -136,9 +136,11 @@ def energy_ranges(geometry: Geometry) -> list[tuple[float, float]]:
 
 
 def _check_sample(sample: Sample, geometry: Geometry, name: str) -> int:
-    """Full value check of a sample; returns its size."""
+    """Layout check of a file (its values are checked batch by batch in the feature
+    pass), full check of in-memory arrays; returns the sample's size."""
     if isinstance(sample, (str, Path)):
-        return validate_file(sample, geometry).n_showers
+        with open_showers(sample, geometry) as f:
+            return f.n_showers
     e = np.asarray(sample[0], dtype=np.float64).reshape(-1)
     x = np.asarray(sample[1])
     if x.ndim != 2 or x.shape[1] != geometry.n_voxels:
@@ -170,7 +172,11 @@ def _summarise(
     sums = {r: np.zeros(geometry.n_voxels) for r in ranges}
     counts = dict.fromkeys(ranges, 0)
     spectrum = None
+    offset = 0
     for e, x in iter_sample(sample, geometry, batch_size):
+        if isinstance(sample, (str, Path)):  # the value checks of validate_file, same pass
+            check_values(Path(sample), e, x, offset, clip_negative=False)
+        offset += len(e)
         f = features_of_batch(e, x, geometry)
         parts.append(f)
         if spectrum is None and max_ref_voxel is not None:
