@@ -21,6 +21,7 @@ Results: bench/results/evaluate_speed.md and .json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -166,6 +167,13 @@ def main() -> None:
     ap.add_argument(
         "--workdir", type=Path, default=None, help="where the toy files go (default: a temp dir)"
     )
+    ap.add_argument(
+        "--official-dir",
+        type=Path,
+        default=None,
+        help="the official CaloChallenge code/ folder (evaluate.py, binning XMLs): run its "
+        "hist-chi mode side by side on the same geometry-2 pair and compare the numbers",
+    )
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="physgen-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -175,6 +183,8 @@ def main() -> None:
     write_toy(a2, args.n2, "2", 1)
     write_toy(b2, args.n2, "2", 2)
     print(f"wrote geometry-2 files in {time.perf_counter() - t:.0f} s", flush=True)
+    if args.official_dir is not None:
+        rows += side_by_side(a2, b2, args.n2, work, args.official_dir)
     for plots in () if args.skip_hist else (False, True):
         r = run(a2, b2, "2", "hist", work / "ev2", plots)
         rows.append(
@@ -215,6 +225,92 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     write_tables(rows)
+
+
+OFFICIAL_CHILD = r"""
+import resource, subprocess, sys, json, time
+t = time.perf_counter()
+p = subprocess.run(sys.argv[2:], cwd=sys.argv[1], capture_output=True, text=True)
+wall = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"rc": p.returncode, "wall_s": wall, "peak_mb": peak,
+                  "stderr": p.stderr[-2000:]}))
+"""
+
+
+def _chi2_values(path: Path) -> dict[str, float]:
+    """``histogram_chi2_<ds>.txt`` (the official layout) -> {title: separation power}."""
+    out: dict[str, float] = {}
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    for title, value in zip(lines, lines[1:]):
+        if title.endswith(":"):
+            with contextlib.suppress(ValueError):
+                out[title[:-1].strip()] = float(value)
+    return out
+
+
+def side_by_side(gen: Path, ref: Path, n: int, work: Path, official_dir: Path) -> list[dict]:
+    """physgen ``evaluate --mode hist --no-plots`` and the official ``evaluate.py -m
+    hist-chi`` on the same pair, one after the other in fresh processes, and the number of
+    separation powers that differ (relative difference above 1e-12)."""
+    import shutil
+
+    rows = []
+    pkl = ref.with_name(ref.name + ".pkl")  # the official reference cache: start cold
+    pkl.unlink(missing_ok=True)
+    out_off = work / "official-out"
+    shutil.rmtree(out_off, ignore_errors=True)
+    out_off.mkdir()
+    load_before = os.getloadavg()[0]
+    cmd = [sys.executable, "evaluate.py", "-i", str(gen), "-r", str(ref), "-m", "hist-chi",
+           "-d", "2", "--output_dir", str(out_off) + "/"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", OFFICIAL_CHILD, str(official_dir), *cmd],
+        capture_output=True,
+        text=True,
+    )
+    off = json.loads(proc.stdout.strip().splitlines()[-1])
+    pkl.unlink(missing_ok=True)
+    if off["rc"] != 0:
+        sys.exit(f"official evaluate.py failed:\n{off['stderr']}")
+    ours = run(gen, ref, "2", "hist", work / "ev2-side", False)
+    a = _chi2_values(out_off / "histogram_chi2_2.txt")
+    b = _chi2_values(work / "ev2-side" / "histogram_chi2_2.txt")
+    common = sorted(set(a) & set(b))
+    differ = [k for k in common if abs(a[k] - b[k]) > 1e-12 * max(abs(a[k]), 1e-300)]
+    worst = max((abs(a[k] - b[k]) / max(abs(a[k]), 1e-300) for k in common), default=0.0)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    case = f"hist, geometry 2, {n} vs {n} float32"
+    rows.append(
+        {
+            "case": f"{case}: official evaluate.py -m hist-chi",
+            "wall_s": round(off["wall_s"], 1),
+            "peak_mb": round(off["peak_mb"]),
+            "target": "reference",
+            "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "date": date,
+        }
+    )
+    rows.append(
+        {
+            "case": f"{case}: physgen evaluate --mode hist --no-plots",
+            "wall_s": round(ours["wall_s"], 1),
+            "peak_mb": round(ours["peak_mb"]),
+            "target": f"<= {off['wall_s'] / 10:.1f} s (10x faster), <= 2000 MB",
+            "load_1min": ours["load_1min"],
+            "date": date,
+            "detail": {
+                **ours["timing"],
+                "speed_up": round(off["wall_s"] / ours["wall_s"], 2),
+                "separation_powers_compared": len(common),
+                "separation_powers_differing": len(differ),
+                "largest_relative_difference": worst,
+            },
+        }
+    )
+    for r in rows:
+        print(r, flush=True)
+    return rows
 
 
 def write_tables(rows: list[dict]) -> None:

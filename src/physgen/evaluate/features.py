@@ -200,6 +200,18 @@ class _LayerCoords:
             axes = ("r", "x", "y") if alpha else ("r",)
             cols = [c for a in axes for c in (centres[a][s], centres[a][s] ** 2)]
             self.moments.append(np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float64))
+        # datasets 2 and 3: every layer has the same binning, hence one moment matrix
+        same = len(set(self.alpha)) == 1 and all(
+            m.shape == self.moments[0].shape and np.array_equal(m, self.moments[0])
+            for m in self.moments
+        )
+        contiguous = all(
+            s.start == i * (self.slices[0].stop - self.slices[0].start)
+            and s.stop - s.start == self.slices[0].stop - self.slices[0].start
+            for i, s in enumerate(self.slices)
+        )
+        contiguous = contiguous and self.slices[-1].stop == geometry.n_voxels
+        self.uniform = self.moments[0] if same and contiguous else None
 
 
 _COORDS: dict[Geometry, _LayerCoords] = {}
@@ -243,6 +255,8 @@ def features_of_batch(
     if x.ndim != 2 or x.shape[1] != geometry.n_voxels:
         raise ValueError(f"showers must be (N, {geometry.n_voxels}), got {x.shape}")
     c = _coords(geometry)
+    if c.uniform is not None:
+        return _features_uniform(e_inc_of(incident_energies, precision), x, geometry, c)
     # the numerators are float64 (the official coordinates are float64 and promote the
     # products): one float64 copy of the batch, then one matrix product per layer
     x64 = x if x.dtype == np.float64 else x.astype(np.float64)
@@ -270,9 +284,7 @@ def features_of_batch(
     def stack(cols: list[F64]) -> F64:
         return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
 
-    e_inc = np.asarray(incident_energies).reshape(-1)
-    if precision == "float64" or e_inc.dtype.kind != "f":
-        e_inc = e_inc.astype(np.float64)
+    e_inc = e_inc_of(incident_energies, precision)
     e_tot = x.sum(axis=1)
     return ShowerFeatures(
         geometry=geometry,
@@ -290,6 +302,58 @@ def features_of_batch(
         sparsity=stack(spars),
         max_voxel=float(x.max()) if x.size else 0.0,
         voxel_sum=x.sum(axis=0, dtype=np.float64),
+    )
+
+
+def e_inc_of(incident_energies: npt.ArrayLike, precision: str) -> npt.NDArray[Any]:
+    """Incident energies ``(N,)`` in the dtype the official code divides by (the file's)."""
+    e_inc = np.asarray(incident_energies).reshape(-1)
+    if precision == "float64" or e_inc.dtype.kind != "f":
+        e_inc = e_inc.astype(np.float64)
+    return e_inc
+
+
+def _features_uniform(
+    e_inc: npt.NDArray[Any], x: npt.NDArray[Any], geometry: Geometry, c: _LayerCoords
+) -> ShowerFeatures:
+    """The same features for geometries whose layers share one binning (datasets 2, 3):
+    whole-batch array operations instead of a loop over layers.
+
+    Every sum that the official code takes in the file's dtype runs over the same
+    contiguous row segments here (numpy's pairwise summation of each layer's voxels),
+    so the results are identical to the per-layer path.
+    """
+    assert c.uniform is not None
+    n, n_layers = x.shape[0], len(c.slices)
+    x3 = x.reshape(n, n_layers, -1)
+    el = x3.sum(axis=2)  # (n, L), in the file's dtype
+    spars = 1.0 - np.count_nonzero(x3 > 0, axis=2) / x3.shape[2]
+    x64 = x3 if x3.dtype == np.float64 else x3.astype(np.float64)
+    mom = (x64.reshape(n * n_layers, -1) @ c.uniform).reshape(n, n_layers, -1)
+    den = el + el.dtype.type(EPS)
+    ec_r, w_r = _centre_and_width(mom[..., 0], mom[..., 1], den)
+    if c.alpha[0]:
+        ec_x, w_x = _centre_and_width(mom[..., 2], mom[..., 3], den)
+        ec_y, w_y = _centre_and_width(mom[..., 4], mom[..., 5], den)
+    else:
+        ec_x = w_x = ec_y = w_y = np.zeros((n, 0))
+    e_tot = x.sum(axis=1)
+    return ShowerFeatures(
+        geometry=geometry,
+        incident_energy=e_inc.astype(np.float64),
+        e_tot=e_tot.astype(np.float64),
+        e_layer=el.astype(np.float64),
+        ec_x=ec_x,
+        ec_y=ec_y,
+        width_x=w_x,
+        width_y=w_y,
+        ec_r=ec_r,
+        width_r=w_r,
+        sparsity=spars,
+        max_voxel=float(x.max()) if x.size else 0.0,
+        voxel_sum=x.sum(axis=0, dtype=np.float64),
+        e_tot_over_e_inc=np.asarray(e_tot / e_inc, dtype=np.float64),
+        energy_dtype=x.dtype.name,
     )
 
 

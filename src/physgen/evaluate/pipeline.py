@@ -19,16 +19,18 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from physgen._version import __version__
-from physgen.checks import check_device, check_seed
+from physgen.checks import check_device, check_seed, cpu_count
 from physgen.errors import ConfigError, DataFormatError
 from physgen.evaluate.features import (
     Sample,
@@ -52,6 +54,11 @@ from physgen.outputs import check_output, raise_if_interrupted, staging_dir
 __all__ = ["MODES", "EvaluationResult", "SampleSummary", "evaluate", "expand_modes"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+#: Threads of the streaming passes (reading overlaps the arithmetic; more than two
+#: gain little, as the passes are bound by memory bandwidth).
+_WORKERS = min(2, cpu_count())
 
 MODES = (
     "hist",
@@ -160,6 +167,39 @@ def _check_sample(sample: Sample, geometry: Geometry, name: str) -> int:
     return len(x)
 
 
+def _in_threads(
+    batches: Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any]]],
+    work: Callable[[int, npt.NDArray[Any], npt.NDArray[Any]], _T],
+    workers: int,
+) -> Iterator[_T]:
+    """``work(offset, e, x)`` for every batch, in order, on ``workers`` threads.
+
+    The batches are read in the calling thread while up to ``workers`` earlier ones are
+    processed: numpy and the compiled kernels release the GIL, so reading and the feature
+    arithmetic overlap. At most ``2 * workers`` batches are in memory at a time.
+    """
+    if workers <= 1:
+        offset = 0
+        for e, x in batches:
+            yield work(offset, e, x)
+            offset += len(e)
+        return
+    pending: deque[Future[_T]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="physgen-eval") as pool:
+        try:
+            offset = 0
+            for e, x in batches:
+                pending.append(pool.submit(work, offset, e, x))
+                offset += len(e)
+                while len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
 def _summarise(
     sample: Sample,
     geometry: Geometry,
@@ -168,29 +208,40 @@ def _summarise(
     batch_size: int | None,
     ref_dtype: str | None = None,
 ) -> SampleSummary:
-    parts = []
     sums = {r: np.zeros(geometry.n_voxels) for r in ranges}
     counts = dict.fromkeys(ranges, 0)
     spectrum = None
-    offset = 0
-    for e, x in iter_sample(sample, geometry, batch_size):
-        if isinstance(sample, (str, Path)):  # the value checks of validate_file, same pass
-            check_values(Path(sample), e, x, offset, clip_negative=False)
-        offset += len(e)
+    if max_ref_voxel is not None:
+        dtype = ref_dtype or "float64"
+        spectrum = VoxelSpectrum(geometry, max_ref_voxel, dtype)
+    path = Path(sample) if isinstance(sample, (str, Path)) else None
+
+    def work(
+        offset: int, e: npt.NDArray[Any], x: npt.NDArray[Any]
+    ) -> tuple[ShowerFeatures, npt.NDArray[np.int64] | None, list[tuple[Any, Any, int]]]:
+        if path is not None:  # the value checks of validate_file, in the same pass
+            check_values(path, e, x, offset, clip_negative=False)
         f = features_of_batch(e, x, geometry)
-        parts.append(f)
-        if spectrum is None and max_ref_voxel is not None:
-            spectrum = VoxelSpectrum(geometry, max_ref_voxel, ref_dtype or f.energy_dtype)
-        if spectrum is not None:
-            spectrum.fill(x)
-        ee = f.incident_energy
+        spec = spectrum.counts_of(x) if spectrum is not None else None
+        range_parts = []
         if ranges:
             xt = apply_threshold(x, geometry)
             for lo, hi in ranges:
-                sel = (ee >= lo) & (ee < hi)
+                sel = (f.incident_energy >= lo) & (f.incident_energy < hi)
                 if sel.any():
-                    sums[(lo, hi)] += xt[sel].sum(axis=0)
-                    counts[(lo, hi)] += int(sel.sum())
+                    range_parts.append(((lo, hi), xt[sel].sum(axis=0), int(sel.sum())))
+        return f, spec, range_parts
+
+    parts = []
+    for f, spec, range_parts in _in_threads(
+        iter_sample(sample, geometry, batch_size), work, _WORKERS
+    ):
+        parts.append(f)
+        if spectrum is not None and spec is not None:
+            spectrum.counts += spec
+        for key, s_, c_ in range_parts:
+            sums[key] += s_
+            counts[key] += c_
     feats = ShowerFeatures.concatenate(parts)
     return SampleSummary(feats, spectrum, feats.voxel_sum / feats.n, sums, counts, feats.n)
 
@@ -198,8 +249,11 @@ def _summarise(
 def _spectrum_pass(
     sample: Sample, geometry: Geometry, spectrum: VoxelSpectrum, batch_size: int | None
 ) -> None:
-    for _, x in iter_sample(sample, geometry, batch_size):
-        spectrum.fill(x)
+    def work(offset: int, e: npt.NDArray[Any], x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        return spectrum.counts_of(x)
+
+    for c in _in_threads(iter_sample(sample, geometry, batch_size), work, _WORKERS):
+        spectrum.counts += c
 
 
 def _compare_energy_distributions(ref: ShowerFeatures, gen: ShowerFeatures) -> str | None:
