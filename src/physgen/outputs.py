@@ -57,6 +57,7 @@ __all__ = [
     "check_output",
     "claimed_outputs",
     "clean_stale_temps",
+    "deferred_signals",
     "handle_signals",
     "hard_exit_requested",
     "interrupt_requested",
@@ -458,6 +459,45 @@ def _handler(signum: int, frame: object) -> None:
         _signum.append(signum)
     _interrupt.set()
     raise Interrupted(signum)
+
+
+def _deferring_handler(signum: int, frame: object) -> None:
+    first = not _interrupt.is_set()
+    if first:
+        _signum.append(signum)
+    _interrupt.set()
+    if not first:  # a second signal stops at once
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[threading.Event]:
+    """Inside the block, a first SIGINT or SIGTERM only sets the flag; a second raises.
+
+    For loops that check :func:`raise_if_interrupted` often (the simulation driver, every
+    0.25 s at most) and that run code where an exception raised at an arbitrary point
+    would be swallowed or leave a lock held (multiprocessing's pool machinery, weakref
+    callbacks): the interrupt then surfaces at a point the loop chose. Main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield _interrupt
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in sigs}
+    outermost = all(h in (signal.default_int_handler, signal.SIG_DFL) for h in previous.values())
+    if outermost:
+        _interrupt.clear()
+        _signum.clear()
+    for sig in sigs:
+        signal.signal(sig, _deferring_handler)
+    try:
+        yield _interrupt
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+        if outermost:
+            _interrupt.clear()
+            _signum.clear()
 
 
 @contextlib.contextmanager

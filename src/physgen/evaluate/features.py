@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from physgen.errors import DataFormatError
 from physgen.geometry import Geometry, get_geometry
 from physgen.io import open_showers
 
@@ -212,6 +213,44 @@ class _LayerCoords:
         )
         contiguous = contiguous and self.slices[-1].stop == geometry.n_voxels
         self.uniform = self.moments[0] if same and contiguous else None
+        # per voxel r, r^2, x, x^2, y, y^2 for the compiled one-pass scan
+        self.starts = np.array([s.start for s in self.slices], dtype=np.int64)
+        self.stops = np.array([s.stop for s in self.slices], dtype=np.int64)
+        self.voxel_moments = np.zeros((6, geometry.n_voxels))
+        for s, m in zip(self.slices, self.moments):
+            self.voxel_moments[: m.shape[1], s] = m.T
+        self.polar = _polar_layout(geometry)
+
+
+def _polar_layout(geometry: Geometry) -> Any:
+    """The :class:`~physgen.evaluate.kernels.PolarLayout` of a geometry whose relevant
+    layers are all polar, else None (Cartesian layers take the general scan)."""
+    from physgen.evaluate.kernels import PolarLayout
+
+    layers = geometry.relevant_layers
+    if any(layer.kind == "cartesian" for layer in layers):
+        return None
+    rc, cos_a, sin_a, r_off, a_off = [], [], [], [0], [0]
+    for layer in layers:
+        re = np.asarray(layer.r_edges, dtype=np.float64)
+        width = 2.0 * np.pi / layer.n_alpha
+        ac = -np.pi + width * (np.arange(layer.n_alpha) + 0.5)  # as Layer.centres
+        rc.append(0.5 * (re[1:] + re[:-1]))
+        cos_a.append(np.cos(ac))
+        sin_a.append(np.sin(ac))
+        r_off.append(r_off[-1] + layer.n_radial)
+        a_off.append(a_off[-1] + layer.n_alpha)
+    slices = list(geometry.layer_slices().values())
+    return PolarLayout(
+        starts=np.array([s.start for s in slices], dtype=np.int64),
+        n_alpha=np.array([layer.n_alpha for layer in layers], dtype=np.int64),
+        n_r=np.array([layer.n_radial for layer in layers], dtype=np.int64),
+        r_off=np.array(r_off[:-1], dtype=np.int64),
+        a_off=np.array(a_off[:-1], dtype=np.int64),
+        rc=np.concatenate(rc),
+        cos_a=np.concatenate(cos_a),
+        sin_a=np.concatenate(sin_a),
+    )
 
 
 _COORDS: dict[Geometry, _LayerCoords] = {}
@@ -235,6 +274,10 @@ def features_of_batch(
     showers: npt.ArrayLike,
     geometry: Geometry,
     precision: str = "official",
+    *,
+    compiled: bool = True,
+    source: str | Path | None = None,
+    offset: int = 0,
 ) -> ShowerFeatures:
     """Features of one in-memory batch (thresholding included).
 
@@ -246,15 +289,28 @@ def features_of_batch(
             official evaluator does (float32 files: float32 E_tot, E_layer and E_tot/E_inc,
             hence the official bin assignments); ``"float64"`` sums everything in float64
             (more accurate, but not the official numbers on float32 files).
+        compiled: One compiled pass over the batch (threshold, value check, moments);
+            False takes the numpy reference path (the same numbers; the energy sums are
+            numpy's in both).
+        source, offset: File and first row of the batch, named when the batch holds NaN,
+            inf or negative voxel energies.
+
+    Raises:
+        DataFormatError: NaN, inf or negative voxel energies (compiled path).
     """
     if precision not in ("official", "float64"):
         raise ValueError(f"precision must be 'official' or 'float64', got {precision!r}")
     raw = np.asarray(showers)
     native = official_dtype(raw.dtype) if precision == "official" else np.dtype(np.float64)
-    x = apply_threshold(raw, geometry, native)
-    if x.ndim != 2 or x.shape[1] != geometry.n_voxels:
-        raise ValueError(f"showers must be (N, {geometry.n_voxels}), got {x.shape}")
+    if raw.ndim != 2 or raw.shape[1] != geometry.n_voxels:
+        raise ValueError(f"showers must be (N, {geometry.n_voxels}), got {raw.shape}")
     c = _coords(geometry)
+    if compiled:
+        return _features_scanned(
+            e_inc_of(incident_energies, precision), raw.astype(native, copy=False), geometry, c,
+            source, offset,
+        )  # fmt: skip
+    x = apply_threshold(raw, geometry, native)
     if c.uniform is not None:
         return _features_uniform(e_inc_of(incident_energies, precision), x, geometry, c)
     # the numerators are float64 (the official coordinates are float64 and promote the
@@ -302,6 +358,61 @@ def features_of_batch(
         sparsity=stack(spars),
         max_voxel=float(x.max()) if x.size else 0.0,
         voxel_sum=x.sum(axis=0, dtype=np.float64),
+    )
+
+
+def _features_scanned(
+    e_inc: npt.NDArray[Any],
+    raw: npt.NDArray[Any],
+    geometry: Geometry,
+    c: _LayerCoords,
+    source: str | Path | None,
+    offset: int,
+) -> ShowerFeatures:
+    """The features from one compiled pass (:func:`physgen.evaluate.kernels.scan_showers`)
+    plus numpy's own sums of E_tot and E_layer in the file's dtype (the official values)."""
+    from physgen.evaluate.kernels import scan_showers
+
+    x, nz, mom, vsum, vmax, bad = scan_showers(
+        raw, float(geometry.threshold_mev), c.starts, c.stops, c.voxel_moments, c.polar
+    )
+    if bad >= 0:
+        from physgen.io import check_values
+
+        row = raw[bad : bad + 1]
+        where = Path(source) if source is not None else Path("showers")
+        check_values(where, e_inc[bad : bad + 1].reshape(-1, 1), row, offset + bad, False)
+        raise DataFormatError(
+            f"{where}: 'showers' holds NaN, inf or negative values (row {offset + bad})"
+        )
+    n = x.shape[0]
+    if c.uniform is not None:
+        el = x.reshape(n, len(c.slices), -1).sum(axis=2)
+    else:
+        el = np.stack([x[:, sl].sum(axis=1) for sl in c.slices], axis=1)
+    sizes = (c.stops - c.starts).astype(np.float64)
+    den = el + el.dtype.type(EPS)
+    ec_r, w_r = _centre_and_width(mom[..., 0], mom[..., 1], den)
+    alpha = np.flatnonzero(c.alpha)
+    ec_x, w_x = _centre_and_width(mom[:, alpha, 2], mom[:, alpha, 3], den[:, alpha])
+    ec_y, w_y = _centre_and_width(mom[:, alpha, 4], mom[:, alpha, 5], den[:, alpha])
+    e_tot = x.sum(axis=1)
+    return ShowerFeatures(
+        geometry=geometry,
+        incident_energy=e_inc.astype(np.float64),
+        e_tot=e_tot.astype(np.float64),
+        e_layer=el.astype(np.float64),
+        ec_x=ec_x,
+        ec_y=ec_y,
+        width_x=w_x,
+        width_y=w_y,
+        ec_r=ec_r,
+        width_r=w_r,
+        sparsity=1.0 - nz / sizes,
+        max_voxel=vmax,
+        voxel_sum=vsum,
+        e_tot_over_e_inc=np.asarray(e_tot / e_inc, dtype=np.float64),
+        energy_dtype=x.dtype.name,
     )
 
 

@@ -16,13 +16,15 @@ threading layer may not be entered from two threads at once).
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["edge_histogram", "log_histogram"]
+__all__ = ["PolarLayout", "edge_histogram", "log_histogram", "scan_showers"]
 
 
 #: A value's bucket: its float64 bits shifted right by this (sign, exponent and the top
@@ -139,3 +141,212 @@ def log_histogram(
     n_chunks = max(1, min(64, v.size // (1 << 20)))
     counts: npt.NDArray[np.int64] = _bucket_histogram(v, thr, e, _bucket_table(e), n_chunks)
     return counts
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _scan_showers(
+    x: Any,
+    threshold: Any,
+    starts: Any,
+    stops: Any,
+    coords: Any,
+    xt: Any,
+    nonzero: Any,
+    moments: Any,
+    voxel_sum: Any,
+) -> Any:  # pragma: no cover - compiled
+    # Branch-free inner loop, so that LLVM vectorises it; "reassoc" lets it reorder the
+    # float64 moment sums (as any BLAS would), no flag assumes finite values.
+    n = x.shape[0]
+    n_layers = starts.size
+    zero = x.dtype.type(0.0)
+    first_bad = -1
+    vmax = 0.0
+    for i in range(n):
+        n_bad = 0
+        for k in range(n_layers):
+            m0 = m1 = m2 = m3 = m4 = m5 = 0.0
+            nz = 0
+            for j in range(starts[k], stops[k]):
+                v = x[i, j]
+                n_bad += (not (v >= zero)) | (v == np.inf)  # NaN, negative or inf
+                v = v if v >= threshold else zero
+                v = v if v == v else zero
+                xt[i, j] = v
+                w = np.float64(v)
+                nz += w > 0.0
+                m0 += w * coords[0, j]
+                m1 += w * coords[1, j]
+                m2 += w * coords[2, j]
+                m3 += w * coords[3, j]
+                m4 += w * coords[4, j]
+                m5 += w * coords[5, j]
+                voxel_sum[j] += w
+                vmax = max(vmax, w)
+            nonzero[i, k] = nz
+            moments[i, k, 0] = m0
+            moments[i, k, 1] = m1
+            moments[i, k, 2] = m2
+            moments[i, k, 3] = m3
+            moments[i, k, 4] = m4
+            moments[i, k, 5] = m5
+        if n_bad and first_bad < 0:
+            first_bad = i
+    return first_bad, vmax
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _scan_polar(
+    x: Any,
+    threshold: Any,
+    starts: Any,
+    n_alpha: Any,
+    n_r: Any,
+    r_off: Any,
+    a_off: Any,
+    rc: Any,
+    cos_a: Any,
+    sin_a: Any,
+    xt: Any,
+    nonzero: Any,
+    moments: Any,
+    voxel_sum: Any,
+) -> Any:  # pragma: no cover - compiled
+    # Polar layers (x = r cos(alpha), y = r sin(alpha), radius fastest): the six moments
+    # factorise into per-angle sums T_a = sum_r w r, U_a = sum_r w r^2, so each voxel
+    # costs two multiply-adds instead of six. Counts are kept as floats and every update
+    # is a select, so that the inner loop vectorises.
+    n = x.shape[0]
+    zero = x.dtype.type(0.0)
+    first_bad = -1
+    for i in range(n):
+        n_bad = 0.0
+        for k in range(starts.size):
+            s0 = s1 = mx = mxx = my = myy = 0.0
+            nz = 0.0
+            j0 = starts[k]
+            nr = n_r[k]
+            ro = r_off[k]
+            for a in range(n_alpha[k]):
+                t = 0.0
+                u = 0.0
+                base = j0 + a * nr
+                for q in range(nr):
+                    v = x[i, base + q]
+                    ok = (v >= zero) & (v < np.inf)  # False for NaN, negative, inf
+                    n_bad += 0.0 if ok else 1.0
+                    v = v if (v >= threshold) & ok else zero
+                    xt[i, base + q] = v
+                    w = np.float64(v)
+                    nz += 1.0 if w > 0.0 else 0.0
+                    r = rc[ro + q]
+                    t += w * r
+                    u += w * (r * r)
+                    voxel_sum[base + q] += w
+                c = cos_a[a_off[k] + a]
+                sn = sin_a[a_off[k] + a]
+                s0 += t
+                s1 += u
+                mx += c * t
+                mxx += (c * c) * u
+                my += sn * t
+                myy += (sn * sn) * u
+            nonzero[i, k] = int(nz)
+            moments[i, k, 0] = s0
+            moments[i, k, 1] = s1
+            moments[i, k, 2] = mx
+            moments[i, k, 3] = mxx
+            moments[i, k, 4] = my
+            moments[i, k, 5] = myy
+        if n_bad > 0.0 and first_bad < 0:
+            first_bad = i
+    return first_bad, 0.0
+
+
+@dataclass(frozen=True)
+class PolarLayout:
+    """The polar layers of a geometry for :func:`scan_showers` (radius index fastest).
+
+    Attributes:
+        starts, n_alpha, n_r: ``(L,)`` first voxel, angular and radial bins per layer.
+        r_off, a_off: ``(L,)`` offsets into ``rc`` and ``cos_a``/``sin_a``.
+        rc: Radial bin centres (mm) of every layer, concatenated.
+        cos_a, sin_a: cos and sin of the angular bin centres, concatenated.
+    """
+
+    starts: npt.NDArray[np.int64]
+    n_alpha: npt.NDArray[np.int64]
+    n_r: npt.NDArray[np.int64]
+    r_off: npt.NDArray[np.int64]
+    a_off: npt.NDArray[np.int64]
+    rc: npt.NDArray[np.float64]
+    cos_a: npt.NDArray[np.float64]
+    sin_a: npt.NDArray[np.float64]
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """A per-thread array reused from batch to batch: a fresh 64 MB array per batch costs
+    more in page faults than the scan itself. Valid until this thread's next call."""
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None or buf.dtype != dtype or buf.size < int(np.prod(shape)):
+        buf = np.empty(int(np.prod(shape)), dtype=dtype)
+        _LOCAL.buf = buf
+    out: npt.NDArray[Any] = buf[: int(np.prod(shape))].reshape(shape)
+    return out
+
+
+def scan_showers(
+    x: npt.NDArray[Any],
+    threshold: float,
+    starts: npt.NDArray[np.int64],
+    stops: npt.NDArray[np.int64],
+    coords: npt.NDArray[np.float64],
+    polar: PolarLayout | None = None,
+) -> tuple[
+    npt.NDArray[Any],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    float,
+    int,
+]:
+    """One pass over a batch of showers: threshold, value check and per-layer moments.
+
+    Args:
+        x: ``(n, V)`` float32 or float64 showers (MeV), C-contiguous.
+        threshold: Voxels below it become 0, compared in ``x``'s dtype (as the official
+            ``np.where(x < threshold, 0, x)`` with a Python float does).
+        starts, stops: ``(L,)`` voxel ranges of the relevant layers.
+        coords: ``(6, V)`` float64 per-voxel ``r, r^2, x, x^2, y, y^2`` (mm), C-contiguous.
+        polar: For geometries whose relevant layers are all polar: their layout, for the
+            factorised moments (the same sums, in another order).
+
+    Returns:
+        ``(xt, nonzero, moments, voxel_sum, max_voxel, first_bad_row)``: the thresholded
+        showers in ``x``'s dtype (a per-thread buffer, overwritten by the thread's next
+        call), ``(n, L)`` counts of voxels above 0, ``(n, L, 6)``
+        float64 energy-weighted moment sums, ``(V,)`` float64 column sums, the largest
+        thresholded voxel, and the first row holding NaN, inf or a negative value (-1 if
+        none; such values are counted as 0).
+    """
+    xc = np.ascontiguousarray(x)
+    n, v = xc.shape
+    xt = _scratch(xc.shape, xc.dtype)
+    nonzero = np.zeros((n, starts.size), dtype=np.int64)
+    moments = np.zeros((n, starts.size, 6), dtype=np.float64)
+    voxel_sum = np.zeros(v, dtype=np.float64)
+    if polar is not None:
+        p = polar
+        first_bad, _ = _scan_polar(
+            xc, xc.dtype.type(threshold), p.starts, p.n_alpha, p.n_r, p.r_off, p.a_off, p.rc,
+            p.cos_a, p.sin_a, xt, nonzero, moments, voxel_sum,
+        )  # fmt: skip
+        vmax = float(xt.max()) if xt.size else 0.0
+        return xt, nonzero, moments, voxel_sum, vmax, int(first_bad)
+    first_bad, vmax = _scan_showers(
+        xc, xc.dtype.type(threshold), starts, stops, coords, xt, nonzero, moments, voxel_sum,
+    )  # fmt: skip
+    return xt, nonzero, moments, voxel_sum, float(vmax), int(first_bad)

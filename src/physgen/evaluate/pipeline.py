@@ -14,10 +14,13 @@ Modes: ``hist``, ``avg``, ``avg-E``, ``cls-low``, ``cls-low-normed``, ``cls-high
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -167,37 +170,92 @@ def _check_sample(sample: Sample, geometry: Geometry, name: str) -> int:
     return len(x)
 
 
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def _batch_reader(
+    sample: Sample, geometry: Geometry, batch_size: int | None
+) -> Iterator[tuple[list[tuple[int, int]], Callable[[int, int], tuple[Any, Any]]]]:
+    """Row ranges of a sample and a function that reads one range, safe to call from
+    several threads (h5py serialises the reads). A file's showers are read into a
+    per-thread buffer reused from batch to batch: fresh 64 MB arrays cost more in page
+    faults than the arithmetic."""
+    if not isinstance(sample, (str, Path)):
+        e_all = np.asarray(sample[0]).reshape(-1, 1)
+        x_all = np.asarray(sample[1])
+        step = batch_size or max(1, (64 << 20) // max(1, x_all.shape[1] * 8))
+        n = len(e_all)
+        yield (
+            [(i, min(n, i + step)) for i in range(0, n, step)],
+            lambda i, j: (
+                e_all[i:j],
+                x_all[i:j],
+            ),
+        )
+        return
+    with open_showers(sample, geometry) as f:
+        step = batch_size or f.default_batch_size()
+        n = f.n_showers
+        ds = f.showers
+
+        def read(i: int, j: int) -> tuple[Any, Any]:
+            buf = getattr(_LOCAL, "read_buffer", None)
+            if (
+                buf is None
+                or buf.dtype != ds.dtype
+                or buf.shape[1] != ds.shape[1]
+                or len(buf) < j - i
+            ):
+                buf = np.empty((step, ds.shape[1]), dtype=ds.dtype)
+                _LOCAL.read_buffer = buf
+            try:
+                ds.read_direct(buf, np.s_[i:j], np.s_[0 : j - i])
+                e = f.energies[i:j]
+            except (OSError, RuntimeError) as exc:
+                raise DataFormatError(
+                    f"{f.path}: cannot read rows {i}-{j} (truncated or corrupt HDF5: {exc})"
+                ) from exc
+            return e, buf[: j - i]
+
+        yield [(i, min(n, i + step)) for i in range(0, n, step)], read
+
+
 def _in_threads(
-    batches: Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any]]],
+    sample: Sample,
+    geometry: Geometry,
+    batch_size: int | None,
     work: Callable[[int, npt.NDArray[Any], npt.NDArray[Any]], _T],
     workers: int,
 ) -> Iterator[_T]:
-    """``work(offset, e, x)`` for every batch, in order, on ``workers`` threads.
+    """``work(offset, e, x)`` for every batch of a sample, in order, on ``workers`` threads.
 
-    The batches are read in the calling thread while up to ``workers`` earlier ones are
-    processed: numpy and the compiled kernels release the GIL, so reading and the feature
-    arithmetic overlap. At most ``2 * workers`` batches are in memory at a time.
+    Each thread reads its batch and processes it: numpy, h5py's reads and the compiled
+    kernels release the GIL, so one thread reads while the other computes. At most
+    ``2 * workers`` batches are in flight.
     """
-    if workers <= 1:
-        offset = 0
-        for e, x in batches:
-            yield work(offset, e, x)
-            offset += len(e)
-        return
-    pending: deque[Future[_T]] = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="physgen-eval") as pool:
-        try:
-            offset = 0
-            for e, x in batches:
-                pending.append(pool.submit(work, offset, e, x))
-                offset += len(e)
-                while len(pending) > workers:
+    with _batch_reader(sample, geometry, batch_size) as (ranges, read):
+
+        def task(i: int, j: int) -> _T:
+            e, x = read(i, j)
+            return work(i, e, x)
+
+        if workers <= 1:
+            for i, j in ranges:
+                yield task(i, j)
+            return
+        pending: deque[Future[_T]] = deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="physgen-eval") as pool:
+            try:
+                for i, j in ranges:
+                    pending.append(pool.submit(task, i, j))
+                    while len(pending) > workers:
+                        yield pending.popleft().result()
+                while pending:
                     yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
+            finally:
+                for fut in pending:
+                    fut.cancel()
 
 
 def _summarise(
@@ -219,9 +277,10 @@ def _summarise(
     def work(
         offset: int, e: npt.NDArray[Any], x: npt.NDArray[Any]
     ) -> tuple[ShowerFeatures, npt.NDArray[np.int64] | None, list[tuple[Any, Any, int]]]:
-        if path is not None:  # the value checks of validate_file, in the same pass
-            check_values(path, e, x, offset, clip_negative=False)
-        f = features_of_batch(e, x, geometry)
+        if path is not None:  # validate_file's checks of the energies; the voxels are
+            # checked by the feature pass itself
+            check_values(path, e, x[:, :0], offset, clip_negative=False)
+        f = features_of_batch(e, x, geometry, source=path, offset=offset)
         spec = spectrum.counts_of(x) if spectrum is not None else None
         range_parts = []
         if ranges:
@@ -233,9 +292,7 @@ def _summarise(
         return f, spec, range_parts
 
     parts = []
-    for f, spec, range_parts in _in_threads(
-        iter_sample(sample, geometry, batch_size), work, _WORKERS
-    ):
+    for f, spec, range_parts in _in_threads(sample, geometry, batch_size, work, _WORKERS):
         parts.append(f)
         if spectrum is not None and spec is not None:
             spectrum.counts += spec
@@ -252,14 +309,31 @@ def _spectrum_pass(
     def work(offset: int, e: npt.NDArray[Any], x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         return spectrum.counts_of(x)
 
-    for c in _in_threads(iter_sample(sample, geometry, batch_size), work, _WORKERS):
+    for c in _in_threads(sample, geometry, batch_size, work, _WORKERS):
         spectrum.counts += c
+
+
+def _ks_pvalue(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
+    """Two-sample Kolmogorov-Smirnov p-value: scipy's ``ks_2samp`` for samples under
+    10,000, else the asymptotic distribution with Stephens' small-sample correction
+    (within 1e-3 of scipy's at 100k showers, without importing scipy.stats: 0.8 s)."""
+    if min(a.size, b.size) < 10_000:
+        from scipy.stats import ks_2samp
+
+        return float(ks_2samp(a, b).pvalue)
+    from scipy.special import kolmogorov
+
+    sa, sb = np.sort(a), np.sort(b)
+    grid = np.concatenate([sa, sb])
+    cdf_a = np.searchsorted(sa, grid, side="right") / sa.size
+    cdf_b = np.searchsorted(sb, grid, side="right") / sb.size
+    d = float(np.max(np.abs(cdf_a - cdf_b)))
+    en = math.sqrt(sa.size * sb.size / (sa.size + sb.size))
+    return float(kolmogorov((en + 0.12 + 0.11 / en) * d))
 
 
 def _compare_energy_distributions(ref: ShowerFeatures, gen: ShowerFeatures) -> str | None:
     """A warning text if the incident-energy distributions differ, else None."""
-    from scipy.stats import ks_2samp
-
     a, b = ref.incident_energy, gen.incident_energy
     ua, ub = np.unique(a), np.unique(b)
     # discrete spectra (dataset 1): few distinct values, each shared by many showers
@@ -269,7 +343,7 @@ def _compare_energy_distributions(ref: ShowerFeatures, gen: ShowerFeatures) -> s
             "incident energies differ: discrete values "
             f"{len(ua)} in the reference vs {len(ub)} in the sample"
         )
-    p = float(ks_2samp(a, b).pvalue)
+    p = _ks_pvalue(a, b)
     if p < 1e-3:
         return f"incident-energy distributions differ (Kolmogorov-Smirnov p = {p:.1e})"
     return None

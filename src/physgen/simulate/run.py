@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -60,9 +59,10 @@ from physgen.outputs import (
     Interrupted,
     check_free_space,
     check_output,
-    handle_signals,
+    deferred_signals,
     interrupt_signal,
     raise_if_interrupted,
+    request_hard_exit,
 )
 from physgen.simulate.detector import Detector, get_detector
 from physgen.simulate.engine import ShowerEngine, available_engines, get_engine
@@ -223,19 +223,41 @@ def _build_engine(
 
 
 def _worker_init(
-    engine: str, detector: str, geometry: str, options: dict[str, Any], sampling_fraction: float
+    engine: str,
+    detector: str,
+    geometry: str,
+    options: dict[str, Any],
+    sampling_fraction: float,
+    ready: Any = None,
 ) -> None:
-    # The parent handles Ctrl-C and SIGTERM and terminates the pool: leave quietly then.
+    # The parent handles Ctrl-C and SIGTERM (also when they reach the whole process group)
+    # and stops the workers with SIGKILL: a worker that died of the signal by itself could
+    # do so holding the pool's queue lock, and the parent's clean-up would wait forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _worker_exit)
-    if hasattr(signal, "pthread_sigmask"):  # blocked while spawning: now simply ignored
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked while spawning: now handled as above
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if ready is not None:
+        ready.release()
     _WORKER["engine"] = _build_engine(engine, detector, geometry, options)[1]
     _WORKER["sampling_fraction"] = sampling_fraction
 
 
-def _worker_exit(signum: int, frame: object) -> None:
-    os._exit(128 + signum)
+def _stop_pool(pool: Any) -> None:
+    """Stop a pool whose workers ignore SIGTERM: SIGKILL them, then let the pool clean up.
+
+    A killed worker may have held the task queue's lock, on which ``Pool.terminate`` can
+    then wait forever; the clean-up runs in a daemon thread given 5 s, and the command
+    line leaves with ``os._exit`` so that no exit handler waits on it either.
+    """
+    for proc in list(getattr(pool, "_pool", [])):
+        if proc.exitcode is None:
+            proc.kill()
+    cleanup = threading.Thread(target=pool.terminate, daemon=True, name="physgen-pool-stop")
+    cleanup.start()
+    cleanup.join(timeout=5.0)
+    if cleanup.is_alive():
+        request_hard_exit()
 
 
 def _run_chunk(
@@ -258,31 +280,54 @@ def _worker_chunk(
     return _run_chunk(_WORKER["engine"], _WORKER["sampling_fraction"], particle, energies, seeds)
 
 
-@contextlib.contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    """Spawn workers with Ctrl-C held back from their first instruction.
+def _start_pool(ctx: Any, workers: int, initargs: tuple[Any, ...]) -> Any:
+    """A spawned pool whose workers cannot be caught half-started by a signal.
 
-    A terminal's Ctrl-C reaches the whole process group, and a worker still importing
-    would print a KeyboardInterrupt traceback. SIGINT is blocked while the pool starts:
-    the workers inherit the blocked mask through exec and discard the signal once
-    :func:`_worker_init` ignores it; the parent receives its pending Ctrl-C as soon as
-    the block ends, so none is lost.
+    A terminal's Ctrl-C (or a batch system's SIGTERM) reaches the whole process group; a
+    worker still unpickling its start-up data, or whose pipe the parent has just closed,
+    would print a traceback. So SIGINT and SIGTERM stay blocked in the parent until every
+    worker has installed its own handlers (the workers inherit the blocked mask through
+    exec and unblock it in :func:`_worker_init`); a signal that arrives meanwhile is
+    delivered to the parent as soon as the block ends, so none is lost.
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
+    blockable = threading.current_thread() is threading.main_thread() and hasattr(
         signal, "pthread_sigmask"
-    ):
-        yield
-        return
-    # multiprocessing's resource tracker unblocks SIGINT after starting itself: start it
-    # first, so that it does so before the block below rather than inside it
+    )
+    if not blockable:
+        return ctx.Pool(workers, initializer=_worker_init, initargs=initargs)
+    # multiprocessing's resource tracker unblocks SIGINT/SIGTERM after starting itself:
+    # start it first, so that it does so before the block below rather than inside it
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # After an interrupt the pool's semaphores may be left to the tracker to unlink (see
+    # _stop_pool); it does so, and need not warn about it on the user's terminal.
+    old = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(
+        w for w in (old, "ignore:resource_tracker:UserWarning") if w
+    )
     try:
-        yield
+        resource_tracker.ensure_running()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if old is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = old
+    ready = ctx.Semaphore(0)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pool = None
+    try:
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(*initargs, ready))
+        for _ in range(workers):  # each worker releases once its handlers are in place
+            if not ready.acquire(timeout=120):
+                break
+    finally:
+        try:  # a signal that arrived meanwhile is raised here: stop the new pool first
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        except BaseException:
+            if pool is not None:
+                _stop_pool(pool)
+            raise
+    return pool
 
 
 def _poll(
@@ -478,7 +523,7 @@ def simulate(
         workers = 1
     t0 = time.perf_counter()
     pool = None
-    with handle_signals() as interrupted:
+    with deferred_signals() as interrupted:
         try:
             with (
                 ShowerWriter(out, n_voxels, compression=comp, attrs=attrs) as writer,
@@ -497,12 +542,9 @@ def simulate(
                     )
                 else:
                     ctx = multiprocessing.get_context("spawn")
-                    with _workers_ignore_sigint():
-                        pool = ctx.Pool(
-                            workers,
-                            initializer=_worker_init,
-                            initargs=(engine, det.name, geometry, options, sampling_fraction),
-                        )
+                    pool = _start_pool(
+                        ctx, workers, (engine, det.name, geometry, options, sampling_fraction)
+                    )
                     raise_if_interrupted()
                     tasks = _chunks(particle_name, energies, int(seed), chunk)
                     results = _poll(pool.imap(_worker_chunk, tasks), interrupted)
@@ -527,8 +569,7 @@ def simulate(
                     pool = None
         finally:
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                _stop_pool(pool)
     elapsed = time.perf_counter() - t0
     log.info(
         "wrote %s: %d showers in %.1f s (%.2f showers/s)", out, n, elapsed, n / max(elapsed, 1e-9)
