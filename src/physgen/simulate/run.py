@@ -258,6 +258,11 @@ def _stop_pool(pool: Any) -> None:
     cleanup.join(timeout=5.0)
     if cleanup.is_alive():
         request_hard_exit()
+    # a worker the pool started in place of a killed one ignores SIGTERM too, and the
+    # interpreter's exit handler would wait for it: kill what is left
+    for proc in multiprocessing.active_children():
+        proc.kill()
+        proc.join(timeout=1.0)
 
 
 def _run_chunk(
@@ -317,9 +322,14 @@ def _start_pool(ctx: Any, workers: int, initargs: tuple[Any, ...]) -> Any:
     pool = None
     try:
         pool = ctx.Pool(workers, initializer=_worker_init, initargs=(*initargs, ready))
-        for _ in range(workers):  # each worker releases once its handlers are in place
-            if not ready.acquire(timeout=120):
+        # each worker releases once its handlers are in place; a signal that arrives
+        # meanwhile ends the wait at once (the workers are then killed, see _stop_pool)
+        started, deadline = 0, time.monotonic() + 120
+        while started < workers and time.monotonic() < deadline:
+            if signal.sigpending() & {signal.SIGINT, signal.SIGTERM}:
                 break
+            if ready.acquire(timeout=0.05):
+                started += 1
     finally:
         try:  # a signal that arrived meanwhile is raised here: stop the new pool first
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
