@@ -183,29 +183,6 @@ def test_official_binnings() -> None:
     assert spec.edges[-1] == pytest.approx(1234.0)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_whole_batch_path_equals_the_per_layer_path(
-    dtype: type, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Datasets 2 and 3 take a whole-batch path; it must give the same bits."""
-    from physgen.evaluate import features as F
-    from showerdata import toy_showers
-
-    geo = get_geometry("2")
-    e, x = toy_showers(300, "2", seed=4)
-    e, x = e.astype(dtype), x.astype(dtype)
-    coords = F._coords(geo)
-    assert coords.uniform is not None
-    fast = F.features_of_batch(e, x, geo)
-    monkeypatch.setattr(coords, "uniform", None)
-    slow = F.features_of_batch(e, x, geo)
-    for name in ("e_tot", "e_layer", "sparsity", "e_tot_over_e_inc"):  # the file-dtype sums
-        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
-    for name in ("ec_r", "width_r", "ec_x", "ec_y", "width_x", "width_y"):  # float64 moments
-        np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), rtol=1e-12, atol=1e-12)
-    assert F._coords(get_geometry("1-photons")).uniform is None
-
-
 @pytest.mark.parametrize("geometry", ["1-photons", "1-pions", "2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_scan_equals_the_numpy_path(geometry: str, dtype: type) -> None:

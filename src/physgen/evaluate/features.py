@@ -311,8 +311,6 @@ def features_of_batch(
             source, offset,
         )  # fmt: skip
     x = apply_threshold(raw, geometry, native)
-    if c.uniform is not None:
-        return _features_uniform(e_inc_of(incident_energies, precision), x, geometry, c)
     # the numerators are float64 (the official coordinates are float64 and promote the
     # products): one float64 copy of the batch, then one matrix product per layer
     x64 = x if x.dtype == np.float64 else x.astype(np.float64)
@@ -422,50 +420,6 @@ def e_inc_of(incident_energies: npt.ArrayLike, precision: str) -> npt.NDArray[An
     if precision == "float64" or e_inc.dtype.kind != "f":
         e_inc = e_inc.astype(np.float64)
     return e_inc
-
-
-def _features_uniform(
-    e_inc: npt.NDArray[Any], x: npt.NDArray[Any], geometry: Geometry, c: _LayerCoords
-) -> ShowerFeatures:
-    """The same features for geometries whose layers share one binning (datasets 2, 3):
-    whole-batch array operations instead of a loop over layers.
-
-    Every sum that the official code takes in the file's dtype runs over the same
-    contiguous row segments here (numpy's pairwise summation of each layer's voxels),
-    so the results are identical to the per-layer path.
-    """
-    assert c.uniform is not None
-    n, n_layers = x.shape[0], len(c.slices)
-    x3 = x.reshape(n, n_layers, -1)
-    el = x3.sum(axis=2)  # (n, L), in the file's dtype
-    spars = 1.0 - np.count_nonzero(x3 > 0, axis=2) / x3.shape[2]
-    x64 = x3 if x3.dtype == np.float64 else x3.astype(np.float64)
-    mom = (x64.reshape(n * n_layers, -1) @ c.uniform).reshape(n, n_layers, -1)
-    den = el + el.dtype.type(EPS)
-    ec_r, w_r = _centre_and_width(mom[..., 0], mom[..., 1], den)
-    if c.alpha[0]:
-        ec_x, w_x = _centre_and_width(mom[..., 2], mom[..., 3], den)
-        ec_y, w_y = _centre_and_width(mom[..., 4], mom[..., 5], den)
-    else:
-        ec_x = w_x = ec_y = w_y = np.zeros((n, 0))
-    e_tot = x.sum(axis=1)
-    return ShowerFeatures(
-        geometry=geometry,
-        incident_energy=e_inc.astype(np.float64),
-        e_tot=e_tot.astype(np.float64),
-        e_layer=el.astype(np.float64),
-        ec_x=ec_x,
-        ec_y=ec_y,
-        width_x=w_x,
-        width_y=w_y,
-        ec_r=ec_r,
-        width_r=w_r,
-        sparsity=spars,
-        max_voxel=float(x.max()) if x.size else 0.0,
-        voxel_sum=x.sum(axis=0, dtype=np.float64),
-        e_tot_over_e_inc=np.asarray(e_tot / e_inc, dtype=np.float64),
-        energy_dtype=x.dtype.name,
-    )
 
 
 def iter_sample(
