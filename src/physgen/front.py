@@ -372,10 +372,7 @@ def comparison_text(comparison: dict[str, Any]) -> str:
 def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) -> Path:
     """AUC (low level) against ms per shower at batch 10,000 on CPU, Pareto front marked,
     CaloChallenge 2022 submissions in grey (their CPU batch-10,000 time, Geant4 data)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend (Agg without a display)
 
     from physgen.evaluate.report import final_results
 

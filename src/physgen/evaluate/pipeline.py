@@ -14,26 +14,22 @@ Modes: ``hist``, ``avg``, ``avg-E``, ``cls-low``, ``cls-low-normed``, ``cls-high
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import shutil
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from physgen._version import __version__
-from physgen.checks import check_device, check_seed, cpu_count
+from physgen.checks import check_device, check_seed
 from physgen.errors import ConfigError, DataFormatError
 from physgen.evaluate.features import (
     Sample,
@@ -50,6 +46,7 @@ from physgen.evaluate.histograms import (
     histogram_specs,
     iter_groups,
 )
+from physgen.evaluate.streaming import WORKERS, in_threads
 from physgen.geometry import Geometry, get_geometry
 from physgen.io import check_values, open_showers
 from physgen.outputs import check_output, raise_if_interrupted, staging_dir
@@ -58,10 +55,6 @@ __all__ = ["MODES", "EvaluationResult", "SampleSummary", "evaluate", "expand_mod
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-#: Threads of the streaming passes (reading overlaps the arithmetic; more than two
-#: gain little, as the passes are bound by memory bandwidth).
-_WORKERS = min(2, cpu_count())
 
 MODES = (
     "hist",
@@ -170,94 +163,6 @@ def _check_sample(sample: Sample, geometry: Geometry, name: str) -> int:
     return len(x)
 
 
-_LOCAL = threading.local()
-
-
-@contextlib.contextmanager
-def _batch_reader(
-    sample: Sample, geometry: Geometry, batch_size: int | None
-) -> Iterator[tuple[list[tuple[int, int]], Callable[[int, int], tuple[Any, Any]]]]:
-    """Row ranges of a sample and a function that reads one range, safe to call from
-    several threads (h5py serialises the reads). A file's showers are read into a
-    per-thread buffer reused from batch to batch: fresh 64 MB arrays cost more in page
-    faults than the arithmetic."""
-    if not isinstance(sample, (str, Path)):
-        e_all = np.asarray(sample[0]).reshape(-1, 1)
-        x_all = np.asarray(sample[1])
-        step = batch_size or max(1, (64 << 20) // max(1, x_all.shape[1] * 8))
-        n = len(e_all)
-        yield (
-            [(i, min(n, i + step)) for i in range(0, n, step)],
-            lambda i, j: (
-                e_all[i:j],
-                x_all[i:j],
-            ),
-        )
-        return
-    with open_showers(sample, geometry) as f:
-        step = batch_size or f.default_batch_size()
-        n = f.n_showers
-        ds = f.showers
-
-        def read(i: int, j: int) -> tuple[Any, Any]:
-            buf = getattr(_LOCAL, "read_buffer", None)
-            if (
-                buf is None
-                or buf.dtype != ds.dtype
-                or buf.shape[1] != ds.shape[1]
-                or len(buf) < j - i
-            ):
-                buf = np.empty((step, ds.shape[1]), dtype=ds.dtype)
-                _LOCAL.read_buffer = buf
-            try:
-                ds.read_direct(buf, np.s_[i:j], np.s_[0 : j - i])
-                e = f.energies[i:j]
-            except (OSError, RuntimeError) as exc:
-                raise DataFormatError(
-                    f"{f.path}: cannot read rows {i}-{j} (truncated or corrupt HDF5: {exc})"
-                ) from exc
-            return e, buf[: j - i]
-
-        yield [(i, min(n, i + step)) for i in range(0, n, step)], read
-
-
-def _in_threads(
-    sample: Sample,
-    geometry: Geometry,
-    batch_size: int | None,
-    work: Callable[[int, npt.NDArray[Any], npt.NDArray[Any]], _T],
-    workers: int,
-) -> Iterator[_T]:
-    """``work(offset, e, x)`` for every batch of a sample, in order, on ``workers`` threads.
-
-    Each thread reads its batch and processes it: numpy, h5py's reads and the compiled
-    kernels release the GIL, so one thread reads while the other computes. At most
-    ``2 * workers`` batches are in flight.
-    """
-    with _batch_reader(sample, geometry, batch_size) as (ranges, read):
-
-        def task(i: int, j: int) -> _T:
-            e, x = read(i, j)
-            return work(i, e, x)
-
-        if workers <= 1:
-            for i, j in ranges:
-                yield task(i, j)
-            return
-        pending: deque[Future[_T]] = deque()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="physgen-eval") as pool:
-            try:
-                for i, j in ranges:
-                    pending.append(pool.submit(task, i, j))
-                    while len(pending) > workers:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-            finally:
-                for fut in pending:
-                    fut.cancel()
-
-
 def _summarise(
     sample: Sample,
     geometry: Geometry,
@@ -292,7 +197,7 @@ def _summarise(
         return f, spec, range_parts
 
     parts = []
-    for f, spec, range_parts in _in_threads(sample, geometry, batch_size, work, _WORKERS):
+    for f, spec, range_parts in in_threads(sample, geometry, batch_size, work, WORKERS):
         parts.append(f)
         if spectrum is not None and spec is not None:
             spectrum.counts += spec
@@ -309,7 +214,7 @@ def _spectrum_pass(
     def work(offset: int, e: npt.NDArray[Any], x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         return spectrum.counts_of(x)
 
-    for c in _in_threads(sample, geometry, batch_size, work, _WORKERS):
+    for c in in_threads(sample, geometry, batch_size, work, WORKERS):
         spectrum.counts += c
 
 

@@ -29,9 +29,8 @@ F64 = npt.NDArray[np.float64]
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # no matplotlib.use() here: a notebook keeps its backend, and on a machine without a
+    # display matplotlib already falls back to Agg
     import matplotlib.pyplot as plt
 
     return plt
