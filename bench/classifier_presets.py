@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -40,6 +41,13 @@ from physgen.evaluate.classifier import ClassifierConfig, run_classifier
 from physgen.geometry import Geometry, get_geometry
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Finished trainings are cached here (one JSON per run, keyed by its settings), so a
+#: long comparison interrupted by the end of a session resumes where it stopped.
+CACHE = (
+    Path(os.environ.get("PHYSGEN_CACHE", Path.home() / ".cache" / "physgen")) / "classifier-presets"
+)
+#: Bump when `toy_showers` or `distortions` change: cached runs of another model are stale.
+TOY_MODEL_VERSION = 1
 
 
 def toy_showers(
@@ -137,6 +145,7 @@ def main() -> None:
     )
     ap.add_argument("--high", default="scale_1.05", help="distortions for cls-high")
     ap.add_argument("--out", default=str(RESULTS / "classifier_presets"))
+    ap.add_argument("--no-cache", action="store_true", help=f"ignore and do not write {CACHE}")
     args = ap.parse_args()
 
     import torch
@@ -160,7 +169,31 @@ def main() -> None:
         ("cls-high", d) for d in args.high.split(",") if d
     ]
 
+    def cache_file(mode: str, name: str, cfg: ClassifierConfig, n: int, s: int) -> Path:
+        key = json.dumps(
+            [TOY_MODEL_VERSION, mode, name, cfg.to_dict(), n, n_max, s, args.device],
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return CACHE / f"{mode}-{name}-{cfg.name}-n{n}-s{s}-{digest}.json"
+
     def run(mode: str, name: str, cfg: ClassifierConfig, n: int, s: int) -> dict[str, object]:
+        cached = cache_file(mode, name, cfg, n, s)
+        if not args.no_cache and cached.is_file():
+            result: dict[str, object] = json.loads(cached.read_text())
+            print(
+                f"{mode:9s} {name:14s} {cfg.name:8s} seed={s} n={n:6d} AUC={result['auc']:.4f} (cached)"
+            )
+            return result
+        result = train(mode, name, cfg, n, s)
+        if not args.no_cache:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(result))
+            os.replace(tmp, cached)
+        return result
+
+    def train(mode: str, name: str, cfg: ClassifierConfig, n: int, s: int) -> dict[str, object]:
         (e_ref, x_ref), (e_gen, x_gen) = data[s]
         xd = dist[name](x_gen[:n])  # type: ignore[operator]
         t = time.perf_counter()
@@ -196,11 +229,18 @@ def main() -> None:
         out["runs"] = runs
         return out
 
+    # Seed-major order: every row gets its first seed before any gets its second, so an
+    # interrupted run (resumed from the cache) has a complete first pass.
+    runs: dict[tuple[str, str, str, int], dict[str, object]] = {}
+    for s in seeds:
+        for mode, name in jobs:
+            for cfg in (fast, official):
+                runs[mode, name, cfg.name, s] = run(mode, name, cfg, args.n_official, s)
     rows = []
     for mode, name in jobs:
         row: dict[str, object] = {"mode": mode, "distortion": name}
-        row["fast"] = summary([run(mode, name, fast, args.n_official, s) for s in seeds])
-        row["official"] = summary([run(mode, name, official, args.n_official, s) for s in seeds])
+        row["fast"] = summary([runs[mode, name, fast.name, s] for s in seeds])
+        row["official"] = summary([runs[mode, name, official.name, s] for s in seeds])
         if args.n_fast and args.n_fast != args.n_official:
             row["fast_large"] = summary([run(mode, name, fast, args.n_fast, seeds[0])])
         rows.append(row)
