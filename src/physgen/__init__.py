@@ -12,6 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from physgen._version import __version__
 from physgen.errors import (
     ConfigError,
@@ -32,6 +35,17 @@ __all__ = [
     "SimulationError",
     "__version__",
     "available_geometries",
+    "density",
     "get_geometry",
     "load_xml",
+    "sbi",
 ]
+
+_LAZY = ("density", "sbi")
+
+
+def __getattr__(name: str) -> Any:
+    """``physgen.density`` and ``physgen.sbi`` import torch: load them on first use."""
+    if name in _LAZY:
+        return importlib.import_module(f"physgen.{name}")
+    raise AttributeError(f"module 'physgen' has no attribute {name!r}")

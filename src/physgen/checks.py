@@ -9,6 +9,7 @@ killer) later.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "check_workers",
     "cpu_count",
     "format_bytes",
+    "parse_duration",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,3 +161,30 @@ def check_memory(n_bytes: float, option: str, what: str) -> None:
             f"{option}: {what} need about {format_bytes(n_bytes)} of memory, "
             f"{format_bytes(avail)} available; ask for less"
         )
+
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
+
+
+def parse_duration(text: str, option: str = "--max-time") -> float:
+    """``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a bare number of seconds -> seconds.
+
+    Raises:
+        ConfigError: Unparsable or not positive.
+    """
+    t = text.strip().lower()
+    try:
+        value = float(t)
+    except ValueError:
+        m = _DURATION.match(t)
+        if not t or m is None or not any(m.groups()):
+            raise ConfigError(
+                f"{option}: expected a duration like 2h, 90m, 1h30m or 45s, got {text!r}"
+            ) from None
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        value = 3600 * h + 60 * mi + s
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{option}: must be > 0 and finite, got {text!r}")
+    return value

@@ -420,10 +420,39 @@ class ShowerCodec(nn.Module):
         )
 
     # ------------------------------------------------------------------ sizes
+    #: The condition is the incident energy alone (:class:`~physgen.core.codec.Codec`).
+    condition_dim = 1
+
     @property
     def energy_dim(self) -> int:
         """L in ``"layers"`` mode, else 0."""
         return self.n_layers if self.mode == "layers" else 0
+
+    @property
+    def first_dim(self) -> int:
+        """First stage of the chain: the energy variables (``energy_dim``)."""
+        return self.energy_dim
+
+    @property
+    def second_dim(self) -> int:
+        """Second stage of the chain: the voxel shape (``n_voxels``)."""
+        return self.n_voxels
+
+    @property
+    def groups(self) -> list[int]:
+        """One token group per readout layer."""
+        return list(self.layer_sizes)
+
+    def check_condition(self, incident_energy: Tensor) -> Tensor:
+        """Incident energies ``(N,)`` or ``(N, 1)`` MeV -> ``(N, 1)``.
+
+        Raises:
+            ConfigError: Not finite and > 0.
+        """
+        e = incident_energy.reshape(-1, 1)
+        if not bool((e > 0).all()) or not bool(torch.isfinite(e).all()):
+            raise ConfigError("incident energies must all be finite and > 0 MeV")
+        return e
 
     @property
     def training_range_mev(self) -> tuple[float, float]:
@@ -545,7 +574,6 @@ class ShowerCodec(nn.Module):
         u = self.inverse_energy(energy, incident_energy).double()
         return self.u_to_energies(u, incident_energy.double())
 
-    @torch.no_grad()
     def decode_energy(self, energy: Tensor, incident_energy: Tensor) -> Tensor:
         """Transformed energy variables ``(N, L)`` -> layer energies ``(N, L)`` MeV (float64)."""
         layer_e = self._noisy_layer_energies(energy, incident_energy)
@@ -554,7 +582,6 @@ class ShowerCodec(nn.Module):
             layer_e = (layer_e - 0.5 * self.noise_mev * sizes).clamp_min(0.0)
         return layer_e
 
-    @torch.no_grad()
     def decode(self, energy: Tensor | None, shape: Tensor, incident_energy: Tensor) -> Tensor:
         """Model variables -> showers ``(N, V)`` MeV (float32), threshold applied.
 

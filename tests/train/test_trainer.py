@@ -15,6 +15,7 @@ import torch
 from physgen.errors import ConfigError
 from physgen.io import write_showers
 from physgen.train import load_config, load_run, train
+from physgen.train import loop as loop_mod
 from physgen.train import trainer as trainer_mod
 from physgen.train.data import ShowerData
 from showerdata import toy_showers
@@ -139,7 +140,7 @@ def test_max_time_stops_with_a_checkpoint_and_resumes(data_file, tmp_path):
 
 def test_early_stopping(data_file, tmp_path, monkeypatch):
     values = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9] + [1.0] * 100)
-    monkeypatch.setattr(trainer_mod, "_validation_loss", lambda *a, **k: next(values))
+    monkeypatch.setattr(loop_mod, "_validation_loss", lambda *a, **k: next(values))
     cfg = tiny_config("cfm", epochs=20, patience=3, validate_every=1)
     res = train(cfg, data_file, tmp_path / "run", progress=False)
     assert res.status == "early-stopped"
@@ -306,7 +307,7 @@ def test_stop_signals_set_a_flag_and_restore_the_handlers():
     import signal
 
     before = signal.getsignal(signal.SIGTERM)
-    with trainer_mod._StopSignals() as sig:
+    with loop_mod._StopSignals() as sig:
         assert signal.getsignal(signal.SIGTERM) is not before
         os.kill(os.getpid(), signal.SIGTERM)
         assert sig.received == "SIGTERM"

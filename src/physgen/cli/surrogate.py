@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from physgen.checks import check_device, check_memory, check_seed
+from physgen.checks import check_device, check_memory, check_seed, parse_duration
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
 __all__ = ["generate", "parse_duration", "train"]
-
-_DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
-)
-
-
-def parse_duration(text: str, option: str = "--max-time") -> float:
-    """``"2h"``, ``"90m"``, ``"1h30m"``, ``"45s"`` or a bare number of seconds -> seconds.
-
-    Raises:
-        ConfigError: Unparsable or not positive.
-    """
-    t = text.strip().lower()
-    try:
-        value = float(t)
-    except ValueError:
-        m = _DURATION.match(t)
-        if not t or m is None or not any(m.groups()):
-            raise ConfigError(
-                f"{option}: expected a duration like 2h, 90m, 1h30m or 45s, got {text!r}"
-            ) from None
-        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-        value = 3600 * h + 60 * mi + s
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{option}: must be > 0 and finite, got {text!r}")
-    return value
 
 
 def _int_list(text: str, option: str) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -13,7 +14,7 @@ from physgen.models.registry import register
 from physgen.models.solvers import SOLVERS, integrate
 from physgen.nn import GaussianFourierEmbedding
 from physgen.nn.conditioned import TimeConditioned, stage_networks
-from physgen.transforms import Encoded, ShowerCodec
+from physgen.transforms import Encoded
 
 __all__ = ["CFM", "CFMConfig", "LinearPath", "VelocityField"]
 
@@ -98,7 +99,7 @@ class CFM(ShowerGenerator):
     Config = CFMConfig
     sampling_options = ("steps", "solver", "atol", "rtol")
 
-    def __init__(self, codec: ShowerCodec, config: CFMConfig) -> None:
+    def __init__(self, codec: Any, config: CFMConfig) -> None:
         super().__init__(codec, config)
         if config.solver not in SOLVERS:
             raise ConfigError(
@@ -107,11 +108,12 @@ class CFM(ShowerGenerator):
         if config.network not in ("mlp", "transformer"):
             raise ConfigError(f"cfm network must be 'mlp' or 'transformer', got {config.network!r}")
         self.path = LinearPath(config.sigma_min)
-        n_e, tf = codec.energy_dim, config.time_features
+        n_e, tf = codec.first_dim, config.time_features
         self.two_stage = bool(config.two_stage and n_e > 0)
         self.energy_field, self.shape_field = stage_networks(
-            codec.layer_sizes,
+            codec.groups,
             n_e,
+            condition_dim=codec.condition_dim,
             two_stage=self.two_stage,
             network=config.network,
             time_features=tf,
@@ -159,18 +161,17 @@ class CFM(ShowerGenerator):
             rtol=cfg.rtol,
         )
 
-    @torch.no_grad()
-    def sample_encoded(
-        self, condition: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor | None, Tensor]:
-        c = condition.to(self.device)
-        n, n_e, n_v = c.shape[0], self.codec.energy_dim, self.codec.n_voxels
+    def noise_widths(self) -> list[int]:
+        """Start points of the ODEs: first stage, then second (or one of both widths)."""
+        n_e, n_v = self.codec.first_dim, self.codec.second_dim
+        return [n_e, n_v] if self.two_stage else [n_e + n_v]
+
+    def decode_encoded(self, z: Tensor, condition: Tensor) -> tuple[Tensor | None, Tensor]:
+        c, n_e = condition, self.codec.first_dim
         if self.two_stage:
             assert self.energy_field is not None
-            energy = self._solve(self.energy_field, self.randn((n, n_e), generator), c)
-            shape = self._solve(
-                self.shape_field, self.randn((n, n_v), generator), torch.cat([c, energy], 1)
-            )
+            energy = self._solve(self.energy_field, z[:, :n_e], c)
+            shape = self._solve(self.shape_field, z[:, n_e:], torch.cat([c, energy], 1))
             return energy, shape
-        x = self._solve(self.shape_field, self.randn((n, n_e + n_v), generator), c)
+        x = self._solve(self.shape_field, z, c)
         return (x[:, :n_e] if n_e else None), x[:, n_e:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,7 +20,7 @@ from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
 from physgen.nn import SinusoidalEmbedding
 from physgen.nn.conditioned import TimeConditioned, stage_networks
-from physgen.transforms import Encoded, ShowerCodec
+from physgen.transforms import Encoded
 
 __all__ = [
     "PREDICTIONS",
@@ -316,7 +317,7 @@ class Diffusion(ShowerGenerator):
     Config = DiffusionConfig
     sampling_options = ("steps", "sampler", "clip_x0")
 
-    def __init__(self, codec: ShowerCodec, config: DiffusionConfig) -> None:
+    def __init__(self, codec: Any, config: DiffusionConfig) -> None:
         super().__init__(codec, config)
         if config.network not in ("mlp", "transformer"):
             raise ConfigError(
@@ -331,11 +332,12 @@ class Diffusion(ShowerGenerator):
                 f"diffusion sampler must be one of {', '.join(SAMPLERS)}, got {config.sampler!r}"
             )
         self.schedule = NoiseSchedule(config.schedule)
-        n_e, tf = codec.energy_dim, config.time_features
+        n_e, tf = codec.first_dim, config.time_features
         self.two_stage = bool(config.two_stage and n_e > 0)
         self.energy_net, self.shape_net = stage_networks(
-            codec.layer_sizes,
+            codec.groups,
             n_e,
+            condition_dim=codec.condition_dim,
             two_stage=self.two_stage,
             network=config.network,
             time_features=tf,
@@ -375,11 +377,15 @@ class Diffusion(ShowerGenerator):
         return self._dsm_loss(self.shape_net, x0, c, generator)
 
     # ------------------------------------------------------------------ sampling
-    def _sample(
-        self, net: TimeConditioned, n: int, dim: int, c: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
+    def _draws(self) -> int:
+        """Standard-normal draws per sampled variable: the start, plus one per DDPM step."""
+        return self.config.steps if self.config.sampler == "ddpm" else 1
+
+    def _sample(self, net: TimeConditioned, z: Tensor, c: Tensor) -> Tensor:
+        """Denoise from the noise ``z (N, draws * dim)``: start, then the DDPM step noises."""
         cfg = self.config
-        x = self.randn((n, dim), generator)
+        parts = list(z.chunk(self._draws(), dim=1))
+        x = parts.pop(0)
 
         def f(xt: Tensor, t: Tensor) -> Tensor:
             out: Tensor = net(xt, t, c)
@@ -391,7 +397,7 @@ class Diffusion(ShowerGenerator):
                 x,
                 self.schedule,
                 cfg.steps,
-                lambda shape: self.randn(shape, generator),
+                lambda shape: parts.pop(0),
                 cfg.prediction,
                 cfg.clip_x0,
             )
@@ -399,16 +405,19 @@ class Diffusion(ShowerGenerator):
             return dpmpp_2m_sample(f, x, self.schedule, cfg.steps, cfg.prediction, cfg.clip_x0)
         return ddim_sample(f, x, self.schedule, cfg.steps, cfg.prediction, cfg.clip_x0)
 
-    @torch.no_grad()
-    def sample_encoded(
-        self, condition: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor | None, Tensor]:
-        c = condition.to(self.device)
-        n, n_e, n_v = c.shape[0], self.codec.energy_dim, self.codec.n_voxels
+    def noise_widths(self) -> list[int]:
+        """Per stage: the start ``x_1`` and (DDPM) the noise of each later step."""
+        n_e, n_v = self.codec.first_dim, self.codec.second_dim
+        dims = [n_e, n_v] if self.two_stage else [n_e + n_v]
+        return [d for d in dims for _ in range(self._draws())]
+
+    def decode_encoded(self, z: Tensor, condition: Tensor) -> tuple[Tensor | None, Tensor]:
+        c, n_e = condition, self.codec.first_dim
+        k = self._draws()
         if self.two_stage:
             assert self.energy_net is not None
-            energy = self._sample(self.energy_net, n, n_e, c, generator)
-            shape = self._sample(self.shape_net, n, n_v, torch.cat([c, energy], 1), generator)
+            energy = self._sample(self.energy_net, z[:, : k * n_e], c)
+            shape = self._sample(self.shape_net, z[:, k * n_e :], torch.cat([c, energy], 1))
             return energy, shape
-        x = self._sample(self.shape_net, n, n_e + n_v, c, generator)
+        x = self._sample(self.shape_net, z, c)
         return (x[:, :n_e] if n_e else None), x[:, n_e:]

@@ -1,8 +1,15 @@
-"""CaloFlow-style two-stage normalizing flows on zuko (exact log-likelihood)."""
+"""Two-stage conditional normalizing flows on zuko (exact log-likelihood).
+
+CaloFlow (Krause & Shih, arXiv:2106.05285) for showers: flow I ``p(a | c)`` over the
+first-stage variables and flow II ``p(b | a, c)`` over the second; on vectors a single flow
+``p(x | c)`` (the neural posterior estimator of Papamakarios & Murray, arXiv:1605.06376, when
+``c`` is the observation and ``x`` the parameters).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import zuko  # type: ignore[import-untyped]
@@ -11,7 +18,7 @@ from torch import Tensor
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
-from physgen.transforms import Encoded, ShowerCodec
+from physgen.transforms import Encoded
 
 __all__ = ["Flow", "FlowConfig"]
 
@@ -44,9 +51,15 @@ class FlowConfig:
     shape_passes: int = 2
 
 
+def _context(c: Tensor) -> Tensor | None:
+    """zuko's context: None for an empty (unconditional) one."""
+    return c if c.shape[1] else None
+
+
 @register("flow")
 class Flow(ShowerGenerator):
-    """Flow I ``p(u | E_inc)`` (codec ``layers`` mode) and flow II ``p(shape | u, E_inc)``.
+    """Flow I ``p(a | c)`` (first stage, when the codec has one: the energy variables of a
+    shower codec in ``layers`` mode) and flow II ``p(b | a, c)``.
 
     Both are conditional zuko flows with a standard normal base; sampling draws the base noise
     from the caller's generator and applies the inverse transforms.
@@ -55,23 +68,23 @@ class Flow(ShowerGenerator):
     Config = FlowConfig
     tractable = True
 
-    def __init__(self, codec: ShowerCodec, config: FlowConfig) -> None:
+    def __init__(self, codec: Any, config: FlowConfig) -> None:
         super().__init__(codec, config)
         if config.shape_kind not in ("nsf", "maf"):
             raise ConfigError(f"flow shape_kind must be 'nsf' or 'maf', got {config.shape_kind!r}")
-        n_e, n_v = codec.energy_dim, codec.n_voxels
+        n_e, n_v, k = codec.first_dim, codec.second_dim, codec.condition_dim
         self.energy_flow: zuko.flows.Flow | None = None
         if n_e:
             self.energy_flow = zuko.flows.NSF(
                 n_e,
-                context=1,
+                context=k,
                 transforms=config.energy_transforms,
                 bins=config.energy_bins,
                 hidden_features=tuple(config.energy_hidden),
             )
         passes = config.shape_passes or None
         kwargs = {
-            "context": 1 + n_e,
+            "context": k + n_e,
             "transforms": config.shape_transforms,
             "hidden_features": tuple(config.shape_hidden),
             "passes": passes,
@@ -86,25 +99,23 @@ class Flow(ShowerGenerator):
         lp = torch.zeros(len(batch), device=c.device)
         if self.energy_flow is not None:
             assert batch.energy is not None
-            lp = lp + self.energy_flow(c).log_prob(batch.energy)
+            lp = lp + self.energy_flow(_context(c)).log_prob(batch.energy)
             c = torch.cat([c, batch.energy], 1)
-        return lp + self.shape_flow(c).log_prob(batch.shape)  # type: ignore[no-any-return]
+        return lp + self.shape_flow(_context(c)).log_prob(batch.shape)  # type: ignore[no-any-return]
 
     def loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
         """Mean negative log-likelihood per dimension (nats)."""
         dims = batch.shape.shape[1] + (0 if batch.energy is None else batch.energy.shape[1])
         return -self.log_prob_encoded(batch).mean() / dims
 
-    @torch.no_grad()
-    def sample_encoded(
-        self, condition: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor | None, Tensor]:
-        c = condition.to(self.device)
-        n = c.shape[0]
+    def noise_widths(self) -> list[int]:
+        """Base noise of flow I (if any), then of flow II."""
+        return [w for w in (self.codec.first_dim, self.codec.second_dim) if w]
+
+    def decode_encoded(self, z: Tensor, condition: Tensor) -> tuple[Tensor | None, Tensor]:
+        c, n_e = condition, self.codec.first_dim
         energy = None
         if self.energy_flow is not None:
-            z = self.randn((n, self.codec.energy_dim), generator)
-            energy = self.energy_flow(c).transform.inv(z)
+            energy = self.energy_flow(_context(c)).transform.inv(z[:, :n_e])
             c = torch.cat([c, energy], 1)
-        z = self.randn((n, self.codec.n_voxels), generator)
-        return energy, self.shape_flow(c).transform.inv(z)
+        return energy, self.shape_flow(_context(c)).transform.inv(z[:, n_e:])

@@ -21,34 +21,23 @@ from torch.func import functional_call
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
+from physgen.models.summaries import (
+    collapse_monitors,
+    has_physics,
+    physics_summaries,
+    sample_moments,
+)
 from physgen.nn import ResidualMLP
-from physgen.transforms import Encoded, ShowerCodec
+from physgen.transforms import Encoded
 
-__all__ = ["GAN", "GANConfig", "gradient_penalty", "physics_summaries", "sample_moments"]
-
-_LOG_FLOOR = 1e-6
-
-
-def physics_summaries(codec: ShowerCodec, shape: Tensor) -> Tensor:
-    """Differentiable per-layer and total sums of the shape variables, in physical units.
-
-    The shape variables are mapped back through the codec's (differentiable) shape transform
-    and summed per readout layer. In ``incident`` mode the sums are the layer energies and the
-    total energy in units of ``k E_inc``; in ``layers`` mode they are the per-layer
-    normalisations (1 for real showers).
-
-    Args:
-        codec: The model's codec.
-        shape: Encoded shape variables ``(N, V)``.
-
-    Returns:
-        ``(N, L + 1)``: ``log(sum_l + 1e-6)`` for every layer, then ``log(total + 1e-6)``.
-    """
-    raw = codec.shape_transform.inverse(shape).clamp_min(0.0)
-    sums = torch.zeros(shape.shape[0], codec.n_layers, dtype=raw.dtype, device=raw.device)
-    sums = sums.index_add(1, codec.layer_index, raw)
-    total = sums.sum(1, keepdim=True)
-    return torch.log(torch.cat([sums, total], 1) + _LOG_FLOOR)
+__all__ = [
+    "GAN",
+    "GANConfig",
+    "collapse_monitors",
+    "gradient_penalty",
+    "physics_summaries",
+    "sample_moments",
+]
 
 
 def gradient_penalty(
@@ -57,10 +46,10 @@ def gradient_penalty(
     """WGAN-GP penalty ``E[(||grad_x D(x_hat, c)|| - 1)^2]`` on interpolates.
 
     Args:
-        critic: ``critic(x (N, D), c (N, 1)) -> (N, 1)``.
+        critic: ``critic(x (N, D), c (N, K)) -> (N, 1)``.
         real: Real samples ``(N, D)``.
         fake: Generated samples ``(N, D)`` (detached).
-        condition: ``(N, 1)``.
+        condition: ``(N, K)``.
         u: Interpolation weights ``(N, 1)`` in [0, 1]: ``x_hat = u real + (1 - u) fake``.
 
     Returns:
@@ -73,51 +62,33 @@ def gradient_penalty(
     return penalty
 
 
-def sample_moments(codec: ShowerCodec, x: Tensor, condition: Tensor) -> Tensor:
-    """Summary statistics of a batch of encoded samples, for moment matching.
-
-    For the feature set ``f = [x (all encoded variables), physics_summaries]`` returns, per
-    feature, the mean, the standard deviation and the covariance with the condition.
-
-    Args:
-        codec: The model's codec.
-        x: ``(N, D)`` encoded ``[energy, shape]`` variables.
-        condition: ``(N, 1)``.
-
-    Returns:
-        ``(3, F)``.
-    """
-    feats = torch.cat([x, physics_summaries(codec, x[:, codec.energy_dim :])], 1)
-    c = condition - condition.mean()
-    centred = feats - feats.mean(0)
-    return torch.stack([feats.mean(0), feats.std(0), (centred * c).mean(0)])
-
-
 class Critic(nn.Module):
     """``D(x, c)``: a residual MLP over ``[x, physics_summaries(x)]`` FiLM-conditioned on c.
 
     Args:
-        codec: Supplies the layer structure for the physics features.
+        codec: Supplies the sizes (and, for showers, the layer structure of the physics
+            features).
         hidden: Width.
         blocks: Residual blocks.
-        physics_features: Append :func:`physics_summaries` of the shape variables.
+        physics_features: Append :func:`physics_summaries` of the shape variables (shower
+            codecs only; ignored for others).
     """
 
-    def __init__(self, codec: ShowerCodec, hidden: int, blocks: int, physics_features: bool):
+    def __init__(self, codec: Any, hidden: int, blocks: int, physics_features: bool):
         super().__init__()
         self.codec = [codec]  # a list: not a submodule (the model owns the codec)
-        self.physics_features = physics_features
-        n_in = codec.energy_dim + codec.n_voxels
-        n_feat = codec.n_layers + 1 if physics_features else 0
-        self.net = ResidualMLP(n_in + n_feat, 1, 1, hidden, blocks)
+        self.physics_features = physics_features and has_physics(codec)
+        n_in = codec.first_dim + codec.second_dim
+        n_feat = codec.n_layers + 1 if self.physics_features else 0
+        self.net = ResidualMLP(n_in + n_feat, 1, codec.condition_dim, hidden, blocks)
         # a constant shift of D cancels in the Wasserstein loss: no output bias
         self.net.out = nn.Linear(hidden, 1, bias=False)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        """``x (N, D), c (N, 1) -> (N, 1)``."""
+        """``x (N, D), c (N, K) -> (N, 1)``."""
         if self.physics_features:
             codec = self.codec[0]
-            x = torch.cat([x, physics_summaries(codec, x[:, codec.energy_dim :])], 1)
+            x = torch.cat([x, physics_summaries(codec, x[:, codec.first_dim :])], 1)
         out: Tensor = self.net(x, c)
         return out
 
@@ -173,14 +144,16 @@ class GAN(ShowerGenerator):
     config: GANConfig
     step: Tensor
 
-    def __init__(self, codec: ShowerCodec, config: GANConfig) -> None:
+    def __init__(self, codec: Any, config: GANConfig) -> None:
         super().__init__(codec, config)
         if config.n_critic < 1:
             raise ConfigError(f"gan n_critic must be >= 1, got {config.n_critic}")
         if config.latent < 1 or config.gp_lambda < 0 or config.critic_lr_scale <= 0:
             raise ConfigError("gan: need latent >= 1, gp_lambda >= 0 and critic_lr_scale > 0")
-        self.dim = codec.energy_dim + codec.n_voxels
-        self.generator = ResidualMLP(config.latent, self.dim, 1, config.hidden, config.blocks)
+        self.dim = codec.first_dim + codec.second_dim
+        self.generator = ResidualMLP(
+            config.latent, self.dim, codec.condition_dim, config.hidden, config.blocks
+        )
         self.critic = Critic(
             codec, config.critic_hidden, config.critic_blocks, config.physics_features
         )
@@ -214,7 +187,7 @@ class GAN(ShowerGenerator):
         return torch.cat([batch.energy, batch.shape], 1)
 
     def generate(self, condition: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Encoded samples ``(N, D)`` for conditions ``(N, 1)`` (differentiable)."""
+        """Encoded samples ``(N, D)`` for encoded conditions ``(N, K)`` (differentiable)."""
         z = self.randn((condition.shape[0], self.config.latent), generator)
         out: Tensor = self.generator(z, condition)
         return out
@@ -293,53 +266,11 @@ class GAN(ShowerGenerator):
         return collapse_monitors(self, batch, generator)
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def sample_encoded(
-        self, condition: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor | None, Tensor]:
-        c = condition.to(self.device)
-        x = self.generate(c, generator)
-        n_e = self.codec.energy_dim
+    def noise_widths(self) -> list[int]:
+        """The generator's latent."""
+        return [int(self.config.latent)]
+
+    def decode_encoded(self, z: Tensor, condition: Tensor) -> tuple[Tensor | None, Tensor]:
+        x: Tensor = self.generator(z, condition)
+        n_e = self.codec.first_dim
         return (x[:, :n_e] if n_e else None), x[:, n_e:]
-
-
-@torch.no_grad()
-def collapse_monitors(
-    model: ShowerGenerator, batch: Encoded, generator: torch.Generator | None, n: int = 64
-) -> dict[str, float]:
-    """Sample-diversity numbers of any generator (ratios near 1 are healthy).
-
-    * ``diversity_ratio``: mean per-variable standard deviation of ``n`` samples at the
-      batch's median condition, divided by that of the ``n`` real showers whose conditions are
-      closest to it (all encoded variables).
-    * ``etot_width_gen`` / ``etot_width_real`` / ``etot_width_ratio``: standard deviation of
-      ``E_tot / E_inc`` of one sample per batch condition vs the real batch (decoded showers).
-
-    Args:
-        model: The generator.
-        batch: A real encoded batch (N rows).
-        generator: Noise source.
-        n: Samples at the median condition.
-    """
-    codec = model.codec
-    c = batch.condition
-    real = batch.shape if batch.energy is None else torch.cat([batch.energy, batch.shape], 1)
-    med = c.median()
-    k = min(n, c.shape[0])
-    near = (c[:, 0] - med).abs().argsort()[:k]
-    energy, shape = model.sample_encoded(med.reshape(1, 1).expand(n, 1), generator)
-    fake = shape if energy is None else torch.cat([energy, shape], 1)
-    std_real = real[near].std(0).mean()
-    ratio = fake.std(0).mean() / std_real.clamp_min(1e-12)
-
-    e_inc = torch.exp(c.double() * (codec.log_e_max - codec.log_e_min) + codec.log_e_min)
-    g_energy, g_shape = model.sample_encoded(c, generator)
-    gen_r = codec.decode(g_energy, g_shape, e_inc).double().sum(1) / e_inc[:, 0]
-    real_r = codec.decode(batch.energy, batch.shape, e_inc).double().sum(1) / e_inc[:, 0]
-    w_gen, w_real = float(gen_r.std()), float(real_r.std())
-    return {
-        "diversity_ratio": float(ratio),
-        "etot_width_gen": w_gen,
-        "etot_width_real": w_real,
-        "etot_width_ratio": w_gen / max(w_real, 1e-12),
-    }

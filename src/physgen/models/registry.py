@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from physgen.errors import ConfigError
-from physgen.transforms import ShowerCodec
 from physgen.typed_config import from_mapping
 
 __all__ = [
@@ -68,12 +67,12 @@ def get_model_class(name: str) -> type[Any]:
     return _REGISTRY[name]
 
 
-def build_model(name: str, codec: ShowerCodec, config: Mapping[str, Any] | Any = None) -> Any:
+def build_model(name: str, codec: Any, config: Mapping[str, Any] | Any = None) -> Any:
     """Build model ``name`` around a (fitted or unfitted) codec.
 
     Args:
         name: Registered model name.
-        codec: The shower codec (its sizes fix the network sizes).
+        codec: The codec (a :class:`~physgen.core.codec.Codec`; its sizes fix the network sizes).
         config: The model's config dataclass, a mapping of its fields, or None for defaults.
     """
     cls = get_model_class(name)

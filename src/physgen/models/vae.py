@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import zuko  # type: ignore[import-untyped]
@@ -11,10 +12,10 @@ from torch import Tensor
 
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
-from physgen.models.gan import collapse_monitors, physics_summaries
 from physgen.models.registry import register
+from physgen.models.summaries import collapse_monitors, has_physics, physics_summaries
 from physgen.nn import ResidualMLP
-from physgen.transforms import Encoded, ShowerCodec
+from physgen.transforms import Encoded
 
 __all__ = ["VAE", "VAEConfig"]
 
@@ -80,7 +81,7 @@ class VAE(ShowerGenerator):
     config: VAEConfig
     step: Tensor
 
-    def __init__(self, codec: ShowerCodec, config: VAEConfig) -> None:
+    def __init__(self, codec: Any, config: VAEConfig) -> None:
         super().__init__(codec, config)
         if config.prior not in ("normal", "flow"):
             raise ConfigError(f"vae prior must be 'normal' or 'flow', got {config.prior!r}")
@@ -90,14 +91,15 @@ class VAE(ShowerGenerator):
             )
         if config.latent < 1 or config.beta_max < 0 or config.kl_warmup_steps < 0:
             raise ConfigError("vae: need latent >= 1, beta_max >= 0 and kl_warmup_steps >= 0")
-        self.dim = codec.energy_dim + codec.n_voxels
-        self.encoder = ResidualMLP(self.dim, 2 * config.latent, 1, config.hidden, config.blocks)
-        self.decoder = ResidualMLP(config.latent, self.dim, 1, config.hidden, config.blocks)
+        self.dim = codec.first_dim + codec.second_dim
+        k = codec.condition_dim
+        self.encoder = ResidualMLP(self.dim, 2 * config.latent, k, config.hidden, config.blocks)
+        self.decoder = ResidualMLP(config.latent, self.dim, k, config.hidden, config.blocks)
         self.prior_flow: zuko.flows.Flow | None = None
         if config.prior == "flow":
             self.prior_flow = zuko.flows.NSF(
                 config.latent,
-                context=1,
+                context=k,
                 transforms=config.prior_transforms,
                 hidden_features=tuple(config.prior_hidden),
                 passes=config.prior_passes or None,
@@ -114,19 +116,22 @@ class VAE(ShowerGenerator):
         return batch.shape if batch.energy is None else torch.cat([batch.energy, batch.shape], 1)
 
     def encode_latent(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """Posterior mean and log-variance ``(N, latent)`` each for ``x (N, D), c (N, 1)``."""
+        """Posterior mean and log-variance ``(N, latent)`` each for ``x (N, D), c (N, K)``."""
         mu, logvar = self.encoder(x, c).chunk(2, dim=1)
         return mu, logvar.clamp(*_LOGVAR_RANGE)
 
     def reconstruction_terms(self, x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
         """The reconstruction MSEs (unweighted scalars) between ``x_hat`` and ``x`` (N, D).
 
-        Keys: ``shape``, ``layers``, ``total`` and, in ``layers`` mode, ``energy``.
+        Keys: ``shape`` (second stage), ``energy`` (first stage, when there is one) and, for
+        shower codecs, ``layers`` and ``total``.
         """
-        n_e = self.codec.energy_dim
+        n_e = self.codec.first_dim
         terms = {"shape": ((x_hat[:, n_e:] - x[:, n_e:]) ** 2).mean()}
         if n_e:
             terms["energy"] = ((x_hat[:, :n_e] - x[:, :n_e]) ** 2).mean()
+        if not has_physics(self.codec):
+            return terms
         s_hat = physics_summaries(self.codec, x_hat[:, n_e:])
         s = physics_summaries(self.codec, x[:, n_e:])
         terms["layers"] = ((s_hat[:, :-1] - s[:, :-1]) ** 2).mean()
@@ -149,14 +154,16 @@ class VAE(ShowerGenerator):
         std = torch.exp(0.5 * logvar)
         z = mu + std * eps
         t = self.reconstruction_terms(self.decoder(z, c), x)
-        recon = t["shape"] + cfg.layer_weight * t["layers"] + cfg.total_weight * t["total"]
+        recon = t["shape"]
+        if "layers" in t:
+            recon = recon + cfg.layer_weight * t["layers"] + cfg.total_weight * t["total"]
         if "energy" in t:
             recon = recon + cfg.energy_weight * t["energy"]
         fit = torch.zeros((), device=x.device)
         if self.prior_flow is None:
             kl = 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(1)
         else:
-            prior = self.prior_flow(c)
+            prior = self.prior_flow(c if c.shape[1] else None)
             log_q = (-0.5 * eps**2 - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(1)
             kl = log_q - prior.log_prob(z)
             fit = -prior.log_prob(z.detach()).mean() / self.dim
@@ -198,21 +205,29 @@ class VAE(ShowerGenerator):
             **collapse_monitors(self, batch, generator),
         }
 
-    @torch.no_grad()
-    def sample_latent(self, condition: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Latents ``(N, latent)`` from the prior for conditions ``(N, 1)``."""
-        z = self.randn((condition.shape[0], self.config.latent), generator)
+    def noise_widths(self) -> list[int]:
+        """The prior's base noise, then (with ``output_noise``) the output noise."""
+        out = [int(self.config.latent)]
+        if self.config.output_noise > 0:
+            out.append(self.dim)
+        return out
+
+    def latent_from_noise(self, z: Tensor, condition: Tensor) -> Tensor:
+        """Prior latents ``(N, latent)`` from base noise and encoded conditions ``(N, K)``."""
         if self.prior_flow is not None:
-            z = self.prior_flow(condition).transform.inv(z)
+            z = self.prior_flow(condition if condition.shape[1] else None).transform.inv(z)
         return z
 
     @torch.no_grad()
-    def sample_encoded(
-        self, condition: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor | None, Tensor]:
-        c = condition.to(self.device)
-        x = self.decoder(self.sample_latent(c, generator), c)
+    def sample_latent(self, condition: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Latents ``(N, latent)`` from the prior for encoded conditions ``(N, K)``."""
+        z = self.randn((condition.shape[0], self.config.latent), generator)
+        return self.latent_from_noise(z, condition)
+
+    def decode_encoded(self, z: Tensor, condition: Tensor) -> tuple[Tensor | None, Tensor]:
+        lat = int(self.config.latent)
+        x: Tensor = self.decoder(self.latent_from_noise(z[:, :lat], condition), condition)
         if self.config.output_noise > 0:
-            x = x + self.config.output_noise * self.randn(tuple(x.shape), generator)
-        n_e = self.codec.energy_dim
+            x = x + self.config.output_noise * z[:, lat:]
+        n_e = self.codec.first_dim
         return (x[:, :n_e] if n_e else None), x[:, n_e:]

@@ -36,6 +36,7 @@ def stage_networks(
     layer_sizes: Sequence[int],
     energy_dim: int,
     *,
+    condition_dim: int = 1,
     two_stage: bool,
     network: str,
     time_features: int,
@@ -50,12 +51,18 @@ def stage_networks(
 ) -> tuple[TimeConditioned | None, TimeConditioned]:
     """The networks of a two-stage or single-stage time-conditioned surrogate.
 
-    Two-stage (``two_stage`` and ``energy_dim > 0``): an energy network over the L energy
-    variables conditioned on ``[time, log E_inc]`` and a shape network over the V voxels
-    conditioned on ``[time, log E_inc, energy variables]``. Single-stage: one network over
-    ``[energy, shape]`` conditioned on ``[time, log E_inc]``. The shape network is a
-    :class:`ResidualMLP` (``network="mlp"``) or a :class:`LayerTransformer` (one token per
-    layer, the energy variables as an extra token in single-stage mode).
+    Two-stage (``two_stage`` and ``energy_dim > 0``): a first-stage network over the A
+    first-stage variables (calorimeter: energy variables) conditioned on ``[time, c]`` and a
+    second-stage network over the B variables of ``layer_sizes`` (voxels) conditioned on
+    ``[time, c, first-stage variables]``. Single-stage: one network over ``[first, second]``
+    conditioned on ``[time, c]``. The second-stage network is a :class:`ResidualMLP`
+    (``network="mlp"``) or a :class:`LayerTransformer` (one token per group of
+    ``layer_sizes``, the first-stage variables as an extra token in single-stage mode).
+
+    Args:
+        layer_sizes: Token groups of the second stage (their sum is B).
+        energy_dim: A (0: single stage).
+        condition_dim: Width K of the encoded condition ``c`` (1: calorimeter E_inc).
 
     Returns:
         ``(energy network or None, shape network)``.
@@ -64,12 +71,12 @@ def stage_networks(
     energy_net = None
     if two_stage and n_e > 0:
         energy_net = TimeConditioned(
-            ResidualMLP(n_e, n_e, tf + 1, energy_hidden, energy_blocks, zero_init=True),
+            ResidualMLP(n_e, n_e, tf + condition_dim, energy_hidden, energy_blocks, zero_init=True),
             make_time(),
         )
-        shape_in, shape_cond, sizes = n_v, 1 + n_e, list(layer_sizes)
+        shape_in, shape_cond, sizes = n_v, condition_dim + n_e, list(layer_sizes)
     else:
-        shape_in, shape_cond = n_v + n_e, 1
+        shape_in, shape_cond = n_v + n_e, condition_dim
         sizes = [n_e, *layer_sizes] if n_e else list(layer_sizes)
     if network == "transformer":
         net: nn.Module = LayerTransformer(sizes, tf + shape_cond, d_model, depth, heads)

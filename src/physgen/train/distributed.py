@@ -57,6 +57,15 @@ def init_distributed(device: str | None = None) -> DistInfo:
 
 
 def shutdown_distributed() -> None:
-    """Leave the process group (no-op in a single-process run)."""
+    """Leave the process group (no-op in a single-process run).
+
+    All ranks meet at a barrier first, so no rank tears down its communication threads while
+    another still writes its last files or waits on a collective (gloo then aborted with
+    "terminate called without an active exception").
+    """
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:  # a rank already gone: nothing left to wait for
+            pass
         dist.destroy_process_group()

@@ -158,3 +158,16 @@ def config_yaml(cfg: TrainConfig) -> str:
 def write_json(path: Path, obj: Any) -> None:
     """Atomic pretty JSON."""
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_provenance(
+    out: Path, prov: dict[str, Any], resume: bool, world_size: int, device: Any
+) -> None:
+    """Write ``provenance.json``; on resume keep the first session's record and append the
+    start time of this one to its ``resumed`` list."""
+    path = out / "provenance.json"
+    if resume and path.is_file():
+        old = json.loads(path.read_text())
+        old.setdefault("resumed", []).append(prov["started"])
+        prov = {**old, "world_size": world_size, "device": str(device)}
+    write_json(path, prov)

@@ -1,164 +1,40 @@
-"""The training loop: AdamW, schedule, clipping, EMA, early stopping, checkpoints, exact resume."""
+"""Training calorimeter surrogates on CaloChallenge files: run-directory setup, the shower
+codec, azimuthal augmentation and provenance around the one training loop
+(:func:`physgen.train.loop.run_loop`)."""
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import math
 import platform
-import shutil
-import signal
-import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from physgen._version import __version__
 from physgen.errors import ConfigError
 from physgen.geometry import Geometry, get_geometry
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model
-from physgen.outputs import DiskFullError, atomic_write_text, is_disk_full
-from physgen.train.config import OptimConfig, TrainConfig
+from physgen.outputs import atomic_write_text
+from physgen.train.config import TrainConfig
 from physgen.train.data import ShowerData
-from physgen.train.distributed import DistInfo, init_distributed, shutdown_distributed
+from physgen.train.distributed import DistInfo
+from physgen.train.loop import _INIT, RunSettings, TrainResult, _seed_from, run_guarded, run_loop
 from physgen.train.rundir import (
     build_codec,
     config_yaml,
-    load_weights_file,
     read_run_config,
-    save_torch,
     write_json,
+    write_provenance,
 )
-from physgen.transforms import Encoded
 
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
-_NOISE, _VAL, _INIT = 0x4E4F, 0x5641, 0x494E
-
-
-@dataclass
-class TrainResult:
-    """How a training call ended.
-
-    Attributes:
-        run_dir: The run directory.
-        status: ``completed``, ``early-stopped``, ``max-time``, ``stopped`` (step limit) or
-            ``interrupted`` (SIGTERM or SIGINT; resumable like ``max-time``).
-        step: Optimisation steps done in total (over all sessions of the run).
-        epoch: Epoch index reached.
-        best_val_loss: Best validation loss (EMA weights).
-        elapsed_s: Wall time of this call.
-        n_parameters: Trainable parameters.
-    """
-
-    run_dir: Path
-    status: str
-    step: int
-    epoch: int
-    best_val_loss: float
-    elapsed_s: float
-    n_parameters: int
-
-
-class _LossModule(nn.Module):
-    """Wraps ``model.loss`` as ``forward`` so DistributedDataParallel sees the call."""
-
-    def __init__(self, model: ShowerGenerator) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Encoded, generator: torch.Generator) -> Tensor:
-        return self.model.loss(batch, generator)
-
-
-def _lr_factor(o: OptimConfig, total: int):  # type: ignore[no-untyped-def]
-    warm = min(o.warmup_steps, max(total - 1, 0))
-    lo = o.final_lr_fraction
-
-    def factor(step: int) -> float:
-        if o.schedule == "constant":
-            return 1.0
-        if o.schedule == "onecycle":  # 30 % linear rise from lr/25, cosine fall to lr*lo
-            rise = max(1, int(0.3 * total))
-            if step < rise:
-                return 0.04 + 0.96 * step / rise
-            p = min(1.0, (step - rise) / max(1, total - rise))
-            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * p))
-        if step < warm:
-            return (step + 1) / warm
-        p = min(1.0, (step - warm) / max(1, total - warm))
-        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * p))
-
-    return factor
-
-
-class _EMA:
-    """Exponential moving average of a model's parameters and buffers."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.shadow = copy.deepcopy(model).eval()
-        for p in self.shadow.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step)) if self.decay > 0 else 0.0
-        for s, p in zip(self.shadow.parameters(), model.parameters()):
-            s.lerp_(p.detach(), 1 - d)
-        for sb, b in zip(self.shadow.buffers(), model.buffers()):
-            sb.copy_(b)
-
-
-def _to_batch(
-    model: ShowerGenerator,
-    e: np.ndarray,
-    x: np.ndarray,
-    device: torch.device,
-    generator: torch.Generator | None,
-) -> Encoded:
-    et = torch.from_numpy(np.ascontiguousarray(e)).to(device)
-    xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-    return model.codec.encode(xt, et, generator)
-
-
-@torch.no_grad()
-def _validation_loss(
-    model: ShowerGenerator, val: tuple[np.ndarray, np.ndarray], seed: int, device: torch.device
-) -> float:
-    g = torch.Generator().manual_seed(
-        int(np.random.SeedSequence([seed, _VAL]).generate_state(1)[0])
-    )
-    e, x = val
-    total, n = 0.0, 0
-    for i in range(0, e.shape[0], 2048):
-        batch = _to_batch(model, e[i : i + 2048], x[i : i + 2048], device, g)
-        total += float(model.validation_loss(batch, g)) * len(batch)
-        n += len(batch)
-    return total / max(n, 1)
-
-
-@torch.no_grad()
-def _diagnostics(
-    model: ShowerGenerator, val: tuple[np.ndarray, np.ndarray], seed: int, device: torch.device
-) -> dict[str, float]:
-    g = torch.Generator().manual_seed(_seed_from(seed, _VAL, 1))
-    e, x = val
-    batch = _to_batch(model, e[:2048], x[:2048], device, g)
-    return {f"diag_{k}": float(v) for k, v in model.diagnostics(batch, g).items()}
-
-
-def _seed_from(*keys: int) -> int:
-    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
 def _prepare_dir(out: Path, resume: bool, cfg: TrainConfig | None) -> TrainConfig:
@@ -224,15 +100,14 @@ def train(
     """
 
     t_start = time.monotonic()
-    out = Path(out)
-    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    dist_info: DistInfo = init_distributed(device)
-    fresh = not resume and not out.exists()
-    try:
-        return _train(
+    return run_guarded(
+        Path(out),
+        resume,
+        device,
+        lambda dist_info: _train(
             config,
             data,
-            out,
+            Path(out),
             dist_info,
             resume=resume,
             max_time_s=max_time_s,
@@ -240,67 +115,8 @@ def train(
             stop_after_steps=stop_after_steps,
             log_every=log_every,
             t_start=t_start,
-        )
-    except BaseException as exc:
-        # A new run that fails before its first checkpoint leaves no folder behind; one
-        # with a checkpoint is kept, since --resume can continue it.
-        if fresh and dist_info.is_main and not (out / "checkpoint.pt").is_file():
-            shutil.rmtree(out, ignore_errors=True)
-        if isinstance(exc, (OSError, RuntimeError)) and is_disk_full(exc):
-            if out.is_dir():
-                raise DiskFullError(
-                    out, outcome="the last checkpoint is kept; free space, then --resume"
-                ) from exc
-            raise DiskFullError(out) from exc
-        raise
-    finally:
-        if owns_group and dist_info.world > 1:
-            shutdown_distributed()
-
-
-class _StopSignals:
-    """SIGTERM / SIGINT -> a flag the training loop checks after every step.
-
-    Installed only in the main thread (Python delivers signals there); the previous handlers
-    are restored on exit. A second signal while the flag is set restores them and re-raises
-    the signal, so a hung run can still be killed.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.received is not None:
-            self._restore()
-            signal.raise_signal(signum)
-            return
-        self.received = signal.Signals(signum).name
-        log.warning("%s: stopping after this step with a checkpoint", self.received)
-
-    def _restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
-
-
-def _any_rank(flag: bool, dist_info: DistInfo) -> bool:
-    """``flag`` OR-ed over all processes (every rank must stop at the same step)."""
-    if dist_info.world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=dist_info.device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return bool(t.item() > 0)
+        ),
+    )
 
 
 def _symmetry_permutations(geo: Geometry, augment: str, sample_x: np.ndarray) -> np.ndarray | None:
@@ -361,7 +177,6 @@ def _train(
     log_every: int,
     t_start: float,
 ) -> TrainResult:
-    from tqdm.auto import tqdm
 
     dev = dist_info.device
     cfg = _prepare_dir(out, resume, config)
@@ -383,39 +198,8 @@ def _train(
     )
     model: ShowerGenerator = build_model(cfg.model, codec, cfg.model_config).to(dev)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW(
-        model.param_groups(o.lr), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-    )
-    steps_per_epoch = shower_data.steps_per_epoch(o.batch_size)
-    total_steps = steps_per_epoch * o.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(o, total_steps))
-    ema = _EMA(model, o.ema_decay)
-    noise_gen = torch.Generator()  # reseeded from (seed, rank, step) at every step
-    step, epoch, skip = 0, 0, 0
-    earlier_s = 0.0  # wall time of earlier sessions of this run (resume)
-    best, bad = math.inf, 0
-    if resume:
-        ck = load_weights_file(out / "checkpoint.pt", cfg.model)
-        model.load_state_dict(ck["state_dict"])
-        ema.shadow.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["torch_rng"])
-        step, epoch, skip = int(ck["step"]), int(ck["epoch"]), int(ck["step_in_epoch"])
-        best, bad = float(ck["best_val_loss"]), int(ck["bad_validations"])
-        earlier_s = float(ck.get("elapsed_total_s", 0.0))
-        if ck["status"] in ("completed", "early-stopped"):
-            raise ConfigError(f"{out}: the run already ended ({ck['status']}); nothing to resume")
 
-    main = dist_info.is_main
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        metrics_path = out / "metrics.jsonl"
-        if resume and metrics_path.is_file():  # drop lines logged after the checkpoint
-            kept = [
-                ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step
-            ]
-            atomic_write_text(metrics_path, "".join(f"{ln}\n" for ln in kept))
+    def write_run_files() -> None:
         if not resume:
             atomic_write_text(out / "config.yaml", config_yaml(cfg))
         write_json(out / "transforms.json", codec.summary())
@@ -437,179 +221,20 @@ def _train(
             "n_parameters": n_params,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        prov_path = out / "provenance.json"
-        if resume and prov_path.is_file():
-            old = json.loads(prov_path.read_text())
-            old.setdefault("resumed", []).append(prov["started"])
-            prov = {**old, "world_size": dist_info.world, "device": str(dev)}
-        write_json(prov_path, prov)
+        write_provenance(out, prov, resume, dist_info.world, dev)
 
-    loss_module: nn.Module = _LossModule(model)
-    if dist_info.world > 1:
-        loss_module = nn.parallel.DistributedDataParallel(
-            loss_module, find_unused_parameters=model.ddp_find_unused_parameters
-        )
-    val = shower_data.validation()
-    use_amp = o.amp and dev.type == "cuda"
-    validate_every = o.validate_every or steps_per_epoch
-    checkpoint_every = o.checkpoint_every or steps_per_epoch
-    status = "completed"
-
-    def checkpoint(st: str, in_epoch: int) -> None:
-        if not main:
-            return
-        save_torch(
-            {
-                "model": cfg.model,
-                "state_dict": model.state_dict(),
-                "ema": ema.shadow.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "epoch": epoch,
-                "step_in_epoch": in_epoch,
-                "best_val_loss": best,
-                "bad_validations": bad,
-                "status": st,
-                "elapsed_total_s": earlier_s + time.monotonic() - t_start,
-            },
-            out / "checkpoint.pt",
-        )
-
-    def log_line(record: dict[str, Any]) -> None:
-        if main:
-            with open(out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
-
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
-        disable=(not main) or (None if progress is None else not progress),
-        unit="step",
-        dynamic_ncols=True,
-        desc=f"train {cfg.model}",
+    return run_loop(
+        model,
+        shower_data,
+        RunSettings(cfg.model, cfg.seed, o),
+        out,
+        dist_info,
+        resume=resume,
+        max_time_s=max_time_s,
+        progress=progress,
+        stop_after_steps=stop_after_steps,
+        log_every=log_every,
+        t_start=t_start,
+        write_run_files=write_run_files,
+        augment=None if perms is None else lambda x, g: _augment(x, perms, g),
     )
-    t_log, n_log = time.monotonic(), 0
-    stop = False
-    in_epoch = skip
-    with _StopSignals() as signals:
-        try:
-            while epoch < o.epochs and not stop:
-                model.train()
-                in_epoch = skip
-                for e_np, x_np in shower_data.batches(
-                    epoch, o.batch_size, skip=skip, rank=dist_info.rank, world=dist_info.world
-                ):
-                    noise_gen.manual_seed(_seed_from(cfg.seed, _NOISE, dist_info.rank, step))
-                    if perms is not None:
-                        x_np = _augment(x_np, perms, noise_gen)
-                    batch = _to_batch(model, e_np, x_np, dev, noise_gen)
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = loss_module(batch, noise_gen)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if o.grad_clip > 0:
-                        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
-                    else:
-                        grad_norm = None  # not computed without clipping
-                    opt.step()
-                    sched.step()
-                    ema.update(model, step)
-                    step += 1
-                    in_epoch += 1
-                    n_log += o.batch_size
-                    lossf = float(loss.detach())
-                    if not math.isfinite(lossf):
-                        raise ConfigError(
-                            f"training diverged at step {step} (loss {lossf}); lower optim.lr or "
-                            "raise optim.grad_clip"
-                        )
-                    if step % log_every == 0 or step == total_steps:
-                        now = time.monotonic()
-                        rate = n_log / max(now - t_log, 1e-9)
-                        t_log, n_log = now, 0
-                        lr = opt.param_groups[0]["lr"]
-                        bar.set_postfix(
-                            loss=f"{lossf:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.0f}"
-                        )
-                        log_line(
-                            {
-                                "step": step,
-                                "epoch": epoch,
-                                "loss": lossf,
-                                "lr": lr,
-                                "grad_norm": grad_norm,
-                                "samples_per_s": rate,
-                                "elapsed_s": now - t_start,
-                            }
-                        )
-                    bar.update(1)
-                    end_of_epoch = in_epoch >= steps_per_epoch
-                    if step % validate_every == 0 or end_of_epoch:
-                        vloss = _validation_loss(ema.shadow, val, cfg.seed, dev)  # type: ignore[arg-type]
-                        improved = vloss < best
-                        if improved:
-                            best, bad = vloss, 0
-                            if main:
-                                save_torch(
-                                    {
-                                        "model": cfg.model,
-                                        "state_dict": ema.shadow.state_dict(),
-                                        "step": step,
-                                        "val_loss": vloss,
-                                    },
-                                    out / "weights.pt",
-                                )
-                        else:
-                            bad += 1
-                        log_line(
-                            {
-                                "step": step,
-                                "epoch": epoch,
-                                "val_loss": vloss,
-                                "best": best,
-                                "elapsed_s": time.monotonic() - t_start,
-                                **_diagnostics(ema.shadow, val, cfg.seed, dev),  # type: ignore[arg-type]
-                            }
-                        )
-                        if o.patience and bad >= o.patience:
-                            status, stop = "early-stopped", True
-                    if end_of_epoch:
-                        epoch, in_epoch, skip = epoch + 1, 0, 0
-                    if stop:
-                        break
-                    if step % checkpoint_every == 0:
-                        checkpoint("running", in_epoch)
-                    if max_time_s is not None and time.monotonic() - t_start > max_time_s:
-                        status, stop = "max-time", True
-                        break
-                    if stop_after_steps is not None and step >= stop_after_steps:
-                        status, stop = "stopped", True
-                        break
-                    if _any_rank(signals.received is not None, dist_info):
-                        status, stop = "interrupted", True
-                        break
-                if not stop and in_epoch:  # the data ran out before steps_per_epoch batches
-                    epoch, in_epoch = epoch + 1, 0
-                skip = 0
-        finally:
-            bar.close()
-    checkpoint(status, in_epoch if status in ("max-time", "stopped", "interrupted") else 0)
-    elapsed = time.monotonic() - t_start
-    if main:
-        write_json(
-            out / "summary.json",
-            {
-                "status": status,
-                "step": step,
-                "epoch": epoch,
-                "total_steps": total_steps,
-                "best_val_loss": best,
-                "elapsed_s": elapsed,
-                "elapsed_total_s": earlier_s + elapsed,
-                "n_parameters": n_params,
-            },
-        )
-    log.info("training %s after %d steps (best validation loss %.4g)", status, step, best)
-    return TrainResult(out, status, step, epoch, best, elapsed, n_params)
