@@ -27,7 +27,7 @@ import numpy.typing as npt
 from physgen.errors import ConfigError, DataFormatError
 from physgen.outputs import atomic_path
 
-__all__ = ["ColumnSpec", "parse_columns", "read_columns", "write_columns"]
+__all__ = ["ColumnSpec", "parse_columns", "read_columns", "read_named_columns", "write_columns"]
 
 F64 = npt.NDArray[np.float64]
 _SPEC = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?\])?\s*$")
@@ -189,7 +189,11 @@ def _read_root(path: Path, specs: list[ColumnSpec], tree: str | None) -> list[F6
             f"{path}: reading ROOT files needs uproot: pip install 'physgen[io]'"
         ) from None
     with uproot.open(path) as f:
-        trees = [k.split(";")[0] for k, v in f.classnames().items() if v.startswith("TTree")]
+        trees = [
+            k.split(";")[0]
+            for k, v in f.classnames().items()
+            if v.startswith("TTree") or v == "ROOT::RNTuple"
+        ]
         if tree is None:
             if len(trees) != 1:
                 raise ConfigError(
@@ -234,6 +238,15 @@ def read_columns(
         DataFormatError: Missing or unreadable file, non-numeric or jagged columns, columns of
             different lengths, NaN or inf.
     """
+    return read_named_columns(path, columns, allow_nonfinite=allow_nonfinite)[0]
+
+
+def read_named_columns(
+    path: str | Path, columns: str | Sequence[str], *, allow_nonfinite: bool = False
+) -> tuple[F64, list[str]]:
+    """Like :func:`read_columns`, also returning one name per column: the specification for a
+    single column, ``name[i]`` for column i of a 2-D dataset (``i`` for ``.npy``), so that
+    every name is itself a valid specification."""
     text = str(path)
     tree = None
     if ".root:" in text:
@@ -270,7 +283,18 @@ def read_columns(
         raise DataFormatError(
             f"{p}: {bad.size} rows hold NaN or inf (first: row {int(bad[0])}); remove them first"
         )
-    return out
+    names: list[str] = []
+    for spec, part in zip(specs, parts):
+        if part.shape[1] == 1:
+            names.append(spec.text)
+            continue
+        if suffix == ".npy":
+            lo = int(spec.text.partition(":")[0] or 0)
+            names += [str(lo + i) for i in range(part.shape[1])]
+        else:
+            lo = spec.start or 0
+            names += [f"{spec.name}[{lo + i}]" for i in range(part.shape[1])]
+    return out, names
 
 
 def write_columns(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> Path:
@@ -324,6 +348,7 @@ def write_columns(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> Pat
                 raise ConfigError(
                     f"{p}: writing ROOT needs uproot: pip install 'physgen[io]'"
                 ) from None
-            with uproot.recreate(tmp) as f:
-                f["events"] = flat
+            with uproot.recreate(tmp) as f:  # a TTree (uproot's default would be an RNTuple)
+                tree = f.mktree("events", {k: a.dtype for k, a in flat.items()})
+                tree.extend(flat)
     return p

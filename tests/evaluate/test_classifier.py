@@ -162,7 +162,7 @@ def test_presets() -> None:
 
 
 def test_patience_shrinks_only_for_long_epochs() -> None:
-    from physgen.evaluate.classifier import _patience
+    from physgen.metrics.classifier import epoch_patience as _patience
 
     fast, official = ClassifierConfig(), ClassifierConfig.official()
     # up to 40,000 training showers (patience_samples / patience) the patience stays 15 ...

@@ -25,8 +25,8 @@ app = typer.Typer(
     name="physgen",
     help=(
         "physgen: simulate calorimeter showers, train generative surrogates, and evaluate "
-        "them with the CaloChallenge metrics. Energies are in MeV unless a unit is given; "
-        "lengths in mm."
+        "them with the CaloChallenge metrics; fit and sample conditional densities of any "
+        "columns (fit, sample). Energies are in MeV unless a unit is given; lengths in mm."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -249,6 +249,7 @@ def merge_cmd(
 
 def _register_commands() -> None:
     """Commands whose modules live in their own files."""
+    from physgen.cli.density import fit, sample
     from physgen.cli.evaluate import evaluate
     from physgen.cli.nis import events, integrate
     from physgen.cli.simulate import simulate
@@ -269,6 +270,8 @@ def _register_commands() -> None:
     app.command("timing")(timing)
     app.command("integrate")(integrate)
     app.command("events")(events)
+    app.command("fit")(fit)
+    app.command("sample")(sample)
 
 
 _register_commands()

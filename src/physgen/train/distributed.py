@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -64,8 +65,6 @@ def shutdown_distributed() -> None:
     "terminate called without an active exception").
     """
     if dist.is_available() and dist.is_initialized():
-        try:
+        with contextlib.suppress(RuntimeError):  # a rank already gone: nothing to wait for
             dist.barrier()
-        except RuntimeError:  # a rank already gone: nothing left to wait for
-            pass
         dist.destroy_process_group()

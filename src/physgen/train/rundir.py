@@ -83,6 +83,11 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise ConfigError(f"{p}: cannot read ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+    if data.get("kind") == "physgen-density":
+        raise ConfigError(
+            f"{d}: a density run (physgen fit), not a calorimeter surrogate; sample it with "
+            "`physgen sample` or physgen.density.load"
+        )
     cfg = from_mapping(TrainConfig, data, str(p))
     cfg.validate()
     return cfg
