@@ -54,7 +54,7 @@ PEER_PYTHON = BENCH.parent / ".venv-bench-sbi" / "bin" / "python"
 PHYSGEN_METHODS = ("physgen-flow", "physgen-cfm")
 SBI_METHODS = ("sbi-npe-maf", "sbi-npe-nsf", "sbi-fmpe")
 #: Bump when physgen's estimators or this script's protocol change: cached results are stale.
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 def dataset(task_name: str, n: int, seed: int) -> Path:

@@ -41,6 +41,11 @@ from typing import Optional
 
 import numpy as np
 
+# bench/sbi.py (physgen's side of the benchmark) would shadow the `sbi` package: import
+# packages first, and find bench/ modules (sbi_tasks) only after site-packages.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH] + [str(_BENCH)]
+
 METHODS = ("npe-maf", "npe-nsf", "fmpe")
 
 

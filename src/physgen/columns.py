@@ -30,7 +30,7 @@ from physgen.outputs import atomic_path
 __all__ = ["ColumnSpec", "parse_columns", "read_columns", "read_named_columns", "write_columns"]
 
 F64 = npt.NDArray[np.float64]
-_SPEC = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?\])?\s*$")
+_SPEC = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(-?\d*)\s*(?:(:)\s*(-?\d*)\s*)?\])?\s*$")
 FORMATS = (".h5", ".hdf5", ".npy", ".npz", ".parquet", ".root")
 
 
@@ -91,19 +91,17 @@ def parse_columns(text: str | Sequence[str]) -> list[ColumnSpec]:
         m = _SPEC.match(raw)
         if m is None:
             raise ConfigError(f"column {raw.strip()!r}: expected NAME, NAME[i] or NAME[i:j]")
-        name, a, b = m.group(1), m.group(2), m.group(3)
-        single = "[" in raw and ":" not in raw
+        name, a, colon, b = m.group(1), m.group(2), m.group(3), m.group(4)
+        single = "[" in raw and colon is None
         if single and not a:
             raise ConfigError(f"column {raw.strip()!r}: empty index")
-        out.append(
-            ColumnSpec(
-                name,
-                int(a) if a else None,
-                int(b) if b else None,
-                single,
-                raw.strip(),
-            )
-        )
+        try:
+            start, stop = (int(a) if a else None), (int(b) if b else None)
+        except ValueError:
+            raise ConfigError(
+                f"column {raw.strip()!r}: indices must be integers (NAME[i] or NAME[i:j])"
+            ) from None
+        out.append(ColumnSpec(name, start, stop, single, raw.strip()))
     if not out:
         raise ConfigError("no columns given")
     return out
@@ -149,6 +147,9 @@ def _read_npy(path: Path, specs: list[ColumnSpec]) -> list[F64]:
 def _read_mapping(path: Path, specs: list[ColumnSpec], data: Mapping[str, Any]) -> list[F64]:
     out = []
     for s in specs:
+        if s.text in data:  # an exact column name, brackets and all
+            out.append(ColumnSpec(s.text, text=s.text).select(np.asarray(data[s.text]), str(path)))
+            continue
         if s.name not in data:
             raise _unknown(path, s, list(data.keys()))
         out.append(s.select(np.asarray(data[s.name]), str(path)))
@@ -163,6 +164,9 @@ def _read_h5(path: Path, specs: list[ColumnSpec]) -> list[F64]:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         out = []
         for s in specs:
+            if s.text in names:
+                out.append(ColumnSpec(s.text, text=s.text).select(f[s.text][()], str(path)))
+                continue
             if s.name not in names:
                 raise _unknown(path, s, names)
             out.append(s.select(f[s.name][()], str(path)))
@@ -207,15 +211,19 @@ def _read_root(path: Path, specs: list[ColumnSpec], tree: str | None) -> list[F6
         branches = list(t.keys())
         out = []
         for s in specs:
-            if s.name not in branches:
+            exact = s.text in branches
+            if not exact and s.name not in branches:
                 raise _unknown(path, s, branches)
+            key = s.text if exact else s.name
+            if exact:
+                s = ColumnSpec(s.text, text=s.text)
             try:
-                values = t[s.name].array(library="np")
+                values = t[key].array(library="np")
             except Exception as exc:
-                raise DataFormatError(f"{path}:{tree}: branch {s.name!r}: {exc}") from exc
+                raise DataFormatError(f"{path}:{tree}: branch {key!r}: {exc}") from exc
             if values.dtype == object:
                 raise DataFormatError(
-                    f"{path}:{tree}: branch {s.name!r} is jagged (variable length per entry); "
+                    f"{path}:{tree}: branch {key!r} is jagged (variable length per entry); "
                     "only fixed-size numeric branches can be read as columns"
                 )
             out.append(s.select(values, f"{path}:{tree}"))
@@ -329,7 +337,7 @@ def write_columns(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> Pat
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)  # type: ignore[arg-type]
         elif suffix == ".npy":
-            parts = [a.reshape(a.shape[0], -1) for a in arrays.values()]
+            parts = [a[:, None] if a.ndim == 1 else a.reshape(len(a), -1) for a in arrays.values()]
             with open(tmp, "wb") as fh:
                 np.save(fh, np.concatenate(parts, axis=1))
         elif suffix == ".parquet":

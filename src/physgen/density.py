@@ -66,6 +66,8 @@ VECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
 
 _KIND = "physgen-density"
 _CHUNK = 100_000
+#: Small data sets get epochs of at least this many steps (validation and patience units).
+_MIN_STEPS_PER_EPOCH = 100
 
 
 @dataclass
@@ -169,7 +171,8 @@ class ConditionalDensity:
         return self._out(x.reshape(*shape, self.c.shape[0], x.shape[-1]))
 
     def log_prob(self, x: Any) -> Any:
-        """Log density ``(M,)`` of ``x (M, D)`` in data space (``flow`` only).
+        """Log density ``(M,)`` of ``x (M, D)`` in data space (``flow`` only); the same array
+        type as ``x``.
 
         Raises:
             NotImplementedError: The family has no tractable density.
@@ -177,7 +180,11 @@ class ConditionalDensity:
         """
         import torch
 
-        arr, _ = _as_array("x", x, self.c.shape[0])
+        arr, x_torch = _as_array("x", x)
+        if arr.shape[0] != self.c.shape[0]:
+            raise ConfigError(
+                f"x has {arr.shape[0]} rows but there are {self.c.shape[0]} conditions"
+            )
         if arr.shape[1] != self.est.x_dim:
             raise ConfigError(f"x: expected {self.est.x_dim} columns, got {arr.shape[1]}")
         model = self.est.model
@@ -186,7 +193,7 @@ class ConditionalDensity:
                 torch.as_tensor(arr, dtype=torch.float32),
                 torch.as_tensor(self.c, dtype=torch.float32),
             )
-        return self._out(lp.double())
+        return lp.double() if x_torch else lp.double().numpy()
 
 
 class DensityEstimator:
@@ -229,7 +236,12 @@ class DensityEstimator:
 
     def save(self, path: str | Path) -> Path:
         """Write a run directory (``config.yaml``, ``codec.json``, ``weights.pt``) loadable by
-        :func:`load`. An existing run directory of this kind is overwritten file by file."""
+        :func:`load`. An existing density run directory is overwritten file by file; any other
+        non-empty folder is refused.
+
+        Raises:
+            ConfigError: ``path`` is a file or a non-empty folder of something else.
+        """
         from physgen.outputs import atomic_write_text
         from physgen.train.rundir import save_torch
         from physgen.typed_config import to_mapping
@@ -237,6 +249,8 @@ class DensityEstimator:
         d = Path(path)
         if d.exists() and not d.is_dir():
             raise ConfigError(f"{d}: is a file, expected a run directory")
+        if d.is_dir() and any(d.iterdir()):
+            read_config(d)  # raises unless it is a density run directory (then overwritten)
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(d / "config.yaml", _config_yaml(self.config))
         atomic_write_text(d / "codec.json", json.dumps(self.model.codec.summary(), indent=2) + "\n")
@@ -272,9 +286,9 @@ def _build(cfg: DensityConfig) -> Any:
 
 
 def _default_epochs(n_train: int, batch_size: int) -> int:
-    """About 20,000 optimisation steps, between 20 and 1,000 epochs."""
-    steps = max(1, n_train // batch_size)
-    return int(min(1000, max(20, -(-20_000 // steps))))
+    """About 20,000 optimisation steps, at least 20 epochs."""
+    steps = max(_MIN_STEPS_PER_EPOCH, n_train // batch_size)
+    return int(max(20, -(-20_000 // steps)))
 
 
 def fit(
@@ -304,8 +318,9 @@ def fit(
         model: ``flow`` (exact ``log_prob``), ``cfm``, ``diffusion``, ``gan`` or ``vae``.
         config: Options of the family over :data:`VECTOR_DEFAULTS` (its ``Config`` fields).
         optim: Optimisation options (:class:`~physgen.train.config.OptimConfig` fields);
-            default batch 256 (or N/8 when smaller), learning rate 1e-3, early stopping after
-            20 validations without improvement, about 20,000 steps.
+            default batch 256 (or N/8 when smaller), learning rate 1e-3, about 20,000 steps in
+            epochs of at least 100 steps, early stopping after 20 epochs without a lower
+            validation loss (the best weights are kept).
         bounds: Per column of x a ``(lo, hi)`` support or None; samples then stay inside.
         first: Leading columns of x learnt as the first stage of a two-stage chain.
         max_time: Wall-time limit (``"5m"``, ``"1h"`` or seconds); training stops cleanly and
@@ -387,7 +402,13 @@ def fit(
             if isinstance(max_time, str)
             else float(max_time)
         )
-    data = ArrayData(ca, xa, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
+    data = ArrayData(
+        ca,
+        xa,
+        validation_fraction=cfg.validation_fraction,
+        seed=cfg.seed,
+        min_steps_per_epoch=_MIN_STEPS_PER_EPOCH,
+    )
 
     tmp = None
     if out is None:

@@ -85,6 +85,15 @@ class Gaussian:
     mean: Sequence[float]
     cov: Sequence[Sequence[float]]
 
+    def __post_init__(self) -> None:
+        m, c = np.asarray(self.mean, float), np.asarray(self.cov, float)
+        if m.ndim != 1 or c.shape != (m.size, m.size):
+            raise ConfigError(
+                f"Gaussian: mean must be 1-D (P,) and cov (P, P), got {m.shape} and {c.shape}"
+            )
+        if not np.allclose(c, c.T) or np.linalg.eigvalsh(c).min() <= 0:
+            raise ConfigError("Gaussian: cov must be symmetric positive definite")
+
     @property
     def dim(self) -> int:
         """P."""
@@ -105,9 +114,9 @@ def _prior_sample(prior: Any, n: int, rng: np.random.Generator) -> F64:
     elif hasattr(prior, "sample"):  # a torch distribution
         import torch
 
-        g = int(rng.integers(2**62))
-        torch.manual_seed(g)
-        out = prior.sample((n,)).detach().cpu().numpy()
+        with torch.random.fork_rng(devices=[]):  # the caller's global torch state is kept
+            torch.manual_seed(int(rng.integers(2**62)))
+            out = prior.sample((n,)).detach().cpu().numpy()
     elif callable(prior):
         out = prior(n, rng)
     else:
@@ -130,6 +139,20 @@ def _prior_bounds(prior: Any, dim: int) -> list[tuple[float, float] | None] | No
     return None
 
 
+def _rng_argument(simulator: Callable[..., Any]) -> str:
+    """How ``simulator`` takes a random generator: a parameter named ``rng`` (``keyword``),
+    a second required positional parameter (``positional``), or none."""
+    try:
+        params = list(inspect.signature(simulator).parameters.values())
+    except (TypeError, ValueError):  # builtins and ufuncs: f(theta)
+        return "none"
+    if any(p.name == "rng" for p in params):
+        return "keyword"
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in params if p.kind in positional and p.default is p.empty]
+    return "positional" if len(required) >= 2 else "none"
+
+
 def simulate(
     prior: Any,
     simulator: Callable[..., Any],
@@ -143,8 +166,9 @@ def simulate(
     Args:
         prior: :class:`BoxUniform`, :class:`Gaussian`, a torch distribution or
             ``f(n, rng) -> (n, P)``.
-        simulator: ``f(theta (b, P)) -> x (b, D)`` or ``f(theta, rng)`` (then it receives a
-            ``numpy.random.Generator`` derived from ``seed``).
+        simulator: ``f(theta (b, P)) -> x (b, D)``; one with a parameter named ``rng`` or a
+            second required positional parameter receives a ``numpy.random.Generator``
+            derived from ``seed`` there.
         n: Simulations.
         seed: Seed of the prior draws and of the simulator's generator.
         batch_size: Parameters per simulator call.
@@ -159,11 +183,16 @@ def simulate(
         raise ConfigError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng([seed, 0x5342])
     theta = _prior_sample(prior, n, rng)
-    takes_rng = len(inspect.signature(simulator).parameters) >= 2
+    rng_mode = _rng_argument(simulator)
     parts: list[F64] = []
     for i in range(0, n, batch_size):
         t = theta[i : i + batch_size]
-        out = simulator(t, rng) if takes_rng else simulator(t)
+        if rng_mode == "keyword":
+            out = simulator(t, rng=rng)
+        elif rng_mode == "positional":
+            out = simulator(t, rng)
+        else:
+            out = simulator(t)
         if hasattr(out, "detach"):
             out = out.detach().cpu().numpy()
         x = np.asarray(out, dtype=np.float64)

@@ -174,6 +174,10 @@ class ArrayData:
         validation_fraction: Share of the rows held out for validation (at least one row).
         seed: Run seed (split and batch order).
         fit_samples: Training rows used to fit the codec (a seeded subset when fewer).
+        min_steps_per_epoch: An epoch has at least this many batches, cycling through fresh
+            permutations of the training rows: on small data sets, validation (once per
+            epoch) and early-stopping patience (in epochs) then count in meaningful numbers
+            of steps rather than a handful.
     """
 
     def __init__(
@@ -184,6 +188,7 @@ class ArrayData:
         validation_fraction: float = 0.1,
         seed: int = 0,
         fit_samples: int = 1_000_000,
+        min_steps_per_epoch: int = 1,
     ) -> None:
         if c.ndim != 2 or x.ndim != 2 or c.shape[0] != x.shape[0]:
             raise DataFormatError(
@@ -192,6 +197,7 @@ class ArrayData:
         self._c = np.ascontiguousarray(c, dtype=np.float64)
         self._x = np.ascontiguousarray(x, dtype=np.float32)
         self.seed, self.fit_samples = int(seed), int(fit_samples)
+        self.min_steps_per_epoch = max(1, int(min_steps_per_epoch))
         n = self._x.shape[0]
         perm = np.random.default_rng([self.seed, _SPLIT]).permutation(n)
         n_val = max(1, round(validation_fraction * n))
@@ -216,8 +222,9 @@ class ArrayData:
         return int(min(self.val_rows.size, _MAX_VALIDATION))
 
     def steps_per_epoch(self, batch_size: int) -> int:
-        """Full batches per epoch (the last partial batch is dropped)."""
-        return max(1, self.n_train // batch_size)
+        """Full batches per epoch (the last partial batch of a pass is dropped), at least
+        ``min_steps_per_epoch``."""
+        return max(self.min_steps_per_epoch, self.n_train // batch_size, 1)
 
     def validation(self) -> tuple[npt.NDArray[np.float64], F32]:
         """The validation rows ``(c, x)``."""
@@ -238,7 +245,11 @@ class ArrayData:
         """The training batches of one epoch from batch ``skip`` on (rows ``rank::world`` of
         each global batch). A batch larger than the training set is the whole set."""
         rng = np.random.default_rng([self.seed, _EPOCH, epoch])
-        perm = rng.permutation(self.train_rows)
-        for b in range(skip, self.steps_per_epoch(batch_size)):
+        n_steps = self.steps_per_epoch(batch_size)
+        per_pass = max(1, self.n_train // batch_size)
+        passes = -(-n_steps // per_pass)
+        perms = [rng.permutation(self.train_rows)[: per_pass * batch_size] for _ in range(passes)]
+        perm = np.concatenate(perms)
+        for b in range(skip, n_steps):
             rows = np.sort(perm[b * batch_size : (b + 1) * batch_size][rank::world])
             yield self._c[rows], self._x[rows]

@@ -501,19 +501,28 @@ def run_guarded(
 ) -> TrainResult:
     """Run ``body(dist_info)`` inside a (possibly distributed) process group, cleaning up.
 
-    A new run that fails before its first checkpoint leaves no folder behind; one with a
-    checkpoint is kept, since ``resume`` can continue it. A full disk becomes
+    A new run that fails before its first checkpoint leaves no folder behind (an empty folder
+    given as ``out`` is left empty); one with a checkpoint is kept, since ``resume`` can
+    continue it. A full disk becomes
     :class:`~physgen.outputs.DiskFullError`. The process group is shut down if this call
     created it.
     """
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     dist_info: DistInfo = init_distributed(device)
     fresh = not resume and not out.exists()
+    was_empty = not resume and out.is_dir() and not any(out.iterdir())
     try:
         return body(dist_info)
     except BaseException as exc:
-        if fresh and dist_info.is_main and not (out / "checkpoint.pt").is_file():
-            shutil.rmtree(out, ignore_errors=True)
+        if dist_info.is_main and not (out / "checkpoint.pt").is_file():
+            if fresh:
+                shutil.rmtree(out, ignore_errors=True)
+            elif was_empty:  # the user's empty folder stays, empty
+                for child in list(out.iterdir()):
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
         if isinstance(exc, (OSError, RuntimeError)) and is_disk_full(exc):
             if out.is_dir():
                 raise DiskFullError(
