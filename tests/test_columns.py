@@ -84,7 +84,7 @@ def test_write_read_round_trip(
 
 
 def test_write_columns_rejects_unequal_lengths_and_unknown_suffix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="different lengths"):
+    with pytest.raises(DataFormatError, match="different lengths"):
         write_columns(tmp_path / "a.h5", {"x": np.zeros(3), "y": np.zeros(4)})
     with pytest.raises(ConfigError, match=r"unknown file type '\.csv'"):
         write_columns(tmp_path / "a.csv", {"x": np.zeros(3)})

@@ -21,7 +21,7 @@ import torch
 
 import physgen
 from physgen.density import DensityEstimator, fit, load
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY_CFM = REPO / "tests" / "fixtures" / "legacy_runs" / "cfm-0"
@@ -185,16 +185,16 @@ def test_conditional_needs_c(tiny_est: DensityEstimator) -> None:
         tiny_est()
     with pytest.raises(ConfigError, match="c: the density was fitted with 1 condition columns"):
         tiny_est(np.zeros((3, 2)))
-    with pytest.raises(ConfigError, match=r"^c: contains NaN or inf \(first at row 1\)"):
+    with pytest.raises(DataFormatError, match=r"^c: contains NaN or inf \(first at row 1\)"):
         tiny_est(np.array([[0.0], [np.inf]]))
     with pytest.raises(ConfigError, match="x: expected 2 columns, got 3"):
         tiny_est(np.zeros((3, 1))).log_prob(np.zeros((3, 3)))
-    with pytest.raises(ConfigError, match="x has 2 rows"):
+    with pytest.raises(DataFormatError, match="x has 2 rows"):
         tiny_est(np.zeros((3, 1))).log_prob(np.zeros((2, 2)))
 
 
 def test_log_prob_row_mismatch_message_names_the_conditions(tiny_est: DensityEstimator) -> None:
-    with pytest.raises(ConfigError, match=r"x has 2 rows.*(c|condition)"):
+    with pytest.raises(DataFormatError, match=r"x has 2 rows.*(c|condition)"):
         tiny_est(np.zeros((3, 1))).log_prob(np.zeros((2, 2)))
 
 
@@ -312,22 +312,27 @@ def _string_x() -> dict[str, Any]:
     return {"x": np.array(["a"] * 20)}
 
 
-BAD: dict[str, tuple[Any, str]] = {
-    "row counts": (_bad_rows, r"^c has 30 rows, x has 40"),
-    "nan in x": (_nan_x, r"^x: contains NaN or inf \(first at row 5\)"),
-    "inf in c": (_inf_c, r"^c: contains NaN or inf \(first at row 7\)"),
-    "unknown model": (_unknown_model, r"unknown model 'normalizing'; available: .*flow"),
-    "too few rows": (_few_rows, r"^x: 5 rows are too few"),
-    "names": (_names, r"^x_names: 2 names for 1 columns"),
-    "strings": (_string_x, r"^x: expected a numeric array"),
+BAD: dict[str, tuple[Any, str, type[Exception]]] = {
+    "row counts": (_bad_rows, r"^c has 30 rows, x has 40", DataFormatError),
+    "nan in x": (_nan_x, r"^x: contains NaN or inf \(first at row 5\)", DataFormatError),
+    "inf in c": (_inf_c, r"^c: contains NaN or inf \(first at row 7\)", DataFormatError),
+    "unknown model": (
+        _unknown_model,
+        r"unknown model 'normalizing'; available: .*flow",
+        ConfigError,
+    ),
+    "too few rows": (_few_rows, r"^x: 5 rows are too few", DataFormatError),
+    "names": (_names, r"^x_names: 2 names for 1 columns", ConfigError),
+    "strings": (_string_x, r"^x: expected a numeric array", DataFormatError),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_config_error(tmp_path: Path, case: str) -> None:
-    build, message = BAD[case]
+def test_bad_input_one_line_error(tmp_path: Path, case: str) -> None:
+    """Bad options are ConfigError, bad data contents DataFormatError; nothing is written."""
+    build, message, error = BAD[case]
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(error, match=message):
         fit(**build(), config=TINY["flow"], epochs=1, out=out, progress=False)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
@@ -401,3 +406,31 @@ def test_import_physgen_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_review_regressions(tmp_path):
+    """Fits on fewer rows than a batch, stops before the first validation, float32 bounds."""
+    import numpy as np
+
+    from physgen.core import VectorCodec
+    from physgen.train.data import ArrayData
+
+    data = ArrayData(
+        np.zeros((10, 0)), np.random.default_rng(0).random((10, 1)), min_steps_per_epoch=50
+    )
+    sizes = [len(x) for _, x in data.batches(0, 16)]
+    assert len(sizes) == 50 and min(sizes) == max(sizes) == data.n_train
+    est = physgen.density.fit(np.random.default_rng(1).normal(size=(12, 1)), epochs=1)
+    assert est(n=3).sample(seed=0).shape == (3, 1)
+    stopped = physgen.density.fit(np.random.default_rng(2).normal(size=(3000, 2)), max_time=1e-3)
+    assert stopped.summary["status"] == "max-time" and stopped(n=2).sample(seed=0).shape == (2, 2)
+    with pytest.raises(ConfigError, match="max_time"):
+        physgen.density.fit(np.zeros((20, 1)), max_time=-5)
+    codec = VectorCodec(1, 0, bounds=[(0.0, 0.1)])
+    x = codec.decode(None, torch.tensor([[40.0], [-40.0]]), torch.zeros(2, 0))
+    assert float(x.max()) <= 0.1 and float(x.min()) >= 0.0
+    codec.encode(x, torch.zeros(2, 0))  # its own samples are inside the support
+    sample = np.random.default_rng(3).normal(size=3)
+    assert physgen.density.fit(sample[:, None].repeat(4, 0) + np.arange(12)[:, None], epochs=1)(
+        n=2
+    ).sample(np.int64(3), seed=0).shape == (3, 2, 1)

@@ -99,7 +99,7 @@ def test_writer_shape_errors(tmp_path: Path) -> None:
             w.append(np.ones(2), np.ones((3, 368)))
     with pytest.raises(ConfigError, match="does not exist"):  # an option's value, not data
         ShowerWriter(tmp_path / "missing" / "x.h5", 368)
-    with pytest.raises(DataFormatError, match="--compression"):
+    with pytest.raises(ConfigError, match="--compression"):  # an option, not data
         ShowerWriter(tmp_path / "y.h5", 368, compression="zstd")
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.transforms import (
     Compose,
     ConditionalStandardize,
@@ -436,18 +436,20 @@ def test_fit_records_training_range_and_summary() -> None:
 def test_codec_rejects_bad_input(
     showers: torch.Tensor, energies: torch.Tensor, needle: str
 ) -> None:
+    """A wrong shape is a bad argument (ConfigError); bad values are bad data (DataFormatError)."""
     codec = ShowerCodec(SIZES_1P)
-    with pytest.raises(ConfigError) as info:
+    error = ConfigError if "shape" in needle else DataFormatError
+    with pytest.raises(error) as info:
         codec.encode(showers, energies)
     assert needle in str(info.value)
-    with pytest.raises(ConfigError):
+    with pytest.raises(error):
         codec.fit(showers, energies)
 
 
 def test_codec_rejects_negative_voxels() -> None:
     x, e = _toy(10)
     x[3, 17] = -1.0
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataFormatError):
         ShowerCodec(SIZES_1P).fit(x, e)
 
 

@@ -319,7 +319,7 @@ def write_columns(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> Pat
     suffix = _suffix(p)
     arrays = {k: np.asarray(v) for k, v in columns.items()}
     if len({a.shape[0] for a in arrays.values()}) > 1:
-        raise ConfigError("write_columns: columns of different lengths")
+        raise DataFormatError("write_columns: columns of different lengths")
     flat: dict[str, npt.NDArray[Any]] = {}
     for k, a in arrays.items():
         if a.ndim == 2:

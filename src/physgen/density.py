@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.train.config import OptimConfig
 
 __all__ = ["VECTOR_DEFAULTS", "DensityConfig", "DensityEstimator", "fit", "load"]
@@ -119,16 +119,16 @@ def _as_array(name: str, a: Any, n: int | None = None) -> tuple[npt.NDArray[np.f
     is_torch = isinstance(a, torch.Tensor)
     arr = a.detach().cpu().numpy() if is_torch else np.asarray(a)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise ConfigError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+        raise DataFormatError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ConfigError(f"{name}: expected shape (N, width), got {arr.shape}")
+        raise DataFormatError(f"{name}: expected shape (N, width), got {arr.shape}")
     if n is not None and arr.shape[0] != n:
-        raise ConfigError(f"{name} has {arr.shape[0]} rows, x has {n}")
+        raise DataFormatError(f"{name} has {arr.shape[0]} rows, x has {n}")
     if not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ConfigError(f"{name}: contains NaN or inf (first at row {bad})")
+        raise DataFormatError(f"{name}: contains NaN or inf (first at row {bad})")
     return arr.astype(np.float64, copy=False), is_torch
 
 
@@ -157,7 +157,7 @@ class ConditionalDensity:
         """
         import torch
 
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        shape = tuple(int(v) for v in shape) if isinstance(shape, tuple) else (int(shape),)
         if seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
         n_rep = int(np.prod(shape)) if shape else 1
@@ -182,18 +182,16 @@ class ConditionalDensity:
 
         arr, x_torch = _as_array("x", x)
         if arr.shape[0] != self.c.shape[0]:
-            raise ConfigError(
+            raise DataFormatError(
                 f"x has {arr.shape[0]} rows but there are {self.c.shape[0]} conditions"
             )
         if arr.shape[1] != self.est.x_dim:
             raise ConfigError(f"x: expected {self.est.x_dim} columns, got {arr.shape[1]}")
         model = self.est.model
         with torch.no_grad():
-            lp = model.log_prob(
-                torch.as_tensor(arr, dtype=torch.float32),
-                torch.as_tensor(self.c, dtype=torch.float32),
-            )
-        return lp.double() if x_torch else lp.double().numpy()
+            lp = model.log_prob(torch.as_tensor(arr), torch.as_tensor(self.c, dtype=torch.float32))
+        lp = lp.double().cpu()
+        return lp if x_torch else lp.numpy()
 
 
 class DensityEstimator:
@@ -286,9 +284,9 @@ def _build(cfg: DensityConfig) -> Any:
 
 
 def _default_epochs(n_train: int, batch_size: int) -> int:
-    """About 20,000 optimisation steps, at least 20 epochs."""
+    """About 20,000 optimisation steps (at least one epoch)."""
     steps = max(_MIN_STEPS_PER_EPOCH, n_train // batch_size)
-    return int(max(20, -(-20_000 // steps)))
+    return int(max(1, -(-20_000 // steps)))
 
 
 def fit(
@@ -356,7 +354,7 @@ def fit(
     ca = np.zeros((xa.shape[0], 0)) if c is None else _as_array("c", c, xa.shape[0])[0]
     n = xa.shape[0]
     if n < 10:
-        raise ConfigError(f"x: {n} rows are too few to fit a density (need >= 10)")
+        raise DataFormatError(f"x: {n} rows are too few to fit a density (need >= 10)")
     for names, width, what in (
         (x_names, xa.shape[1], "x_names"),
         (c_names, ca.shape[1], "c_names"),
@@ -372,6 +370,8 @@ def fit(
         "ema_decay": 0.995,
         **(optim or {}),
     }
+    steps_per_epoch = max(_MIN_STEPS_PER_EPOCH, n_train // int(o["batch_size"]))
+    o.setdefault("validate_every", min(steps_per_epoch, 1000))
     if epochs is not None:
         o["epochs"] = int(epochs)
     elif "epochs" not in (optim or {}):
@@ -398,9 +398,9 @@ def fit(
     seconds = None
     if max_time is not None:
         seconds = (
-            parse_duration(str(max_time), "max_time")
+            parse_duration(max_time, "max_time")
             if isinstance(max_time, str)
-            else float(max_time)
+            else parse_duration(str(float(max_time)), "max_time")
         )
     data = ArrayData(
         ca,
@@ -420,8 +420,9 @@ def fit(
             raise ConfigError(f"out {run_dir}: exists and is not an empty folder")
     t_start = time.monotonic()
     try:
-        torch.manual_seed(_seed_from(cfg.seed, 0x494E))
-        net = _build(cfg)
+        with torch.random.fork_rng(devices=[]):  # the caller's global torch state is kept
+            torch.manual_seed(_seed_from(cfg.seed, 0x494E))
+            net = _build(cfg)
         fit_c, fit_x = data.fit_sample()
         net.codec.fit(torch.from_numpy(fit_x), torch.from_numpy(fit_c))
 

@@ -19,7 +19,7 @@ import torch
 
 from physgen._version import __version__
 from physgen.checks import check_seed
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.io import ShowerWriter, open_showers
 from physgen.models.base import ShowerGenerator
 from physgen.outputs import check_output
@@ -119,7 +119,7 @@ def generate_showers(
     else:
         e_all = np.asarray(energies, dtype=np.float64).reshape(-1)
     if e_all.size == 0 or not np.all(np.isfinite(e_all)) or np.any(e_all <= 0):
-        raise ConfigError("generate: incident energies must be finite and > 0 MeV")
+        raise DataFormatError("generate: incident energies must be finite and > 0 MeV")
     lo, hi = model.codec.training_range_mev
     outside = int(np.count_nonzero((e_all < lo * (1 - 1e-9)) | (e_all > hi * (1 + 1e-9))))
     if outside:

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from physgen import outputs
 from physgen._version import __version__
-from physgen.errors import DataFormatError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.geometry import Geometry, get_geometry, match_geometry
 
 __all__ = [
@@ -75,7 +75,7 @@ _ABANDONED: list[h5py.File] = []
 def _compression_args(compression: str | None) -> dict[str, Any]:
     comp = "none" if compression is None else compression.lower()
     if comp not in _COMPRESSIONS:
-        raise DataFormatError(
+        raise ConfigError(
             f"--compression: expected one of {', '.join(_COMPRESSIONS)}, got {compression!r}"
         )
     if comp == "gzip":
@@ -130,7 +130,7 @@ class ShowerWriter:
         self.path = Path(path)
         outputs.check_output(self.path, "output")
         if n_voxels < 1:
-            raise DataFormatError(f"{self.path}: n_voxels must be >= 1, got {n_voxels}")
+            raise ConfigError(f"{self.path}: n_voxels must be >= 1, got {n_voxels}")
         self.n_voxels = int(n_voxels)
         self._comp = _compression_args(compression)
         self._attrs = dict(attrs or {})
@@ -360,7 +360,7 @@ class ShowerFile:
         """Yield ``(incident_energies (b, 1), showers (b, n_voxels))`` without loading the file."""
         bs = batch_size or self.default_batch_size()
         if bs < 1:
-            raise DataFormatError(f"--batch-size: must be >= 1, got {bs}")
+            raise ConfigError(f"--batch-size: must be >= 1, got {bs}")
         end = self.n_showers if stop is None else min(stop, self.n_showers)
         for i in range(start, end, bs):
             j = min(i + bs, end)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from physgen import outputs
-from physgen.errors import DataFormatError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.geometry import Geometry
 from physgen.io import ShowerWriter, check_values, iter_batches, open_showers
 
@@ -46,7 +46,7 @@ def _check_shards(infos: list[dict[str, Any]], allow_mixed: bool) -> None:
     for k, p in enumerate(paths):
         for q in paths[:k]:
             if p.resolve() == q.resolve() or os.path.samefile(p, q):
-                raise DataFormatError(
+                raise ConfigError(
                     f"merge: {p} is given twice (as {q}); every shower would be duplicated"
                 )
     n_vox = {i["n_voxels"] for i in infos}
@@ -95,7 +95,7 @@ def merge_files(
         ConfigError: ``out`` is one of the shards or cannot be written.
     """
     if not shards:
-        raise DataFormatError("merge: give at least one shard file")
+        raise ConfigError("merge: give at least one shard file")
     out_p = outputs.check_output(out, "--out", inputs=shards)
     infos = [_shard_info(Path(s), geometry) for s in shards]
     _check_shards(infos, allow_mixed)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen.density import DensityEstimator, fit, load
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 
 __all__ = [
     "BoxUniform",
@@ -125,9 +125,9 @@ def _prior_sample(prior: Any, n: int, rng: np.random.Generator) -> F64:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] != n:
-        raise ConfigError(f"prior: returned shape {arr.shape} for {n} draws, expected ({n}, P)")
+        raise DataFormatError(f"prior: returned shape {arr.shape} for {n} draws, expected ({n}, P)")
     if not np.isfinite(arr).all():
-        raise ConfigError("prior: returned NaN or inf")
+        raise DataFormatError("prior: returned NaN or inf")
     return arr
 
 
@@ -199,15 +199,15 @@ def simulate(
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[0] != t.shape[0]:
-            raise ConfigError(
+            raise DataFormatError(
                 f"simulator: returned shape {x.shape} for {t.shape[0]} parameter sets, "
                 f"expected ({t.shape[0]}, D)"
             )
         if parts and x.shape[1] != parts[0].shape[1]:
-            raise ConfigError("simulator: the width of x changed between calls")
+            raise DataFormatError("simulator: the width of x changed between calls")
         if not np.isfinite(x).all():
             bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-            raise ConfigError(f"simulator: returned NaN or inf (theta = {t[bad].tolist()})")
+            raise DataFormatError(f"simulator: returned NaN or inf (theta = {t[bad].tolist()})")
         parts.append(x)
     return theta, np.concatenate(parts)
 
@@ -232,6 +232,8 @@ class Posterior:
         arr = np.asarray(x, dtype=np.float64)
         if arr.ndim == 1:
             arr = arr[None]
+        if arr.ndim == 2 and not np.isfinite(arr).all():
+            raise DataFormatError("x (observation): contains NaN or inf")
         if arr.ndim != 2 or arr.shape[1] != self.estimator.c_dim:
             raise ConfigError(
                 f"x: expected {self.estimator.c_dim} data values per observation, got shape "
@@ -248,8 +250,12 @@ class Posterior:
 
     def log_prob(self, theta: Any, x: Any) -> F64:
         """``log q(theta | x)`` ``(n,)`` for parameters ``(n, P)`` and one observation."""
-        th = np.atleast_2d(np.asarray(theta, dtype=np.float64))
-        arr = np.repeat(self._x(x), th.shape[0], axis=0)
+        p = self.estimator.x_dim
+        th = np.asarray(theta, dtype=np.float64).reshape(-1, p)
+        obs = self._x(x)
+        if obs.shape[0] != 1:
+            raise ConfigError(f"x: log_prob takes one observation, got {obs.shape[0]}")
+        arr = np.repeat(obs, th.shape[0], axis=0)
         return np.asarray(self.estimator(arr).log_prob(th), dtype=np.float64)
 
     def save(self, path: str | Path) -> Path:
@@ -260,6 +266,17 @@ class Posterior:
     def load(cls, path: str | Path) -> Posterior:
         """Load a posterior saved by :meth:`save`."""
         return cls(load(path))
+
+
+def _finite_2d(name: str, a: Any) -> F64:
+    arr = np.asarray(a, dtype=np.float64)
+    arr = arr[:, None] if arr.ndim == 1 else arr
+    if arr.ndim != 2:
+        raise DataFormatError(f"{name}: expected shape (N, width), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise DataFormatError(f"{name}: contains NaN or inf (first at row {bad})")
+    return arr
 
 
 def npe(
@@ -277,8 +294,10 @@ def npe(
         **options: Passed to :func:`physgen.density.fit` (``config``, ``optim``,
             ``max_time``, ``epochs``, ``device``, ``progress``, ``out``...).
     """
-    th = np.asarray(theta, dtype=np.float64)
-    th2 = th[:, None] if th.ndim == 1 else th
+    th2 = _finite_2d("theta", theta)
+    x2 = _finite_2d("x", x)
+    if len(th2) != len(x2):
+        raise DataFormatError(f"theta has {len(th2)} rows but x has {len(x2)}")
     bounds = options.pop("bounds", None)
     if bounds is None and prior is not None:
         bounds = _prior_bounds(prior, th2.shape[1])
@@ -286,8 +305,8 @@ def npe(
         lo = np.array([b[0] if b else -np.inf for b in bounds])
         hi = np.array([b[1] if b else np.inf for b in bounds])
         if ((th2 < lo) | (th2 > hi)).any():
-            raise ConfigError("theta: values outside the prior's support")
-    return Posterior(fit(th2, x, model=model, bounds=bounds, seed=seed, **options))
+            raise DataFormatError("theta: values outside the prior's support")
+    return Posterior(fit(th2, x2, model=model, bounds=bounds, seed=seed, **options))
 
 
 def fmpe(theta: Any, x: Any, *, prior: Any = None, seed: int = 0, **options: Any) -> Posterior:
@@ -375,7 +394,9 @@ def sbc(
     """
     if n < 10 or n_posterior < 10:
         raise ConfigError("sbc: need n >= 10 and n_posterior >= 10")
-    theta, x = simulate(prior, simulator, n, seed=seed)
+    # a stream of its own: the test simulations are not the training ones of simulate(seed)
+    test_seed = int(np.random.SeedSequence([seed, 0x534243]).generate_state(1)[0])
+    theta, x = simulate(prior, simulator, n, seed=test_seed)
     lv = np.asarray(levels if levels is not None else np.linspace(0.0, 1.0, 21), dtype=np.float64)
     samples = posterior.sample(x, n_posterior, seed=seed + 1)  # (S, n, P)
     samples = np.moveaxis(samples, 0, 1)  # (n, S, P)

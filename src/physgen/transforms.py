@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 
 __all__ = [
     "Compose",
@@ -447,11 +447,11 @@ class ShowerCodec(nn.Module):
         """Incident energies ``(N,)`` or ``(N, 1)`` MeV -> ``(N, 1)``.
 
         Raises:
-            ConfigError: Not finite and > 0.
+            DataFormatError: Not finite and > 0.
         """
         e = incident_energy.reshape(-1, 1)
         if not bool((e > 0).all()) or not bool(torch.isfinite(e).all()):
-            raise ConfigError("incident energies must all be finite and > 0 MeV")
+            raise DataFormatError("incident energies must all be finite and > 0 MeV")
         return e
 
     @property
@@ -614,14 +614,16 @@ class ShowerCodec(nn.Module):
                 f"showers must have shape (N, {self.n_voxels}), got {tuple(showers.shape)}"
             )
         if incident_energy.numel() != showers.shape[0]:
-            raise ConfigError(
+            raise DataFormatError(
                 f"incident energies: expected {showers.shape[0]} values, got "
                 f"{incident_energy.numel()}"
             )
         if not bool((incident_energy > 0).all()) or not bool(torch.isfinite(incident_energy).all()):
-            raise ConfigError("incident energies must all be finite and > 0 MeV")
+            raise DataFormatError("incident energies must all be finite and > 0 MeV")
         if not bool(torch.isfinite(showers).all()) or bool((showers < 0).any()):
-            raise ConfigError("showers must be finite and >= 0 MeV (clip negative voxels first)")
+            raise DataFormatError(
+                "showers must be finite and >= 0 MeV (clip negative voxels first)"
+            )
 
     def summary(self) -> dict[str, Any]:
         """Fitted constants and settings, JSON-serialisable (written to the run directory)."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from physgen.errors import ConfigError
+from physgen.errors import DataFormatError
 from physgen.metrics import (
     ClassifierConfig,
     cross_fit_ratios,
@@ -84,5 +84,5 @@ def test_bad_input(kwargs, match):
     args = {"x0": np.zeros((20, 1)), "x1": np.ones((20, 1))}
     args.update(kwargs)
     x0, x1 = args.pop("x0"), args.pop("x1")
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(DataFormatError, match=match):
         two_sample_test(x0, x1, config=SMALL, **args)

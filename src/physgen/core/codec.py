@@ -171,14 +171,14 @@ class VectorCodec(nn.Module):
                 f"condition: expected shape (N, {self.condition_dim}), got {tuple(c.shape)}"
             )
         if not bool(torch.isfinite(c).all()):
-            raise ConfigError("condition: contains NaN or inf")
+            raise DataFormatError("condition: contains NaN or inf")
         return c
 
     def _check_x(self, x: Tensor, n: int) -> None:
         if x.ndim != 2 or x.shape[1] != self.x_dim:
             raise ConfigError(f"x: expected shape (N, {self.x_dim}), got {tuple(x.shape)}")
         if x.shape[0] != n:
-            raise ConfigError(f"x has {x.shape[0]} rows but the condition has {n}")
+            raise DataFormatError(f"x has {x.shape[0]} rows but the condition has {n}")
         if not bool(torch.isfinite(x).all()):
             raise DataFormatError("x: contains NaN or inf")
         b = self.bounded.to(x.device)
@@ -219,7 +219,7 @@ class VectorCodec(nn.Module):
         c = self.check_condition(c)
         self._check_x(x, c.shape[0])
         if x.shape[0] < 2:
-            raise ConfigError("vector codec: need at least 2 rows to fit")
+            raise DataFormatError("vector codec: need at least 2 rows to fit")
         y, _ = self._to_real(x)
         self.x_mean.copy_(y.mean(0))
         self.x_std.copy_(y.std(0).clamp_min(self.min_std))
@@ -247,7 +247,19 @@ class VectorCodec(nn.Module):
         """Model variables -> ``x (N, D)`` float32 (differentiable)."""
         z = second if first is None else torch.cat([first, second], 1)
         y = z.double() * self.x_std.to(z.device) + self.x_mean.to(z.device)
-        return self._from_real(y).float()
+        x = self._from_real(y).float()
+        if bool(self.bounded.any()):  # float32 rounding must not step over a bound
+            lo32, hi32 = self._float32_bounds()
+            x = torch.minimum(torch.maximum(x, lo32.to(x.device)), hi32.to(x.device))
+        return x
+
+    def _float32_bounds(self) -> tuple[Tensor, Tensor]:
+        """The bounds as float32 values that lie inside the float64 bounds."""
+        lo32, hi32 = self.lo.float(), self.hi.float()
+        up, down = torch.tensor(math.inf), torch.tensor(-math.inf)
+        lo32 = torch.where(lo32.double() < self.lo, torch.nextafter(lo32, up), lo32)
+        hi32 = torch.where(hi32.double() > self.hi, torch.nextafter(hi32, down), hi32)
+        return lo32, hi32
 
     def log_abs_det_jacobian(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """``log |det d encode(x) / dx|`` ``(N,)`` (float64): data density = model density

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -100,7 +100,7 @@ class ArrayPool:
         mats = [np.ascontiguousarray(np.asarray(a, dtype=np.float32)) for a in arrays]
         dims = {m.shape[1] if m.ndim == 2 else -1 for m in mats}
         if len(dims) != 1 or -1 in dims:
-            raise ConfigError(
+            raise DataFormatError(
                 "classifier: every sample must be 2-D with the same number of columns"
             )
         self._x = np.concatenate(mats) if len(mats) > 1 else mats[0]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.metrics.classifier import (
     ArrayPool,
     ClassifierConfig,
@@ -56,21 +56,23 @@ def _check(x0: Any, x1: Any, w0: Any, w1: Any) -> tuple[F64, F64, F64, F64]:
     a = a[:, None] if a.ndim == 1 else a
     b = b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ConfigError(
+        raise DataFormatError(
             f"two samples need shapes (N0, F) and (N1, F) with the same F, got {a.shape}, {b.shape}"
         )
     if min(len(a), len(b)) < 10:
-        raise ConfigError(f"two samples: need at least 10 events each, got {len(a)} and {len(b)}")
+        raise DataFormatError(
+            f"two samples: need at least 10 events each, got {len(a)} and {len(b)}"
+        )
     for name, arr in (("x0", a), ("x1", b)):
         if not np.isfinite(arr).all():
-            raise ConfigError(f"{name}: contains NaN or inf")
+            raise DataFormatError(f"{name}: contains NaN or inf")
     ws = []
     for name, w, n in (("w0", w0, len(a)), ("w1", w1, len(b))):
         wa = np.ones(n) if w is None else np.asarray(w, dtype=np.float64).reshape(-1)
         if wa.shape != (n,):
-            raise ConfigError(f"{name}: expected {n} weights, got {wa.shape[0]}")
+            raise DataFormatError(f"{name}: expected {n} weights, got {wa.shape[0]}")
         if not np.isfinite(wa).all() or (wa < 0).any() or wa.sum() <= 0:
-            raise ConfigError(f"{name}: weights must be finite, >= 0 and not all 0")
+            raise DataFormatError(f"{name}: weights must be finite, >= 0 and not all 0")
         ws.append(wa / wa.mean())
     return a, b, ws[0], ws[1]
 

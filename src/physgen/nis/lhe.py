@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.outputs import atomic_write_text
 
 __all__ = ["write_lhe"]
@@ -53,7 +53,7 @@ def write_lhe(
         raise ConfigError(f"--out: folder {path.parent} does not exist")
     n, k = pdg.shape
     if momenta.shape != (n, k, 4) or beams.shape != (n, 2, 4) or len(colors) != k:
-        raise ConfigError("write_lhe: pdg, momenta, beams and colors have inconsistent shapes")
+        raise DataFormatError("write_lhe: pdg, momenta, beams and colors have inconsistent shapes")
     weight = cross_section / max(n, 1)
     e1, e2 = float(beams[0, 0, 0]) if n else 0.0, float(beams[0, 1, 0]) if n else 0.0
     lines = [

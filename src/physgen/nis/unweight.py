@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 
 __all__ = ["UnweightingStats", "max_weight", "unweight", "unweighting_stats"]
 
@@ -34,7 +34,7 @@ def max_weight(weights: Tensor, overweight_xs: float = 1e-3) -> float:
     """
     w = weights.to(torch.float64).abs()
     if w.numel() == 0:
-        raise ConfigError("max_weight: empty weight array")
+        raise DataFormatError("max_weight: empty weight array")
     if not 0.0 <= overweight_xs < 1.0:
         raise ConfigError(f"overweight_xs must be in [0, 1), got {overweight_xs}")
     srt = torch.sort(w, descending=True).values

@@ -195,12 +195,12 @@ class ArrayData:
                 f"need c (N, K) and x (N, D) with the same N, got {c.shape} and {x.shape}"
             )
         self._c = np.ascontiguousarray(c, dtype=np.float64)
-        self._x = np.ascontiguousarray(x, dtype=np.float32)
+        self._x = np.ascontiguousarray(x, dtype=np.float64)  # the codec standardises in float64
         self.seed, self.fit_samples = int(seed), int(fit_samples)
         self.min_steps_per_epoch = max(1, int(min_steps_per_epoch))
         n = self._x.shape[0]
         perm = np.random.default_rng([self.seed, _SPLIT]).permutation(n)
-        n_val = max(1, round(validation_fraction * n))
+        n_val = min(_MAX_VALIDATION, max(1, round(validation_fraction * n)))
         if n_val >= n - 1:
             raise DataFormatError(f"{n} rows are too few for a train/validation split")
         self.val_rows = np.sort(perm[:n_val])
@@ -226,12 +226,12 @@ class ArrayData:
         ``min_steps_per_epoch``."""
         return max(self.min_steps_per_epoch, self.n_train // batch_size, 1)
 
-    def validation(self) -> tuple[npt.NDArray[np.float64], F32]:
-        """The validation rows ``(c, x)``."""
+    def validation(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The validation rows ``(c, x)`` (at most 50,000 are held out)."""
         rows = self.val_rows[:_MAX_VALIDATION]
         return self._c[rows], self._x[rows]
 
-    def fit_sample(self) -> tuple[npt.NDArray[np.float64], F32]:
+    def fit_sample(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Up to ``fit_samples`` training rows (seeded), for fitting the codec."""
         rows = self.train_rows
         if rows.size > self.fit_samples:
@@ -241,15 +241,14 @@ class ArrayData:
 
     def batches(
         self, epoch: int, batch_size: int, *, skip: int = 0, rank: int = 0, world: int = 1
-    ) -> Iterator[tuple[npt.NDArray[np.float64], F32]]:
+    ) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
         """The training batches of one epoch from batch ``skip`` on (rows ``rank::world`` of
         each global batch). A batch larger than the training set is the whole set."""
         rng = np.random.default_rng([self.seed, _EPOCH, epoch])
         n_steps = self.steps_per_epoch(batch_size)
         per_pass = max(1, self.n_train // batch_size)
-        passes = -(-n_steps // per_pass)
-        perms = [rng.permutation(self.train_rows)[: per_pass * batch_size] for _ in range(passes)]
-        perm = np.concatenate(perms)
+        perms = [rng.permutation(self.train_rows) for _ in range(-(-n_steps // per_pass))]
         for b in range(skip, n_steps):
-            rows = np.sort(perm[b * batch_size : (b + 1) * batch_size][rank::world])
+            k, j = divmod(b, per_pass)
+            rows = np.sort(perms[k][j * batch_size : (j + 1) * batch_size][rank::world])
             yield self._c[rows], self._x[rows]

@@ -476,6 +476,17 @@ def run_loop(
                 skip = 0
         finally:
             bar.close()
+    if main and not (out / "weights.pt").is_file():  # stopped before the first validation
+        best = _validation_loss(ema.shadow, val, cfg.seed, dev)  # type: ignore[arg-type]
+        save_torch(
+            {
+                "model": cfg.model,
+                "state_dict": ema.shadow.state_dict(),
+                "step": step,
+                "val_loss": best,
+            },
+            out / "weights.pt",
+        )
     checkpoint(status, in_epoch if status in ("max-time", "stopped", "interrupted") else 0)
     elapsed = time.monotonic() - t_start
     if main:
