@@ -91,7 +91,7 @@ def tiny_est() -> DensityEstimator:
 
 
 def test_conditional_gaussian_moments(gauss_est: DensityEstimator) -> None:
-    assert gauss_est.summary["status"] == "completed"
+    assert gauss_est.summary["status"] in ("completed", "early-stopped")
     assert (gauss_est.x_dim, gauss_est.c_dim) == (1, 1)
     cs = np.array([[-0.5], [0.7]])
     xs = gauss_est(cs).sample(4000, seed=1)  # (4000, 2, 1)

@@ -39,8 +39,8 @@ VECTOR_DEFAULTS: dict[str, dict[str, Any]] = {
         "energy_transforms": 3,
         "energy_hidden": [64, 64],
         "shape_transforms": 5,
-        "shape_hidden": [128, 128],
-        "shape_bins": 8,
+        "shape_hidden": [64, 64],
+        "shape_bins": 10,
         "shape_passes": 0,
     },
     "cfm": {
@@ -317,8 +317,8 @@ def fit(
         config: Options of the family over :data:`VECTOR_DEFAULTS` (its ``Config`` fields).
         optim: Optimisation options (:class:`~physgen.train.config.OptimConfig` fields);
             default batch 256 (or N/8 when smaller), learning rate 1e-3, about 20,000 steps in
-            epochs of at least 100 steps, early stopping after 20 epochs without a lower
-            validation loss (the best weights are kept).
+            epochs of at least 100 steps, validation every epoch or 1,000 steps, early
+            stopping after 10 validations without a lower loss (the best weights are kept).
         bounds: Per column of x a ``(lo, hi)`` support or None; samples then stay inside.
         first: Leading columns of x learnt as the first stage of a two-stage chain.
         max_time: Wall-time limit (``"5m"``, ``"1h"`` or seconds); training stops cleanly and
@@ -365,7 +365,7 @@ def fit(
     o: dict[str, Any] = {
         "lr": 1e-3,
         "batch_size": int(min(256, max(16, n_train // 8))),
-        "patience": 20,
+        "patience": 10,
         "warmup_steps": 100,
         "ema_decay": 0.995,
         **(optim or {}),
@@ -479,23 +479,17 @@ def read_config(path: str | Path) -> DensityConfig:
     Raises:
         ConfigError: Not a run directory, or one of a calorimeter surrogate.
     """
+    from physgen.train.rundir import read_config_mapping
     from physgen.typed_config import from_mapping
 
     d = Path(path)
-    if not d.is_dir():
-        raise ConfigError(f"{d}: no such run directory")
     p = d / "config.yaml"
-    if not p.is_file():
-        raise ConfigError(f"{d}: not a physgen run directory (config.yaml missing)")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read ({' '.join(str(exc).split())[:160]})") from exc
-    if not isinstance(data, dict) or data.get("kind") != _KIND:
+    data = read_config_mapping(d)
+    if data.get("kind") != _KIND:
         raise ConfigError(
             f"{d}: a calorimeter surrogate run, not a density run (load it with "
             "physgen.train.load_run, generate with `physgen generate`)"
-            if isinstance(data, dict) and "geometry" in data
+            if "geometry" in data
             else f"{d}: not a density run directory (config.yaml has no 'kind: {_KIND}')"
         )
     data.pop("kind")

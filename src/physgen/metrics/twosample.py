@@ -77,6 +77,13 @@ def _check(x0: Any, x1: Any, w0: Any, w1: Any) -> tuple[F64, F64, F64, F64]:
     return a, b, ws[0], ws[1]
 
 
+def _samples(x0: Any, x1: Any, w0: Any, w1: Any) -> tuple[ArrayPool, I64, F64, int]:
+    """Checked samples -> (pool of both, labels 0/1, weights with mean 1 per class, N0)."""
+    a, b, wa, wb = _check(x0, x1, w0, w1)
+    labels = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
+    return ArrayPool([a, b]), labels, np.concatenate([wa, wb]), len(a)
+
+
 def _balanced(w: F64, labels: I64, idx: I64) -> F64:
     """Weights of rows ``idx`` rescaled so that both classes sum to the same total."""
     out: F64 = w[idx].copy()
@@ -214,10 +221,7 @@ def two_sample_test(
     cfg = get_preset(config)
     if repeats < 1:
         raise ConfigError(f"repeats: must be >= 1, got {repeats}")
-    a, b, wa, wb = _check(x0, x1, w0, w1)
-    pool = ArrayPool([a, b])
-    labels = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
-    weights = np.concatenate([wa, wb])
+    pool, labels, weights, n0 = _samples(x0, x1, w0, w1)
     rows = []
     epochs = []
     with torch_threads(threads):
@@ -247,8 +251,8 @@ def two_sample_test(
         jsd_std=jsd_s,
         accuracy=float(np.mean([r["accuracy"] for r in rows])),
         auc_uncalibrated=float(np.mean([r["auc_uncalibrated"] for r in rows])),
-        n0=len(a),
-        n1=len(b),
+        n0=n0,
+        n1=len(labels) - n0,
         epochs=tuple(epochs),
         per_repeat=tuple(rows),
     )
@@ -312,10 +316,7 @@ def fit_likelihood_ratio(
     held-out 20 %, which helps AUC-type metrics but makes the ratio a step function and
     unstable in the tails (where few events fix the extreme steps)."""
     cfg = get_preset(config)
-    a, b, wa, wb = _check(x0, x1, w0, w1)
-    pool = ArrayPool([a, b])
-    labels = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
-    weights = np.concatenate([wa, wb])
+    pool, labels, weights, _ = _samples(x0, x1, w0, w1)
     with torch_threads(threads):
         train_idx, test_idx, _ = _split(labels, (0.8, 0.2), np.random.default_rng(seed))
         t = _train_one(pool, labels, weights, train_idx, test_idx, cfg, seed, device)
@@ -348,10 +349,7 @@ def cross_fit_ratios(
     if folds < 2:
         raise ConfigError(f"folds: must be >= 2, got {folds}")
     cfg = get_preset(config)
-    a, b, wa, wb = _check(x0, x1, w0, w1)
-    pool = ArrayPool([a, b])
-    labels = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
-    weights = np.concatenate([wa, wb])
+    pool, labels, weights, n0 = _samples(x0, x1, w0, w1)
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(labels), np.int64)
     for k in (0, 1):
@@ -371,4 +369,4 @@ def cross_fit_ratios(
                 p = calibrate(t.p_test, labels[test_idx], p, _balanced(weights, labels, test_idx))
             p = np.clip(p, 1e-6, 1.0 - 1e-6)
             ratio[held] = p / (1.0 - p)
-    return ratio[: len(a)], ratio[len(a) :]
+    return ratio[:n0], ratio[n0:]

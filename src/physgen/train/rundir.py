@@ -62,18 +62,17 @@ def build_codec(config: TrainConfig) -> ShowerCodec:
     )
 
 
-def read_run_config(run_dir: str | Path) -> TrainConfig:
-    """The :class:`TrainConfig` saved in a run directory.
+def read_config_mapping(run_dir: Path) -> dict[str, Any]:
+    """The mapping in ``run_dir/config.yaml`` of any physgen run directory.
 
     Raises:
-        ConfigError: Not a directory, or ``config.yaml`` missing or invalid.
+        ConfigError: Not a directory, ``config.yaml`` missing, unreadable or not a mapping.
     """
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise ConfigError(f"{d}: no such run directory")
-    p = d / "config.yaml"
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run directory")
+    p = run_dir / "config.yaml"
     if not p.is_file():
-        raise ConfigError(f"{d}: not a physgen run directory (config.yaml missing)")
+        raise ConfigError(f"{run_dir}: not a physgen run directory (config.yaml missing)")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -83,6 +82,18 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise ConfigError(f"{p}: cannot read ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` saved in a run directory.
+
+    Raises:
+        ConfigError: Not a directory, or ``config.yaml`` missing or invalid.
+    """
+    d = Path(run_dir)
+    data = read_config_mapping(d)
+    p = d / "config.yaml"
     if data.get("kind") == "physgen-density":
         raise ConfigError(
             f"{d}: a density run (physgen fit), not a calorimeter surrogate; sample it with "
