@@ -194,9 +194,9 @@ def test_gradients_reach_every_parameter(name, opts, mode, device):
     batch = model.codec.encode(x.to(device), e.to(device), torch.Generator().manual_seed(2))
     # adversarial models alternate their objective: a full cycle must reach every parameter
     for _ in range(getattr(model, "loss_cycle", 1)):
-        loss = model.loss(batch, torch.Generator().manual_seed(3))
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        loss.backward()
+        for loss in model.training_step(batch, torch.Generator().manual_seed(3)).values():
+            assert loss.ndim == 0 and torch.isfinite(loss)
+            loss.backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"no gradient reaches {dead}"
 

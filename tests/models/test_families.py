@@ -178,7 +178,9 @@ def test_gan_alternation_touches_one_network_per_step(mode):
     for _ in range(6):
         model.zero_grad(set_to_none=True)
         is_gen = model.is_generator_step()
-        model.loss(batch, torch.Generator().manual_seed(0)).backward()
+        ((name, loss),) = model.training_step(batch, torch.Generator().manual_seed(0)).items()
+        assert name == ("generator" if is_gen else "critic")
+        loss.backward()
         active, idle = (gen, crit) if is_gen else (crit, gen)
         assert all(p.grad is None or not p.grad.any() for p in idle)
         assert any(p.grad is not None and p.grad.any() for p in active)
@@ -194,20 +196,26 @@ def test_gan_loss_evaluation_does_not_advance_the_counter():
     model.validation_loss(batch, torch.Generator().manual_seed(0))
     model.diagnostics(batch, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and int(model.step) == 0
-    a.backward()
+    a.backward()  # no backward-hook trick: only training_step advances the counter
+    assert int(model.step) == 0
+    model.training_step(batch, torch.Generator().manual_seed(0))
     assert int(model.step) == 1
 
 
 def test_gan_adamw_leaves_the_idle_network_untouched():
     model, batch = _model("gan", {**GAN_OPTS, "n_critic": 1})
-    opt = torch.optim.AdamW(model.param_groups(1e-3), lr=1e-3)
+    opts = {k: torch.optim.AdamW(g, lr=1e-3) for k, g in model.optimizer_groups(1e-3).items()}
+    assert set(opts) == {"generator", "critic"}
     for _ in range(2):  # one critic step, then one generator step
         critic_before = [p.detach().clone() for p in model.critic.parameters()]
         gen_before = [p.detach().clone() for p in model.generator.parameters()]
         is_gen = model.is_generator_step()
-        opt.zero_grad(set_to_none=True)
-        model.loss(batch, torch.Generator().manual_seed(0)).backward()
-        opt.step()
+        for opt in opts.values():
+            opt.zero_grad(set_to_none=True)
+        losses = model.training_step(batch, torch.Generator().manual_seed(0))
+        sum(losses.values()).backward()
+        for k in losses:
+            opts[k].step()
         idle_before, idle = (
             (critic_before, model.critic) if is_gen else (gen_before, model.generator)
         )
@@ -268,7 +276,7 @@ def test_vae_beta_schedule():
     model.loss(batch, torch.Generator().manual_seed(0))  # evaluation alone: no step
     assert int(model.step) == 0
     for _ in range(3):
-        model.loss(batch, torch.Generator().manual_seed(0)).backward()
+        model.training_step(batch, torch.Generator().manual_seed(0))["model"].backward()
     assert int(model.step) == 3 and model.beta() == pytest.approx(0.06)
     no_warmup, _ = _model("vae", {"latent": 4, "hidden": 16, "blocks": 1, "kl_warmup_steps": 0})
     assert no_warmup.beta(0) == no_warmup.config.beta_max

@@ -138,9 +138,28 @@ class ConditionalGenerator(nn.Module):
         return self.loss(batch, generator)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Optimiser parameter groups (override for per-module learning rates, e.g. the
-        two-time-scale rule of GANs). Default: one group with every parameter at ``lr``."""
+        """Parameter groups of the single optimiser of a one-optimiser model. Default: one
+        group with every parameter at ``lr``."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def optimizer_groups(self, lr: float) -> dict[str, list[dict[str, Any]]]:
+        """Parameter groups per optimiser (the training loop makes one AdamW of each).
+
+        Default: one optimiser, ``"model"``, over :meth:`param_groups`. Adversarial models
+        return one per network (e.g. ``generator`` and ``critic``).
+        """
+        return {"model": self.param_groups(lr)}
+
+    def training_step(
+        self, batch: Encoded, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """The losses of one optimisation step, keyed by the optimiser each one updates.
+
+        Called by the training loop once per step (and only there): a model with a training
+        schedule (GAN alternation, KL warm-up) advances its counters here. Default:
+        ``{"model": self.loss(batch, generator)}``.
+        """
+        return {"model": self.loss(batch, generator)}
 
     def diagnostics(
         self, batch: Encoded, generator: torch.Generator | None = None

@@ -1,12 +1,10 @@
 """Conditional Wasserstein GAN with gradient penalty (CaloGAN / BoloGAN style).
 
-The trainer runs one optimiser over all parameters and one scalar loss per step, so the
-critic/generator alternation lives inside :meth:`GAN.loss`: a step-counter buffer decides
-whether a step is a critic step (``n_critic`` of them) or a generator step (one), and each
-loss is built so that only the active network is in the autograd graph. The inactive
-network's parameters therefore keep ``grad = None`` after the trainer's
-``zero_grad(set_to_none=True)``, and AdamW skips them entirely (no momentum drift, no weight
-decay) on that step.
+Two optimisers: :meth:`GAN.optimizer_groups` gives the generator and the critic one each, and
+:meth:`GAN.training_step` returns the loss of the network whose turn it is (``n_critic``
+critic steps, then one generator step), advancing the step counter. Each loss is built so
+that only the active network is in the autograd graph; the training loop clears every
+gradient before the backward pass and steps only the active optimiser.
 """
 
 from __future__ import annotations
@@ -132,10 +130,10 @@ class GAN(ShowerGenerator):
     mode) or ``shape`` (``incident`` mode) with no output activation. The critic sees the
     variables, the condition and :func:`physics_summaries`.
 
-    Training: the buffer ``step`` counts back-propagated losses; step ``s`` is a generator step
-    when ``s % (n_critic + 1) == n_critic``, else a critic step. The counter advances in a
-    backward hook, so evaluating the loss without ``backward`` (validation, tests) leaves the
-    model unchanged, and a resumed run continues the exact alternation.
+    Training: the buffer ``step`` counts training steps; step ``s`` is a generator step when
+    ``s % (n_critic + 1) == n_critic``, else a critic step. Only :meth:`training_step`
+    advances it, so evaluating :meth:`loss` (validation, tests) leaves the model unchanged,
+    and a resumed run continues the exact alternation (the counter is in the state dict).
     """
 
     ddp_find_unused_parameters = True
@@ -171,15 +169,24 @@ class GAN(ShowerGenerator):
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Generator at ``lr``, critic at ``lr * critic_lr_scale``; weight decay from config."""
+        groups = self.optimizer_groups(lr)
+        return groups["generator"] + groups["critic"]
+
+    def optimizer_groups(self, lr: float) -> dict[str, list[dict[str, Any]]]:
+        """One optimiser per network (two time scales: the critic at ``critic_lr_scale``)."""
         wd = float(self.config.weight_decay)
-        return [
-            {"params": list(self.generator.parameters()), "lr": lr, "weight_decay": wd},
-            {
-                "params": list(self.critic.parameters()),
-                "lr": lr * self.config.critic_lr_scale,
-                "weight_decay": wd,
-            },
-        ]
+        return {
+            "generator": [
+                {"params": list(self.generator.parameters()), "lr": lr, "weight_decay": wd}
+            ],
+            "critic": [
+                {
+                    "params": list(self.critic.parameters()),
+                    "lr": lr * self.config.critic_lr_scale,
+                    "weight_decay": wd,
+                }
+            ],
+        }
 
     def _real(self, batch: Encoded) -> Tensor:
         if batch.energy is None:
@@ -224,23 +231,24 @@ class GAN(ShowerGenerator):
         return loss
 
     def loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
-        """The critic or generator loss, as the step counter says (see the class docstring).
+        """The critic or generator loss, as the step counter says (see the class docstring);
+        the counter is not advanced."""
+        if self.is_generator_step():
+            return self.generator_loss(batch, generator)
+        return self.critic_loss(batch, generator)
+
+    def training_step(
+        self, batch: Encoded, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"critic": loss}`` or ``{"generator": loss}`` by turn; advances the counter.
 
         Logged training losses therefore alternate between the two objectives.
         """
-        gen_step = self.is_generator_step()
-        out = (
-            self.generator_loss(batch, generator)
-            if gen_step
-            else self.critic_loss(batch, generator)
-        )
-        if out.requires_grad:
-            out.register_hook(self._advance)  # type: ignore[no-untyped-call]
-        return out
-
-    def _advance(self, grad: Tensor) -> None:
+        name = "generator" if self.is_generator_step() else "critic"
+        out = self.loss(batch, generator)
         with torch.no_grad():
             self.step.add_(1)
+        return {name: out}
 
     @torch.no_grad()
     def validation_loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:

@@ -72,8 +72,8 @@ class VAE(ShowerGenerator):
     ``MSE(shape) + energy_weight MSE(energy) + layer_weight MSE(per-layer sums)
     + total_weight MSE(total)``, the sums being :func:`physics_summaries` (log per-layer and
     total sums of the decoded shape variables). The KL weight rises linearly over
-    ``kl_warmup_steps``; the buffer ``step`` counts back-propagated losses (advanced in a
-    backward hook, so evaluating the loss does not change the model).
+    ``kl_warmup_steps``; the buffer ``step`` counts training steps (advanced by
+    :meth:`training_step` only, so evaluating the loss does not change the model).
     """
 
     Config = VAEConfig
@@ -175,14 +175,16 @@ class VAE(ShowerGenerator):
         Noise from ``generator``: the posterior sample ``(N, latent)``.
         """
         recon, kl, fit = self._terms(batch, generator)
-        out = recon + self.beta() * kl + fit
-        if out.requires_grad:
-            out.register_hook(self._advance)  # type: ignore[no-untyped-call]
-        return out
+        return recon + self.beta() * kl + fit
 
-    def _advance(self, grad: Tensor) -> None:
+    def training_step(
+        self, batch: Encoded, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """The loss at the current KL weight; advances the warm-up counter."""
+        out = self.loss(batch, generator)
         with torch.no_grad():
             self.step.add_(1)
+        return {"model": out}
 
     def validation_loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
         """The loss at the final weight ``beta_max`` (comparable before and after warm-up)."""

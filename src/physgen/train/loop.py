@@ -19,7 +19,8 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,14 +110,37 @@ class TrainResult:
 
 
 class _LossModule(nn.Module):
-    """Wraps ``model.loss`` as ``forward`` so DistributedDataParallel sees the call."""
+    """Wraps ``model.training_step`` as ``forward`` so DistributedDataParallel sees the call."""
 
     def __init__(self, model: ConditionalGenerator) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, batch: Encoded, generator: torch.Generator) -> Tensor:
-        return self.model.loss(batch, generator)
+    def forward(self, batch: Encoded, generator: torch.Generator) -> dict[str, Tensor]:
+        return self.model.training_step(batch, generator)
+
+
+def _load_optimizers(
+    opts: Mapping[str, torch.optim.Optimizer],
+    scheds: dict[str, Any],
+    ck: dict[str, Any],
+    path: Path,
+) -> None:
+    """Restore optimiser and scheduler states (also from checkpoints of one optimiser)."""
+    o_state, s_state = ck["optimizer"], ck["scheduler"]
+    if "state" in o_state and "param_groups" in o_state:  # written before one-per-loss
+        if len(opts) != 1:
+            raise ConfigError(
+                f"{path}: written by an older physgen with one optimiser for this model; "
+                "this version keeps one per network, so the run cannot be resumed (its "
+                "weights.pt still loads)"
+            )
+        o_state, s_state = {next(iter(opts)): o_state}, {next(iter(opts)): s_state}
+    if set(o_state) != set(opts):
+        raise ConfigError(f"{path}: optimisers {sorted(o_state)} do not match {sorted(opts)}")
+    for name, opt in opts.items():
+        opt.load_state_dict(o_state[name])
+        scheds[name].load_state_dict(s_state[name])
 
 
 def _lr_factor(o: OptimConfig, total: int):  # type: ignore[no-untyped-def]
@@ -290,12 +314,17 @@ def run_loop(
 
     cfg, o, dev = settings, settings.optim, dist_info.device
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW(
-        model.param_groups(o.lr), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-    )
+    opts = {
+        name: torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        for name, groups in model.optimizer_groups(o.lr).items()
+    }
     steps_per_epoch = data.steps_per_epoch(o.batch_size)
     total_steps = steps_per_epoch * o.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(o, total_steps))
+    scheds = {
+        name: torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(o, total_steps))
+        for name, opt in opts.items()
+    }
+    first_opt = next(iter(opts.values()))
     ema = _EMA(model, o.ema_decay)
     noise_gen = torch.Generator()  # reseeded from (seed, rank, step) at every step
     step, epoch, skip = 0, 0, 0
@@ -305,8 +334,7 @@ def run_loop(
         ck = load_weights_file(out / "checkpoint.pt", cfg.model)
         model.load_state_dict(ck["state_dict"])
         ema.shadow.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        _load_optimizers(opts, scheds, ck, out / "checkpoint.pt")
         torch.set_rng_state(ck["torch_rng"])
         step, epoch, skip = int(ck["step"]), int(ck["epoch"]), int(ck["step_in_epoch"])
         best, bad = float(ck["best_val_loss"]), int(ck["bad_validations"])
@@ -344,8 +372,8 @@ def run_loop(
                 "model": cfg.model,
                 "state_dict": model.state_dict(),
                 "ema": ema.shadow.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
+                "optimizer": {name: opt.state_dict() for name, opt in opts.items()},
+                "scheduler": {name: sch.state_dict() for name, sch in scheds.items()},
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
                 "epoch": epoch,
@@ -387,15 +415,31 @@ def run_loop(
                         x_np = augment(x_np, noise_gen)
                     batch = _to_batch(model, e_np, x_np, dev, noise_gen)
                     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = loss_module(batch, noise_gen)
-                    opt.zero_grad(set_to_none=True)
+                        losses = loss_module(batch, noise_gen)
+                    unknown = set(losses) - set(opts)
+                    if unknown:
+                        raise ConfigError(
+                            f"{cfg.model}: training_step returned losses for unknown "
+                            f"optimisers {sorted(unknown)}"
+                        )
+                    for opt in opts.values():  # every gradient, so none is stale at clipping
+                        opt.zero_grad(set_to_none=True)
+                    loss = sum(losses.values(), torch.zeros((), device=dev))
                     loss.backward()
                     if o.grad_clip > 0:
                         grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip))
                     else:
                         grad_norm = None  # not computed without clipping
-                    opt.step()
-                    sched.step()
+                    for name in losses:
+                        opts[name].step()
+                    if len(losses) == len(scheds):
+                        for sch in scheds.values():
+                            sch.step()
+                    else:  # an idle network's schedule advances too (same lr as one optimiser)
+                        with warnings.catch_warnings():
+                            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler")
+                            for sch in scheds.values():
+                                sch.step()
                     ema.update(model, step)
                     step += 1
                     in_epoch += 1
@@ -410,7 +454,7 @@ def run_loop(
                         now = time.monotonic()
                         rate = n_log / max(now - t_log, 1e-9)
                         t_log, n_log = now, 0
-                        lr = opt.param_groups[0]["lr"]
+                        lr = first_opt.param_groups[0]["lr"]
                         bar.set_postfix(
                             loss=f"{lossf:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.0f}"
                         )
