@@ -161,14 +161,14 @@ class ConditionalDensity:
         if seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
         n_rep = int(np.prod(shape)) if shape else 1
-        c = torch.as_tensor(self.c, dtype=torch.float32).repeat(n_rep, 1)
+        m = self.c.shape[0]
+        c = torch.as_tensor(self.c, dtype=torch.float32)
         model = self.est.model
-        parts = [
-            model.sample_data(c[i : i + _CHUNK], generator).cpu()
-            for i in range(0, c.shape[0], _CHUNK)
-        ]
-        x = torch.cat(parts) if parts else torch.empty(0, self.est.x_dim)
-        return self._out(x.reshape(*shape, self.c.shape[0], x.shape[-1]))
+        x = torch.empty(n_rep * m, self.est.x_dim)
+        for i in range(0, n_rep * m, _CHUNK):  # row r of the result is condition r % M
+            rows = torch.arange(i, min(i + _CHUNK, n_rep * m)) % m
+            x[i : i + len(rows)] = model.sample_data(c[rows], generator).cpu()
+        return self._out(x.reshape(*shape, m, self.est.x_dim))
 
     def log_prob(self, x: Any) -> Any:
         """Log density ``(M,)`` of ``x (M, D)`` in data space (``flow`` only); the same array
@@ -188,9 +188,19 @@ class ConditionalDensity:
         if arr.shape[1] != self.est.x_dim:
             raise ConfigError(f"x: expected {self.est.x_dim} columns, got {arr.shape[1]}")
         model = self.est.model
+        c = torch.as_tensor(self.c, dtype=torch.float32)
+        xt = torch.as_tensor(arr)
         with torch.no_grad():
-            lp = model.log_prob(torch.as_tensor(arr), torch.as_tensor(self.c, dtype=torch.float32))
-        lp = lp.double().cpu()
+            lp = (
+                torch.cat(
+                    [
+                        model.log_prob(xt[i : i + _CHUNK], c[i : i + _CHUNK]).double().cpu()
+                        for i in range(0, len(xt), _CHUNK)
+                    ]
+                )
+                if len(xt)
+                else torch.empty(0, dtype=torch.float64)
+            )
         return lp if x_torch else lp.numpy()
 
 
