@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from physgen.evaluate.classifier import ClassifierConfig, run_classifier
-from physgen.geometry import Geometry, get_geometry
+from physgen.calo.evaluate.classifier import ClassifierConfig, run_classifier
+from physgen.calo.geometry import Geometry, get_geometry
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Finished trainings are cached here (one JSON per run, keyed by its settings), so a

@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 CHILD = r"""
 import json, resource, sys, time
-from physgen.evaluate.pipeline import evaluate
+from physgen.calo.evaluate.pipeline import evaluate
 t = time.perf_counter()
 threads = int(sys.argv[7]) if sys.argv[7] != "-" else None
 res = evaluate(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5],
@@ -79,12 +79,12 @@ about 12 MB instead of 4096 rows also made building 2-16x faster (cls-high:
 
 
 def write_toy(path: Path, n: int, geometry: str, seed: int, chunk: int = 5000) -> None:
-    from physgen.io import ShowerWriter
+    from physgen.calo.io import ShowerWriter
     from showerdata import toy_showers
 
     if path.exists():
         return
-    from physgen.geometry import get_geometry
+    from physgen.calo.geometry import get_geometry
 
     with ShowerWriter(path, get_geometry(geometry).n_voxels, compression=None) as w:
         for i in range(0, n, chunk):

@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from physgen.front import entry_from_dict, write_front
+from physgen.calo.front import entry_from_dict, write_front
 
 
 def main(argv: list[str] | None = None) -> int:

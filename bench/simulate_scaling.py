@@ -1,13 +1,13 @@
 """Benchmark: CPU time per shower vs incident energy for the simulate engines.
 
-For each engine (``gflash`` always, ``cascade`` when :mod:`physgen.simulate.cascade`
+For each engine (``gflash`` always, ``cascade`` when :mod:`physgen.calo.simulate.cascade`
 imports) and each energy of 1, 3, 10, 30, 100, 300, 1000 GeV, par04 electrons
 (geometry 2) are simulated one after another in this process (one core) after a
 warm-up shower (numba compilation excluded), for at least ``--min-showers`` showers
 and until ``--budget`` CPU seconds are spent on the point. CPU time is
 ``time.process_time()`` per shower, including voxelisation.
 
-Then the full driver (:func:`physgen.simulate.run.simulate`, 2 worker processes,
+Then the full driver (:func:`physgen.calo.simulate.run.simulate`, 2 worker processes,
 gzip, writing an HDF5 file) runs ``--n-workers-run`` geometry-2 showers log-uniform in
 1 GeV-1 TeV and its wall-clock throughput is compared with the one-core prediction
 from the table (mean over the log-uniform spectrum, interpolated in log-log). The
@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from physgen.simulate.detector import get_detector
-from physgen.simulate.engine import get_engine
+from physgen.calo.simulate.detector import get_detector
+from physgen.calo.simulate.engine import get_engine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENERGIES_GEV = (1, 3, 10, 30, 100, 300, 1000)
@@ -51,7 +51,7 @@ ENERGIES_GEV = (1, 3, 10, 30, 100, 300, 1000)
 
 def cascade_available() -> bool:
     try:
-        import physgen.simulate.cascade  # noqa: F401
+        import physgen.calo.simulate.cascade  # noqa: F401
     except ImportError:
         return False
     return True
@@ -108,11 +108,11 @@ def mean_time_loguniform_s(
 
 
 def driver_run(engine: str, n: int, workers: int, energy: str = "1GeV:1TeV") -> dict[str, Any]:
-    from physgen.simulate import run
+    from physgen.calo.simulate import run
 
     patched = False
     if engine == "cascade":
-        from physgen.simulate import cascade
+        from physgen.calo.simulate import cascade
 
         if not math.isfinite(cascade.SAMPLING_FRACTIONS.get("par04", math.nan)):
             # The parent reads the constant and passes it on; timing does not depend on it.

@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from physgen.evaluate.pipeline import evaluate
-from physgen.evaluate.timing import count_parameters
-from physgen.front import judge_run, time_model, train_or_load
-from physgen.io import open_showers
+from physgen.calo.evaluate.pipeline import evaluate
+from physgen.calo.evaluate.timing import count_parameters
+from physgen.calo.front import judge_run, time_model, train_or_load
+from physgen.calo.io import open_showers
 from physgen.train import load_config, load_run
 from physgen.train.rundir import build_codec
 
@@ -87,8 +87,8 @@ def cascade_ms(
     geometry: str, energies_gev: list[float], n_each: dict[float, int]
 ) -> dict[str, float]:
     """One-core CPU ms per cascade shower at fixed energies (after a warm-up shower)."""
-    from physgen.simulate.detector import get_detector
-    from physgen.simulate.engine import get_engine
+    from physgen.calo.simulate.detector import get_detector
+    from physgen.calo.simulate.engine import get_engine
 
     eng = get_engine("cascade", get_detector(None, geometry=geometry))
     eng.simulate_one(PARTICLE[geometry], 1e3, 0)
@@ -148,8 +148,8 @@ def time_presets(geometry: str, models: list[str]) -> dict[str, Any]:
     for name in models:
         cfg = load_config(name, geometry)
         codec = build_codec(cfg)
-        from physgen.simulate.detector import get_detector
-        from physgen.simulate.engine import get_engine
+        from physgen.calo.simulate.detector import get_detector
+        from physgen.calo.simulate.engine import get_engine
 
         eng = get_engine("gflash", get_detector(None, geometry=geometry))
         e = np.exp(np.random.default_rng(0).uniform(np.log(1e3), np.log(1e6), 200))

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from physgen.simulate import cascade_validation as cv
-from physgen.simulate.cascade import CascadeEngine
-from physgen.simulate.detector import get_detector
-from physgen.simulate.materials import get_material
+from physgen.calo.simulate import cascade_validation as cv
+from physgen.calo.simulate.cascade import CascadeEngine
+from physgen.calo.simulate.detector import get_detector
+from physgen.calo.simulate.materials import get_material
 
 OUT = Path(__file__).resolve().parent / "results"
 rows: list[dict[str, Any]] = []

@@ -33,7 +33,7 @@ def toy_showers(
     ``radial_scale`` stretches the radial profile, ``drop_layer`` zeroes a layer
     (index into the relevant layers).
     """
-    from physgen.geometry import get_geometry
+    from physgen.calo.geometry import get_geometry
 
     geo = get_geometry(geometry)
     r = np.random.default_rng(seed)

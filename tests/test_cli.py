@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
+from physgen.calo.io import write_showers
 from physgen.cli.main import main
-from physgen.io import write_showers
 from showerdata import make_showers
 
 Run = Callable[..., tuple[int, str, str]]
@@ -47,7 +47,7 @@ def test_help_lists_subcommands(run: Run) -> None:
     ("name", "n_vox"), [("1-photons", 368), ("1-pions", 533), ("2", 6480), ("3", 40500)]
 )
 def test_geometry_json(run: Run, name: str, n_vox: int, binning_dir: Path) -> None:
-    from physgen.geometry import load_xml
+    from physgen.calo.geometry import load_xml
 
     rc, out, _ = run("geometry", name, "--json")
     assert rc == 0

@@ -69,7 +69,7 @@ def _file_bytes() -> dict[str, bytes]:
     output; run/: a run directory with a valid config and unusable weights; badrun/:
     an invalid config.yaml.
     """
-    from physgen.io import write_showers
+    from physgen.calo.io import write_showers
     from physgen.train import load_config
     from physgen.train.rundir import config_yaml
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 import yaml
 
+from physgen.calo.io import open_showers, validate_file, write_showers
 from physgen.cli.main import main
 from physgen.cli.surrogate import parse_duration
 from physgen.errors import ConfigError
-from physgen.io import open_showers, validate_file, write_showers
 from physgen.train.rundir import REQUIRED_FILES
 from showerdata import make_showers, toy_showers
 

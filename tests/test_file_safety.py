@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 import pytest
 
+from physgen.calo.io import open_showers, write_showers
 from physgen.cli.main import main
-from physgen.io import open_showers, write_showers
 from showerdata import make_showers, toy_showers
 
 Run = Callable[..., tuple[int, str, str]]
@@ -321,7 +321,7 @@ def test_5_evaluate_on_a_full_disk_leaves_no_output_folder(
 ) -> None:
     import errno
 
-    import physgen.evaluate.report as report
+    import physgen.calo.evaluate.report as report
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -341,7 +341,7 @@ def test_free_space_is_checked_before_a_known_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from physgen import outputs
-    from physgen.simulate.run import simulate
+    from physgen.calo.simulate.run import simulate
 
     _fake_full_disk(monkeypatch)
 
@@ -434,7 +434,7 @@ def _signal_on_nth_append(
     """Deliver a real signal to this process inside the nth ShowerWriter.append; with
     ``swallow`` the interrupt is caught and dropped there (as Python does inside a
     destructor), so only physgen's flag can still stop the command."""
-    import physgen.io as io
+    import physgen.calo.io as io
 
     original = io.ShowerWriter.append
     calls = {"n": 0}

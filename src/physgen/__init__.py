@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from physgen._version import __version__
+from physgen.calo.geometry import Geometry, Layer, available_geometries, get_geometry, load_xml
 from physgen.errors import (
     ConfigError,
     DataFormatError,
@@ -23,7 +24,6 @@ from physgen.errors import (
     PhysgenError,
     SimulationError,
 )
-from physgen.geometry import Geometry, Layer, available_geometries, get_geometry, load_xml
 
 __all__ = [
     "ConfigError",

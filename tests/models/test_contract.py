@@ -11,8 +11,8 @@ import copy
 import pytest
 import torch
 
+from physgen.calo.codec import ShowerCodec
 from physgen.models import available_models, build_model, get_model_class
-from physgen.transforms import ShowerCodec
 
 LAYERS = [3, 8, 5]
 N = 64

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from physgen.calo.geometry import get_geometry
+from physgen.calo.io import write_showers
 from physgen.errors import ConfigError
-from physgen.io import write_showers
 from physgen.train import load_config, load_run, train
 from physgen.train import loop as loop_mod
 from physgen.train import trainer as trainer_mod
@@ -156,7 +157,7 @@ def test_streaming_matches_the_split_and_trains(data_file, tmp_path):
     cfg.data.stream_block = 16
     d = ShowerData(
         data_file,
-        __import__("physgen.geometry").geometry.get_geometry("1-photons"),
+        get_geometry("1-photons"),
         cfg.data,
         cfg.seed,
     )
@@ -270,8 +271,6 @@ def test_augmentation_is_seeded_resumes_exactly_and_changes_training(data_file, 
 def test_augmentation_warns_on_asymmetric_showers(caplog):
     import numpy as np
 
-    from physgen.geometry import get_geometry
-
     geo = get_geometry("1-photons")
     _, x = toy_showers(400, "1-photons", seed=2)
     perms = geo.azimuthal_symmetries()
@@ -292,8 +291,6 @@ def test_augmentation_warns_on_asymmetric_showers(caplog):
 
 def test_augment_permutes_each_row_by_a_group_element():
     import numpy as np
-
-    from physgen.geometry import get_geometry
 
     perms = get_geometry("1-photons").azimuthal_symmetries()
     x = np.random.default_rng(0).exponential(size=(64, 368)).astype(np.float32)

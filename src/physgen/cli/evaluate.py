@@ -1,4 +1,4 @@
-"""``physgen evaluate`` and ``physgen timing``: thin wrappers over :mod:`physgen.evaluate`."""
+"""``physgen evaluate`` and ``physgen timing``: thin wrappers over :mod:`physgen.calo.evaluate`."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
 ) -> None:
     """Compare generated with reference showers: CaloChallenge metrics (MeV thresholds), plots, report."""
-    from physgen.evaluate.pipeline import evaluate as run
+    from physgen.calo.evaluate.pipeline import evaluate as run
 
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size: must be >= 1, got {batch_size}")

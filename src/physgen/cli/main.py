@@ -91,7 +91,7 @@ def geometry_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (edges in mm).")] = False,
 ) -> None:
     """Show a voxel binning: layers, radial edges (mm), angular bins, voxel count."""
-    from physgen.geometry import get_geometry
+    from physgen.calo.geometry import get_geometry
 
     geo = get_geometry(name, particle)
     if as_json:
@@ -134,7 +134,7 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Summarise a shower file: counts, geometry, energies (MeV), E_tot/E_inc, sparsity, provenance."""
-    from physgen.io import file_summary
+    from physgen.calo.io import file_summary
 
     s = file_summary(file, geometry)
     if as_json:
@@ -204,7 +204,7 @@ def validate_cmd(
     ] = False,
 ) -> None:
     """Check a shower file: keys, shapes, voxel count, finite non-negative MeV values. Exit 0 if valid, 2 if not."""
-    from physgen.io import validate_file
+    from physgen.calo.io import validate_file
 
     f = validate_file(file, geometry, clip_negative=clip_negative)
     geo = f.geometry.name if f.geometry is not None else "?"
@@ -232,8 +232,8 @@ def merge_cmd(
     ] = False,
 ) -> None:
     """Concatenate shard files (showers in MeV) into one, checking that they belong together."""
-    from physgen.io import open_showers
-    from physgen.merge import merge_files
+    from physgen.calo.io import open_showers
+    from physgen.calo.merge import merge_files
 
     path = merge_files(
         shards,

@@ -1,6 +1,6 @@
 """``physgen simulate``: reference showers into a CaloChallenge HDF5 file.
 
-A thin layer over :func:`physgen.simulate.run.simulate`; library errors
+A thin layer over :func:`physgen.calo.simulate.run.simulate`; library errors
 propagate to :func:`physgen.cli.main.main`, which prints ``error: <message>``
 and exits with status 2.
 """
@@ -72,7 +72,7 @@ def simulate(
     Writes incident_energies (N, 1) and showers (N, n_voxels) in MeV, calibrated by the
     engine's sampling fraction, with the provenance (seed, engine, energy spec...) as attributes.
     """
-    from physgen.simulate.run import simulate as run_simulate
+    from physgen.calo.simulate.run import simulate as run_simulate
 
     t0 = time.perf_counter()
     path = run_simulate(

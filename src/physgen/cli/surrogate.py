@@ -173,8 +173,8 @@ def generate(
     """Generate showers with a trained surrogate into a CaloChallenge file."""
     import numpy as np
 
-    from physgen.generate import generate_showers, parse_shard
-    from physgen.io import open_showers
+    from physgen.calo.generate import generate_showers, parse_shard
+    from physgen.calo.io import open_showers
     from physgen.train import load_run, read_run_config
 
     cfg = read_run_config(run)
@@ -192,7 +192,7 @@ def generate(
     if energy is not None:
         if n is None:
             raise ConfigError("generate: --energy needs --n")
-        from physgen.simulate.run import parse_energy_spec
+        from physgen.calo.simulate.run import parse_energy_spec
 
         energies = parse_energy_spec(energy).sample(n, seed)
     else:
@@ -273,7 +273,7 @@ def front(
     ] = None,
 ) -> None:
     """Train (or load) each model, evaluate and time it; write the quality-vs-speed table and plot."""
-    from physgen.front import parse_sampling, run_front
+    from physgen.calo.front import parse_sampling, run_front
 
     check_device(device)
     check_output(out, "--out", kind="dir", inputs=[train_file, reference])

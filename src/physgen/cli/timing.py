@@ -24,13 +24,13 @@ Generator = Callable[[int, npt.NDArray[np.float64]], Any]
 def _engine_generator(
     engine: str, geometry: str, particle: str, seed: int, energy: str | None = None
 ) -> Generator:
-    from physgen.simulate.detector import get_detector
-    from physgen.simulate.engine import get_engine
-    from physgen.simulate.run import shower_seeds
+    from physgen.calo.simulate.detector import get_detector
+    from physgen.calo.simulate.engine import get_engine
+    from physgen.calo.simulate.run import shower_seeds
 
     det = get_detector(None, geometry=geometry)
     if energy is not None:  # the same range check as physgen simulate
-        from physgen.simulate.run import parse_energy_spec
+        from physgen.calo.simulate.run import parse_energy_spec
 
         det.check_request(particle, parse_energy_spec(energy).bounds_mev)
     eng = get_engine(engine, det)
@@ -81,7 +81,7 @@ def run_generator(
 def _energy_sampler(spec: str | None, geometry: str) -> Any:
     if spec is None:
         return geometry
-    from physgen.simulate.run import parse_energy_spec
+    from physgen.calo.simulate.run import parse_energy_spec
 
     es = parse_energy_spec(spec)
 
@@ -132,8 +132,8 @@ def timing(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Time a generator at batch sizes 1/100/10000: milliseconds per shower, mean ± std."""
-    from physgen.evaluate.timing import time_generator
-    from physgen.geometry import get_geometry
+    from physgen.calo.evaluate.timing import time_generator
+    from physgen.calo.geometry import get_geometry
 
     get_geometry(geometry)
     check_seed(seed)
@@ -153,7 +153,7 @@ def timing(
         check_memory(size * n_voxels * 8 * 4, "--batch-sizes", f"batches of {size} showers")
     n_params = None
     if run is not None:
-        from physgen.evaluate.timing import count_parameters
+        from physgen.calo.evaluate.timing import count_parameters
         from physgen.train import read_run_config
 
         run_geo = read_run_config(run).geometry

@@ -4,9 +4,9 @@ Nothing here knows about calorimeters; :mod:`physgen.models` holds the five fami
 it, :mod:`physgen.density` the public fit/sample API for arrays.
 """
 
+from physgen.core.batch import Encoded
 from physgen.core.codec import Codec, VectorCodec
 from physgen.core.generator import ConditionalDistribution, ConditionalGenerator
-from physgen.transforms import Encoded
 
 __all__ = [
     "Codec",

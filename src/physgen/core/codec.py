@@ -1,11 +1,11 @@
 """Codecs: the invertible map between data space and the variables a model learns.
 
 A model never sees data-space arrays: a :class:`Codec` encodes data ``x (N, D)`` and a
-condition ``c (N, K)`` into an :class:`~physgen.transforms.Encoded` batch (an encoded
+condition ``c (N, K)`` into an :class:`~physgen.core.batch.Encoded` batch (an encoded
 condition and one or two blocks of model variables), and decodes model variables back. The
 two blocks are the two stages of a chain ``p(a | c) p(b | a, c)``: for calorimeter showers
 ``a`` are the layer-energy variables and ``b`` the voxel shape
-(:class:`~physgen.transforms.ShowerCodec`); for plain vectors
+(:class:`~physgen.calo.codec.ShowerCodec`); for plain vectors
 (:class:`VectorCodec`) ``a`` is empty unless a split is asked for.
 """
 
@@ -18,8 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from physgen.core.batch import Encoded
 from physgen.errors import ConfigError, DataFormatError
-from physgen.transforms import Encoded
 
 __all__ = ["Codec", "VectorCodec"]
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from physgen.transforms import Encoded
+from physgen.core.batch import Encoded
 
 __all__ = ["ConditionalDistribution", "ConditionalGenerator"]
 
@@ -83,7 +83,7 @@ class ConditionalDistribution:
 
         In data space where the codec is invertible with a known Jacobian (vector codecs);
         for calorimeter showers it is the density of the model variables (energy and shape
-        variables of the :class:`~physgen.transforms.ShowerCodec`, without dequantisation
+        variables of the :class:`~physgen.calo.codec.ShowerCodec`, without dequantisation
         noise), which differs from the density in MeV-space by a Jacobian that is the same for
         every model sharing a codec, so it ranks models and samples consistently.
 

@@ -1,6 +1,6 @@
 """Metrics on arrays: weighted two-sample classifiers (AUC, JSD, per-event likelihood ratios).
 
-Nothing here knows about calorimeters; :mod:`physgen.evaluate` builds the CaloChallenge
+Nothing here knows about calorimeters; :mod:`physgen.calo.evaluate` builds the CaloChallenge
 inputs on top of it.
 """
 

@@ -2,7 +2,7 @@
 
 A classifier trained to tell sample 1 (label 1) from sample 0 (label 0), with per-event
 weights, is the workhorse of many methods: the CaloChallenge quality test
-(:mod:`physgen.evaluate.classifier` builds shower inputs and calls this module), OmniFold
+(:mod:`physgen.calo.evaluate.classifier` builds shower inputs and calls this module), OmniFold
 and DCTR reweighting (the per-event likelihood ratio ``f / (1 - f)``), CWoLa and CATHODE
 anomaly searches. This module holds the pieces that know nothing about showers:
 
@@ -56,7 +56,7 @@ __all__ = [
     "train_network",
 ]
 
-logger = logging.getLogger("physgen.evaluate.classifier")
+logger = logging.getLogger("physgen.calo.evaluate.classifier")
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

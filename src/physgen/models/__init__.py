@@ -1,6 +1,6 @@
 """Generative surrogates of calorimeter showers behind one interface.
 
-A model is an ``nn.Module`` holding its fitted :class:`~physgen.transforms.ShowerCodec`;
+A model is an ``nn.Module`` holding its fitted :class:`~physgen.calo.codec.ShowerCodec`;
 ``model(incident_energy)`` returns a :class:`ShowerDistribution` with ``.sample(shape)`` and,
 for tractable models, ``.log_prob(showers)``::
 

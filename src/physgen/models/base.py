@@ -3,7 +3,7 @@
 :class:`ShowerGenerator` and :class:`ShowerDistribution` are the generic
 :class:`~physgen.core.generator.ConditionalGenerator` and
 :class:`~physgen.core.generator.ConditionalDistribution`: a calorimeter surrogate is a
-conditional generator whose codec is a :class:`~physgen.transforms.ShowerCodec` and whose
+conditional generator whose codec is a :class:`~physgen.calo.codec.ShowerCodec` and whose
 condition is the incident energy in MeV.
 """
 

@@ -8,13 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from physgen.core.batch import Encoded
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
 from physgen.models.solvers import SOLVERS, integrate
 from physgen.nn import GaussianFourierEmbedding
 from physgen.nn.conditioned import TimeConditioned, stage_networks
-from physgen.transforms import Encoded
 
 __all__ = ["CFM", "CFMConfig", "LinearPath", "VelocityField"]
 

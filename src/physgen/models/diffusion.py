@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from physgen.core.batch import Encoded
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
 from physgen.nn import SinusoidalEmbedding
 from physgen.nn.conditioned import TimeConditioned, stage_networks
-from physgen.transforms import Encoded
 
 __all__ = [
     "PREDICTIONS",

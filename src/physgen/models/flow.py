@@ -15,10 +15,10 @@ import torch
 import zuko  # type: ignore[import-untyped]
 from torch import Tensor
 
+from physgen.core.batch import Encoded
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
-from physgen.transforms import Encoded
 
 __all__ = ["Flow", "FlowConfig"]
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from physgen.core.batch import Encoded
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
@@ -26,7 +27,6 @@ from physgen.models.summaries import (
     sample_moments,
 )
 from physgen.nn import ResidualMLP
-from physgen.transforms import Encoded
 
 __all__ = [
     "GAN",

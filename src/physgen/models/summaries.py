@@ -31,7 +31,7 @@ def physics_summaries(codec: Any, shape: Tensor) -> Tensor:
     normalisations (1 for real showers).
 
     Args:
-        codec: The model's :class:`~physgen.transforms.ShowerCodec`.
+        codec: The model's :class:`~physgen.calo.codec.ShowerCodec`.
         shape: Encoded shape variables ``(N, V)``.
 
     Returns:
@@ -82,7 +82,7 @@ def collapse_monitors(
 
     Args:
         model: The generator (a :class:`~physgen.core.generator.ConditionalGenerator`).
-        batch: A real :class:`~physgen.transforms.Encoded` batch (N rows).
+        batch: A real :class:`~physgen.core.batch.Encoded` batch (N rows).
         generator: Noise source.
         n: Samples at the median condition.
     """

@@ -10,12 +10,12 @@ import torch
 import zuko  # type: ignore[import-untyped]
 from torch import Tensor
 
+from physgen.core.batch import Encoded
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
 from physgen.models.summaries import collapse_monitors, has_physics, physics_summaries
 from physgen.nn import ResidualMLP
-from physgen.transforms import Encoded
 
 __all__ = ["VAE", "VAEConfig"]
 

@@ -32,7 +32,7 @@ __all__ = [
 
 @dataclass
 class PreprocessConfig:
-    """How showers become model variables (see :class:`physgen.transforms.ShowerCodec`).
+    """How showers become model variables (see :class:`physgen.calo.codec.ShowerCodec`).
 
     Attributes:
         mode: ``layers`` (layer energies + per-layer-normalised voxels) or ``incident``
@@ -45,7 +45,7 @@ class PreprocessConfig:
         energy_conditional: ``layers`` mode: knots (in log incident energy) of a conditional
             standardisation of the energy variables, so that each has zero mean and unit width
             at every incident energy (0: off; see
-            :class:`physgen.transforms.ConditionalStandardize`).
+            :class:`physgen.preprocess.ConditionalStandardize`).
     """
 
     mode: str = "layers"
@@ -69,7 +69,7 @@ class DataConfig:
         fit_samples: Showers used to fit the preprocessing.
         stream_block: Rows per HDF5 read when streaming.
         augment: Training-batch augmentation by the azimuthal symmetries of the binning
-            (:meth:`physgen.geometry.Geometry.azimuthal_symmetries`): ``none``, ``rotate``
+            (:meth:`physgen.calo.geometry.Geometry.azimuthal_symmetries`): ``none``, ``rotate``
             (rotations by multiples of 2 pi / g) or ``rotate+reflect`` (also alpha -> -alpha).
             Each training shower gets a random element per step; validation showers are left
             as they are. Only valid when the showers are symmetric: normal incidence, no

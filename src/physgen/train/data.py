@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from physgen.calo.geometry import Geometry
+from physgen.calo.io import check_values, open_showers
 from physgen.errors import DataFormatError
-from physgen.geometry import Geometry
-from physgen.io import check_values, open_showers
 from physgen.train.config import DataConfig
 
 __all__ = ["ArrayData", "ShowerData"]

@@ -30,13 +30,13 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
+from physgen.core.batch import Encoded
 from physgen.core.generator import ConditionalGenerator
 from physgen.errors import ConfigError
 from physgen.outputs import DiskFullError, atomic_write_text, is_disk_full
 from physgen.train.config import OptimConfig
 from physgen.train.distributed import DistInfo, init_distributed, shutdown_distributed
 from physgen.train.rundir import load_weights_file, save_torch, write_json
-from physgen.transforms import Encoded
 
 __all__ = ["RunSettings", "TrainResult", "TrainingData", "run_guarded", "run_loop"]
 

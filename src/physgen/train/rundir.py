@@ -22,13 +22,13 @@ from typing import Any
 import torch
 import yaml
 
+from physgen.calo.codec import ShowerCodec
+from physgen.calo.geometry import get_geometry
 from physgen.errors import ConfigError
-from physgen.geometry import get_geometry
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model, check_sampling_overrides
 from physgen.outputs import atomic_path, atomic_write_text
 from physgen.train.config import TrainConfig, from_mapping, to_mapping
-from physgen.transforms import ShowerCodec
 
 __all__ = [
     "REQUIRED_FILES",

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from physgen._version import __version__
+from physgen.calo.geometry import Geometry, get_geometry
 from physgen.errors import ConfigError
-from physgen.geometry import Geometry, get_geometry
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model
 from physgen.outputs import atomic_write_text

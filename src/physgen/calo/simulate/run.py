@@ -1,0 +1,597 @@
+"""The ``physgen simulate`` driver: energies, seeds, workers, and the output file.
+
+:func:`simulate` checks every input before it creates anything, draws the
+incident energies from the run seed, derives one seed per shower,
+
+    ``seed_i = SeedSequence([seed, i]).generate_state(1, uint64)[0]``,
+
+runs the showers in chunks on ``workers`` processes, puts them back in index
+order, divides the raw active-material energies by the engine's sampling
+fraction and streams them into a CaloChallenge file through
+:class:`physgen.calo.io.ShowerWriter` (temporary name, renamed on success). Since
+every shower depends only on its own seed and blocks are written in a fixed
+size, the same seed gives the same bytes with 1 or 16 workers.
+
+Energy specifications (:func:`parse_energy_spec`):
+
+* a fixed value with units: ``100GeV``, ``500MeV``, ``1TeV``, ``2.5e3MeV``,
+  ``750keV``; a bare number is MeV;
+* a log-uniform range ``LOW:HIGH``, e.g. ``1GeV:1TeV`` (the CaloChallenge
+  datasets 2 and 3 spectrum);
+* ``ds1``: the 15 dataset-1 energies 2^8 ... 2^22 MeV drawn with the relative
+  frequencies of the CaloChallenge dataset-1 photon files (10k showers each up to
+  2^18 MeV, then 5k, 3k, 2k, 1k); ``ds1:even`` cycles through them in order
+  instead (shower i gets 2^(8 + i mod 15) MeV).
+
+Random energies come from ``SeedSequence(seed, spawn_key=(ENERGY_STREAM,))``, a
+stream separate from the per-shower seeds.
+
+Example:
+    >>> parse_energy_spec("1GeV:1TeV").bounds_mev
+    (1000.0, 1000000.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from physgen._version import __version__
+from physgen.calo.simulate.detector import Detector, get_detector
+from physgen.calo.simulate.engine import ShowerEngine, available_engines, get_engine
+from physgen.checks import check_memory, check_seed, check_workers
+from physgen.errors import ConfigError
+from physgen.outputs import (
+    Interrupted,
+    check_free_space,
+    check_output,
+    deferred_signals,
+    interrupt_signal,
+    raise_if_interrupted,
+    request_hard_exit,
+)
+
+__all__ = [
+    "DS1_ENERGIES_MEV",
+    "DS1_FREQUENCIES",
+    "PARTICLE_ALIASES",
+    "EnergySpec",
+    "parse_energy_spec",
+    "shower_seeds",
+    "simulate",
+]
+
+log = logging.getLogger(__name__)
+
+#: The 15 incident energies of CaloChallenge dataset 1, MeV.
+DS1_ENERGIES_MEV = tuple(float(2**k) for k in range(8, 23))
+#: Showers per energy in a dataset-1 photon file (121,000 in all).
+DS1_FREQUENCIES = (10000,) * 11 + (5000, 3000, 2000, 1000)
+#: spawn_key of the incident-energy random stream.
+ENERGY_STREAM = 0x454E45
+_UNITS = {"": 1.0, "ev": 1e-6, "kev": 1e-3, "mev": 1.0, "gev": 1e3, "tev": 1e6}
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_VALUE_RE = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z]*)\s*$")
+_EXPECTED = (
+    "expected a value with units (100GeV, 500MeV, 1TeV; bare numbers are MeV), "
+    "a log-uniform range LOW:HIGH (1GeV:1TeV), ds1 or ds1:even"
+)
+#: Accepted particle names and aliases.
+PARTICLE_ALIASES = {
+    "electron": "electron",
+    "e-": "electron",
+    "e": "electron",
+    "positron": "positron",
+    "e+": "positron",
+    "photon": "photon",
+    "gamma": "photon",
+    "g": "photon",
+}
+_COMPRESSIONS = ("gzip", "lzf", "none")
+#: Bytes of float32 showers buffered before one write (fixed, so bytes never depend on workers).
+_WRITE_BLOCK_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """How incident energies are chosen.
+
+    Attributes:
+        kind: ``"fixed"``, ``"log-uniform"``, ``"ds1"`` or ``"ds1:even"``.
+        low_mev: Lowest energy, MeV.
+        high_mev: Highest energy, MeV (= ``low_mev`` for ``fixed``).
+        text: The specification as written by the user.
+    """
+
+    kind: str
+    low_mev: float
+    high_mev: float
+    text: str
+
+    @property
+    def bounds_mev(self) -> tuple[float, float]:
+        """``(lowest, highest)`` energy this spec can produce, MeV."""
+        return (self.low_mev, self.high_mev)
+
+    def describe(self) -> str:
+        """Canonical one-line description (stored in the file provenance)."""
+        if self.kind == "fixed":
+            return f"fixed {self.low_mev:.17g} MeV"
+        if self.kind == "log-uniform":
+            return f"log-uniform {self.low_mev:.17g}-{self.high_mev:.17g} MeV"
+        if self.kind == "ds1":
+            return "ds1: 2^8..2^22 MeV with dataset-1 photon-file frequencies"
+        return "ds1:even: 2^8..2^22 MeV cycled in order"
+
+    def sample(self, n: int, seed: int) -> npt.NDArray[np.float64]:
+        """Draw ``n`` incident energies (MeV, float64) from the run seed.
+
+        The draw depends only on ``(spec, n, seed)``; the first ``k`` of ``n``
+        values equal a draw of ``k``.
+        """
+        if self.kind == "fixed":
+            return np.full(n, self.low_mev, dtype=np.float64)
+        if self.kind == "ds1:even":
+            return np.asarray(DS1_ENERGIES_MEV, dtype=np.float64)[np.arange(n) % 15]
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(ENERGY_STREAM,)))
+        u = rng.random(n)
+        if self.kind == "log-uniform":
+            lo, hi = math.log(self.low_mev), math.log(self.high_mev)
+            return np.clip(np.exp(lo + (hi - lo) * u), self.low_mev, self.high_mev)
+        cdf = np.cumsum(DS1_FREQUENCIES) / sum(DS1_FREQUENCIES)
+        idx = np.minimum(np.searchsorted(cdf, u, side="right"), 14)
+        return np.asarray(DS1_ENERGIES_MEV, dtype=np.float64)[idx]
+
+
+def _parse_value(text: str, spec: str) -> float:
+    m = _VALUE_RE.match(text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ConfigError(f"--energy: cannot read {spec!r}: {_EXPECTED}")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"--energy: {spec!r}: energies must be positive and finite")
+    return value
+
+
+def parse_energy_spec(spec: str | EnergySpec) -> EnergySpec:
+    """Parse an ``--energy`` specification (see the module docstring).
+
+    Raises:
+        ConfigError: ``--energy: ... expected ...`` for anything unparsable.
+    """
+    if isinstance(spec, EnergySpec):
+        return spec
+    if not isinstance(spec, str):
+        raise ConfigError(f"--energy: {spec!r} is not a string: {_EXPECTED}")
+    text = spec.strip()
+    key = text.lower().replace(" ", "")
+    if key == "ds1":
+        return EnergySpec("ds1", DS1_ENERGIES_MEV[0], DS1_ENERGIES_MEV[-1], text)
+    if key in ("ds1:even", "ds1-even"):
+        return EnergySpec("ds1:even", DS1_ENERGIES_MEV[0], DS1_ENERGIES_MEV[-1], text)
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 2:
+            raise ConfigError(f"--energy: cannot read {spec!r}: {_EXPECTED}")
+        lo, hi = _parse_value(parts[0], spec), _parse_value(parts[1], spec)
+        if not lo < hi:
+            raise ConfigError(
+                f"--energy: range {spec!r} needs LOW < HIGH, got {lo:g} MeV and {hi:g} MeV"
+            )
+        return EnergySpec("log-uniform", lo, hi, text)
+    value = _parse_value(text, spec)
+    return EnergySpec("fixed", value, value, text)
+
+
+def shower_seeds(seed: int, n: int, start: int = 0) -> npt.NDArray[np.uint64]:
+    """Per-shower seeds ``SeedSequence([seed, i]).generate_state(1, uint64)[0]``."""
+    return np.array(
+        [
+            np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0]
+            for i in range(start, start + n)
+        ],
+        dtype=np.uint64,
+    )
+
+
+# -- workers ----------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _build_engine(
+    engine: str, detector: str, geometry: str, options: dict[str, Any]
+) -> tuple[Detector, ShowerEngine]:
+    det = get_detector(detector, geometry=geometry)
+    return det, get_engine(engine, det, **options)
+
+
+def _worker_init(
+    engine: str,
+    detector: str,
+    geometry: str,
+    options: dict[str, Any],
+    sampling_fraction: float,
+    ready: Any = None,
+) -> None:
+    # The parent handles Ctrl-C and SIGTERM (also when they reach the whole process group)
+    # and stops the workers with SIGKILL: a worker that died of the signal by itself could
+    # do so holding the pool's queue lock, and the parent's clean-up would wait forever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked while spawning: now handled as above
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if ready is not None:
+        ready.release()
+    _WORKER["engine"] = _build_engine(engine, detector, geometry, options)[1]
+    _WORKER["sampling_fraction"] = sampling_fraction
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop a pool whose workers ignore SIGTERM: SIGKILL them, then let the pool clean up.
+
+    A killed worker may have held the task queue's lock, on which ``Pool.terminate`` can
+    then wait forever; the clean-up runs in a daemon thread given 5 s, and the command
+    line leaves with ``os._exit`` so that no exit handler waits on it either.
+    """
+    for proc in list(getattr(pool, "_pool", [])):
+        if proc.exitcode is None:
+            proc.kill()
+    cleanup = threading.Thread(target=pool.terminate, daemon=True, name="physgen-pool-stop")
+    cleanup.start()
+    cleanup.join(timeout=5.0)
+    if cleanup.is_alive():
+        request_hard_exit()
+    # a worker the pool started in place of a killed one ignores SIGTERM too, and the
+    # interpreter's exit handler would wait for it: kill what is left
+    for proc in multiprocessing.active_children():
+        proc.kill()
+        proc.join(timeout=1.0)
+
+
+def _run_chunk(
+    engine: ShowerEngine,
+    sampling_fraction: float,
+    particle: str,
+    energies: npt.NDArray[np.float64],
+    seeds: npt.NDArray[np.uint64],
+) -> npt.NDArray[np.float32]:
+    """Calibrated float32 showers: ``float32(raw_float64 / sampling_fraction)``, in any process."""
+    rows = [engine.simulate_one(particle, float(e), int(s)) for e, s in zip(energies, seeds)]
+    raw = np.stack(rows).astype(np.float64, copy=False)
+    return (raw / sampling_fraction).astype(np.float32)
+
+
+def _worker_chunk(
+    args: tuple[str, npt.NDArray[np.float64], npt.NDArray[np.uint64]],
+) -> npt.NDArray[np.float32]:
+    particle, energies, seeds = args
+    return _run_chunk(_WORKER["engine"], _WORKER["sampling_fraction"], particle, energies, seeds)
+
+
+def _start_pool(ctx: Any, workers: int, initargs: tuple[Any, ...]) -> Any:
+    """A spawned pool whose workers cannot be caught half-started by a signal.
+
+    A terminal's Ctrl-C (or a batch system's SIGTERM) reaches the whole process group; a
+    worker still unpickling its start-up data, or whose pipe the parent has just closed,
+    would print a traceback. So SIGINT and SIGTERM stay blocked in the parent until every
+    worker has installed its own handlers (the workers inherit the blocked mask through
+    exec and unblock it in :func:`_worker_init`); a signal that arrives meanwhile is
+    delivered to the parent as soon as the block ends, so none is lost.
+    """
+    blockable = threading.current_thread() is threading.main_thread() and hasattr(
+        signal, "pthread_sigmask"
+    )
+    if not blockable:
+        return ctx.Pool(workers, initializer=_worker_init, initargs=initargs)
+    # multiprocessing's resource tracker unblocks SIGINT/SIGTERM after starting itself:
+    # start it first, so that it does so before the block below rather than inside it
+    from multiprocessing import resource_tracker
+
+    # After an interrupt the pool's semaphores may be left to the tracker to unlink (see
+    # _stop_pool); it does so, and need not warn about it on the user's terminal.
+    old = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(
+        w for w in (old, "ignore:resource_tracker:UserWarning") if w
+    )
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = old
+    ready = ctx.Semaphore(0)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pool = None
+    try:
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(*initargs, ready))
+        # each worker releases once its handlers are in place; a signal that arrives
+        # meanwhile ends the wait at once (the workers are then killed, see _stop_pool)
+        started, deadline = 0, time.monotonic() + 120
+        while started < workers and time.monotonic() < deadline:
+            if signal.sigpending() & {signal.SIGINT, signal.SIGTERM}:
+                break
+            if ready.acquire(timeout=0.05):
+                started += 1
+    finally:
+        try:  # a signal that arrived meanwhile is raised here: stop the new pool first
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        except BaseException:
+            if pool is not None:
+                _stop_pool(pool)
+            raise
+    return pool
+
+
+def _poll(
+    results: Any, interrupted: threading.Event, every_s: float = 0.25
+) -> Iterator[npt.NDArray[np.float32]]:
+    """Ordered results of ``Pool.imap``, waking up regularly to notice an interrupt."""
+    while True:
+        try:
+            yield results.next(timeout=every_s)
+        except multiprocessing.TimeoutError:
+            if interrupted.is_set():
+                raise Interrupted(interrupt_signal()) from None
+        except StopIteration:
+            return
+
+
+def _chunks(
+    particle: str, energies: npt.NDArray[np.float64], seed: int, size: int
+) -> Iterator[tuple[str, npt.NDArray[np.float64], npt.NDArray[np.uint64]]]:
+    for start in range(0, energies.size, size):
+        e = energies[start : start + size]
+        yield particle, e, shower_seeds(seed, e.size, start)
+
+
+# -- driver -----------------------------------------------------------------------------
+
+
+def _main_is_importable() -> bool:
+    """False when ``__main__`` came from stdin (``python -``): spawned workers would try to
+    re-run a file called ``<stdin>`` and the pool would restart them forever."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None:
+        return True  # -c, interactive, or -m module: nothing to re-import / importable
+    return Path(path).is_file()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _json_safe(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)
+
+
+def _engine_config(engine: ShowerEngine) -> dict[str, Any]:
+    config = getattr(engine, "config", None)
+    out: dict[str, Any] = {}
+    if callable(config):
+        out.update(config())
+    elif isinstance(config, dict):
+        out.update(config)
+    cuts = getattr(engine, "cuts", None)
+    if cuts is not None and "cuts" not in out:
+        out["cuts"] = cuts
+    safe: dict[str, Any] = json.loads(json.dumps(out, sort_keys=True, default=_json_safe))
+    return safe
+
+
+#: Bytes of memory per requested shower before any is simulated: the incident
+#: energy (float64), its seed (uint64) and the sampler's temporaries.
+_BYTES_PER_SHOWER = 32
+
+
+def _check_inputs(n: Any, seed: Any, workers: Any, compression: str | None, out: Path) -> str:
+    if not _is_int(n) or n <= 0:
+        raise ConfigError(f"--n: expected a positive number of showers, got {n!r}")
+    check_memory(n * _BYTES_PER_SHOWER, "--n", f"the incident energies and seeds of {n} showers")
+    check_seed(seed)
+    if not _is_int(workers) or workers < 1:
+        raise ConfigError(f"--workers: expected an integer >= 1, got {workers!r}")
+    comp = "none" if compression is None else str(compression).lower()
+    if comp not in _COMPRESSIONS:
+        raise ConfigError(
+            f"--compression: expected one of {', '.join(_COMPRESSIONS)}, got {compression!r}"
+        )
+    check_output(out, "--out")
+    return comp
+
+
+def simulate(
+    geometry: str,
+    particle: str,
+    n: int,
+    energy: str | EnergySpec,
+    seed: int,
+    out: str | Path,
+    engine: str = "cascade",
+    workers: int = 1,
+    compression: str | None = "gzip",
+    progress: bool = True,
+    detector: str | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> Path:
+    """Simulate ``n`` showers and write them to a CaloChallenge HDF5 file.
+
+    Args:
+        geometry: Readout geometry (``"2"``, ``"3"``, ``"1-photons"``, ``"calogan"``).
+        particle: ``"electron"``, ``"positron"`` or ``"photon"`` (aliases e-, e+, gamma).
+        n: Number of showers (> 0).
+        energy: Energy specification (see :func:`parse_energy_spec`).
+        seed: Run seed (>= 0); fixes the energies and every shower.
+        out: Output file; its folder must exist; replaced atomically on success.
+        engine: ``"cascade"`` or ``"gflash"``.
+        workers: Processes to use (results do not depend on it).
+        compression: ``"gzip"``, ``"lzf"`` or ``"none"``.
+        progress: Show a tqdm bar (only on a terminal).
+        detector: Detector name (default: the one behind ``geometry``).
+        engine_options: Extra keyword arguments for the engine's constructor.
+
+    Returns:
+        The path written.
+
+    Raises:
+        PhysgenError: ConfigError/SimulationError/GeometryError on bad input,
+            raised before any file is created.
+    """
+    out = Path(out)
+    comp = _check_inputs(n, seed, workers, compression, out)
+    spec = parse_energy_spec(energy)
+    particle_name = PARTICLE_ALIASES.get(str(particle).strip().lower())
+    if particle_name is None:
+        raise ConfigError(
+            f"--particle: unknown particle {particle!r}; expected electron, positron or photon"
+        )
+    if engine not in available_engines():
+        raise ConfigError(
+            f"--engine: unknown engine {engine!r}; choose one of {', '.join(available_engines())}"
+        )
+    options = dict(engine_options or {})
+    det = get_detector(detector or _default_detector(geometry), geometry=geometry)
+    det.check_request(particle_name, spec.bounds_mev)
+    eng = get_engine(engine, det, **options)
+    validate = getattr(eng, "validate", None)
+    if callable(validate):
+        validate(particle_name, spec.bounds_mev)
+    sampling_fraction = float(eng.sampling_fraction)
+    if not (math.isfinite(sampling_fraction) and sampling_fraction > 0):
+        raise ConfigError(
+            f"--engine {engine}: sampling fraction must be > 0, got {sampling_fraction}"
+        )
+
+    energies = spec.sample(n, seed)
+    n_voxels = det.geometry.n_voxels
+    attrs = {
+        "geometry": det.geometry.name,
+        "detector": det.name,
+        "particle": particle_name,
+        "engine": eng.name,
+        "generator": f"physgen simulate --engine {eng.name}",
+        "seed": int(seed),
+        "energy": spec.text,
+        "energy_spec": spec.describe(),
+        "sampling_fraction": sampling_fraction,
+        "physgen_version": __version__,
+        "config": json.dumps(
+            {"engine": _engine_config(eng), "detector": det.name, "engine_options": options},
+            sort_keys=True,
+            default=_json_safe,
+        ),
+        "n_showers": int(n),
+    }
+    if comp == "none":  # the size is known: refuse now rather than at the end
+        check_free_space(out, 4.0 * n * n_voxels + 8.0 * n + (1 << 20))
+    workers = check_workers(workers, n)
+    block = max(1, min(n, _WRITE_BLOCK_BYTES // (4 * n_voxels)))
+    chunk = max(1, min(16, math.ceil(n / (4 * workers))))
+    log.info(
+        "simulating %d %s showers (%s) in %s with %s, %d worker(s)",
+        n,
+        particle_name,
+        spec.describe(),
+        det.name,
+        eng.name,
+        workers,
+    )
+    from tqdm.auto import tqdm
+
+    from physgen.calo.io import ShowerWriter
+
+    if workers > 1 and not _main_is_importable():
+        log.warning(
+            "workers=%d: the main program is not a file that spawned worker processes can "
+            "re-import (stdin or an interactive session); simulating with 1 worker (same output)",
+            workers,
+        )
+        workers = 1
+    t0 = time.perf_counter()
+    pool = None
+    with deferred_signals() as interrupted:
+        try:
+            with (
+                ShowerWriter(out, n_voxels, compression=comp, attrs=attrs) as writer,
+                tqdm(
+                    total=n,
+                    unit="shower",
+                    desc=f"simulate ({eng.name})",
+                    disable=None if progress else True,
+                    smoothing=0.05,
+                ) as bar,
+            ):
+                if workers == 1:
+                    results: Iterator[npt.NDArray[np.float32]] = (
+                        _run_chunk(eng, sampling_fraction, p, e, s)
+                        for p, e, s in _chunks(particle_name, energies, int(seed), 1)
+                    )
+                else:
+                    ctx = multiprocessing.get_context("spawn")
+                    pool = _start_pool(
+                        ctx, workers, (engine, det.name, geometry, options, sampling_fraction)
+                    )
+                    raise_if_interrupted()
+                    tasks = _chunks(particle_name, energies, int(seed), chunk)
+                    results = _poll(pool.imap(_worker_chunk, tasks), interrupted)
+                buffer: list[npt.NDArray[np.float32]] = []
+                buffered = written = 0
+                for raw in results:
+                    raise_if_interrupted()
+                    buffer.append(raw)
+                    buffered += raw.shape[0]
+                    bar.update(raw.shape[0])
+                    while buffered >= block or (buffered and written + buffered == n):
+                        rows = np.concatenate(buffer)
+                        take = min(block, rows.shape[0])
+                        writer.append(energies[written : written + take], rows[:take])
+                        written += take
+                        buffer = [rows[take:]] if rows.shape[0] > take else []
+                        buffered -= take
+                raise_if_interrupted()
+                if pool is not None:
+                    pool.close()
+                    pool.join()
+                    pool = None
+        finally:
+            if pool is not None:
+                _stop_pool(pool)
+    elapsed = time.perf_counter() - t0
+    log.info(
+        "wrote %s: %d showers in %.1f s (%.2f showers/s)", out, n, elapsed, n / max(elapsed, 1e-9)
+    )
+    return out
+
+
+def _default_detector(geometry: str) -> str:
+    """The built-in detector behind a geometry (raises the detector module's error)."""
+    from physgen.calo.simulate.detector import DETECTOR_FOR_GEOMETRY
+
+    name = DETECTOR_FOR_GEOMETRY.get(str(geometry))
+    if name is None:
+        get_detector(None, geometry=str(geometry))  # raises a one-line SimulationError
+    return str(name)
