@@ -54,7 +54,7 @@ PEER_PYTHON = BENCH.parent / ".venv-bench-sbi" / "bin" / "python"
 PHYSGEN_METHODS = ("physgen-flow", "physgen-cfm")
 SBI_METHODS = ("sbi-npe-maf", "sbi-npe-nsf", "sbi-fmpe")
 #: Bump when physgen's estimators or this script's protocol change: cached results are stale.
-PROTOCOL = 2
+PROTOCOL = 3
 
 
 def dataset(task_name: str, n: int, seed: int) -> Path:
@@ -184,14 +184,23 @@ def run_sbc(args: argparse.Namespace, budget: int) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     rows = []
     for name in ("two_moons", "slcp"):
+        key = json.dumps([PROTOCOL, "sbc", name, budget, args.sbc_n, args.threads])
+        cached = (
+            CACHE
+            / "results"
+            / f"sbc-{name}-n{budget}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+        )
+        fig_path = RESULTS / f"sbi_sbc_{name}.png"
+        if cached.is_file() and fig_path.is_file() and not args.no_cache:
+            rows.append(json.loads(cached.read_text()))
+            continue
         task = get_task(name)
         with np.load(dataset(name, budget, 0)) as z:
             theta, x = z["theta"], z["x"]
         prior = sbi.BoxUniform(task.prior_bounds[0].tolist(), task.prior_bounds[1].tolist())
         post = sbi.npe(theta, x, prior=prior, model="flow", seed=0, progress=False)
         res = sbi.sbc(post, prior, task.simulate, n=args.sbc_n, n_posterior=1000, seed=7)
-        fig_path = RESULTS / f"sbi_sbc_{name}.png"
-        res.plot(fig_path)
+        res.plot(fig_path, names=[f"$\\theta_{{{j + 1}}}$" for j in range(task.theta_dim)])
         row = {
             "task": name,
             "budget": budget,
@@ -203,6 +212,8 @@ def run_sbc(args: argparse.Namespace, budget: int) -> list[dict[str, Any]]:
             "figure": str(fig_path.relative_to(BENCH.parent)),
         }
         print(json.dumps(row), flush=True)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(row))
         rows.append(row)
     return rows
 
