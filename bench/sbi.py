@@ -146,13 +146,15 @@ def run_peer(method: str, data: Path, seed: int, n_samples: int, threads: int) -
 
 def evaluate(
     task_name: str, n: int, seed: int, method: str, args: argparse.Namespace
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """One cached (task, budget, seed, method) result with its C2ST per observation."""
     key = json.dumps([PROTOCOL, task_name, n, seed, method, args.n_samples, args.threads])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     cached = CACHE / "results" / f"{task_name}-n{n}-s{seed}-{method}-{digest}.json"
     if cached.is_file() and not args.no_cache:
         return json.loads(cached.read_text())  # type: ignore[no-any-return]
+    if args.report_only:
+        return None
     data = dataset(task_name, n, seed)
     runner = run_physgen if method in PHYSGEN_METHODS else run_peer
     res = runner(method, data, seed, args.n_samples, args.threads)
@@ -194,6 +196,8 @@ def run_sbc(args: argparse.Namespace, budget: int) -> list[dict[str, Any]]:
         if cached.is_file() and fig_path.is_file() and not args.no_cache:
             rows.append(json.loads(cached.read_text()))
             continue
+        if args.report_only:
+            continue
         task = get_task(name)
         with np.load(dataset(name, budget, 0)) as z:
             theta, x = z["theta"], z["x"]
@@ -230,6 +234,9 @@ def main() -> None:
     ap.add_argument("--sbc", action="store_true", help="also run simulation-based calibration")
     ap.add_argument("--sbc-n", type=int, default=500)
     ap.add_argument("--out", default=str(RESULTS / "sbi"))
+    ap.add_argument(
+        "--report-only", action="store_true", help="tabulate cached results only (run nothing)"
+    )
     args = ap.parse_args()
     tasks = [t for t in args.tasks.split(",") if t]
     budgets = [int(b) for b in args.budgets.split(",") if b]
@@ -237,7 +244,12 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     t0 = time.perf_counter()
     results = [
-        evaluate(t, n, s, m, args) for t in tasks for n in budgets for s in seeds for m in methods
+        r
+        for t in tasks
+        for n in budgets
+        for s in seeds
+        for m in methods
+        if (r := evaluate(t, n, s, m, args)) is not None
     ]
     sbc_rows = run_sbc(args, max(budgets)) if args.sbc else []
     meta = {
@@ -275,6 +287,9 @@ def main() -> None:
         for n in budgets:
             for m in methods:
                 rs = [r for r in results if r["task"] == t and r["n"] == n and r["method"] == m]
+                if not rs:
+                    lines.append(f"| {t} | {n} | {m} | not run yet | | | |")
+                    continue
                 scores = np.concatenate([r["c2st"] for r in rs])
                 cpu = np.mean([r["train_cpu_s"] for r in rs])
                 smp = np.mean([np.mean(r["sample_wall_s"]) for r in rs])
