@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from physgen.calo.config import load_config
 from physgen.calo.evaluate.pipeline import evaluate
 from physgen.calo.evaluate.timing import count_parameters
 from physgen.calo.front import judge_run, time_model, train_or_load
 from physgen.calo.io import open_showers
-from physgen.train import load_config, load_run
-from physgen.train.rundir import build_codec
+from physgen.calo.rundir import build_codec, load_run
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -69,9 +69,9 @@ def _file_bytes() -> dict[str, bytes]:
     output; run/: a run directory with a valid config and unusable weights; badrun/:
     an invalid config.yaml.
     """
+    from physgen.calo.config import load_config
     from physgen.calo.io import write_showers
-    from physgen.train import load_config
-    from physgen.train.rundir import config_yaml
+    from physgen.calo.rundir import config_yaml
 
     out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory() as d:

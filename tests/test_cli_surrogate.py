@@ -16,10 +16,10 @@ import torch
 import yaml
 
 from physgen.calo.io import open_showers, validate_file, write_showers
+from physgen.calo.rundir import REQUIRED_FILES
 from physgen.cli.main import main
 from physgen.cli.surrogate import parse_duration
 from physgen.errors import ConfigError
-from physgen.train.rundir import REQUIRED_FILES
 from showerdata import make_showers, toy_showers
 
 Run = Callable[..., tuple[int, str, str]]
@@ -409,7 +409,7 @@ def test_generate_not_a_run_dir(run: Run, train_file: Path, tmp_path: Path) -> N
 
 
 def test_load_run_accepts_only_sampling_overrides(cfm_run: Path) -> None:
-    from physgen.train import load_run
+    from physgen.calo.rundir import load_run
 
     model = load_run(cfm_run, overrides={"steps": 2, "solver": "euler"})
     assert model.config.steps == 2 and model.config.solver == "euler"

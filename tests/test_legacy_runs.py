@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from physgen.train import load_run
+from physgen.calo.rundir import load_run
 
 ROOT = Path(__file__).parent / "fixtures" / "legacy_runs"
 EXPECTED = json.loads((ROOT / "expected.json").read_text())

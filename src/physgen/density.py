@@ -498,7 +498,7 @@ def read_config(path: str | Path) -> DensityConfig:
     if data.get("kind") != _KIND:
         raise ConfigError(
             f"{d}: a calorimeter surrogate run, not a density run (load it with "
-            "physgen.train.load_run, generate with `physgen generate`)"
+            "physgen.calo.rundir.load_run, generate with `physgen generate`)"
             if "geometry" in data
             else f"{d}: not a density run directory (config.yaml has no 'kind: {_KIND}')"
         )

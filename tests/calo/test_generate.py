@@ -11,13 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from physgen.calo.config import load_config
 from physgen.calo.generate import SEED_BLOCK, Shard, generate_showers, parse_shard
 from physgen.calo.io import open_showers, read_showers, validate_file, write_showers
 from physgen.calo.merge import merge_files
+from physgen.calo.rundir import build_codec
 from physgen.errors import PhysgenError
 from physgen.models import build_model
-from physgen.train import load_config
-from physgen.train.rundir import build_codec
 from showerdata import toy_showers
 
 N_VOX = 368

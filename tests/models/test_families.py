@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from physgen.calo.codec import ShowerCodec
+from physgen.calo.config import load_config
 from physgen.calo.io import write_showers
+from physgen.calo.train import train
 from physgen.errors import ConfigError
 from physgen.models import build_model
 from physgen.models.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, dpmpp_2m_sample
 from physgen.models.gan import GAN, gradient_penalty
 from physgen.models.vae import VAE
-from physgen.train import load_config, train
 from showerdata import toy_showers
 
 LAYERS = [3, 8, 5]

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from physgen.calo import train as trainer_mod
+from physgen.calo.config import load_config
+from physgen.calo.data import ShowerData
 from physgen.calo.geometry import get_geometry
 from physgen.calo.io import write_showers
+from physgen.calo.rundir import load_run
+from physgen.calo.train import train
 from physgen.errors import ConfigError
-from physgen.train import load_config, load_run, train
 from physgen.train import loop as loop_mod
-from physgen.train import trainer as trainer_mod
-from physgen.train.data import ShowerData
 from showerdata import toy_showers
 
 TINY = {
@@ -318,7 +320,7 @@ def test_sigterm_stops_with_a_checkpoint_and_the_run_resumes(data_file, tmp_path
     run = tmp_path / "run"
     cfg = tiny_config("cfm", epochs=100_000)
     cfg_file = tmp_path / "cfg.yaml"
-    from physgen.train.rundir import config_yaml
+    from physgen.calo.rundir import config_yaml
 
     cfg_file.write_text(config_yaml(cfg))
     cmd = [sys.executable, "-m", "physgen", "train", "--model", "cfm", "--geometry", "1-photons"]

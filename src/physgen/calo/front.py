@@ -112,7 +112,8 @@ def train_or_load(
     Returns:
         The run directory.
     """
-    from physgen.train import load_config, train
+    from physgen.calo.config import load_config
+    from physgen.calo.train import train
 
     run = Path(runs_dir) / f"{model}-{geometry}"
     if (run / "summary.json").is_file() and (run / "weights.pt").is_file():
@@ -175,7 +176,7 @@ def judge_run(
     from physgen.calo.evaluate.pipeline import evaluate
     from physgen.calo.evaluate.timing import count_parameters
     from physgen.calo.generate import generate_showers
-    from physgen.train import load_run, read_run_config
+    from physgen.calo.rundir import load_run, read_run_config
 
     run = Path(run_dir)
     cfg = read_run_config(run)

@@ -85,7 +85,7 @@ def generate_showers(
     """Sample showers for given incident energies and write them atomically.
 
     Args:
-        model: A trained surrogate (see :func:`physgen.train.load_run`).
+        model: A trained surrogate (see :func:`physgen.calo.rundir.load_run`).
         out: Output file; its folder must exist.
         energies: Incident energies (N,) or (N, 1) in MeV for the whole (unsharded) run.
         energies_from: Or: take the incident energies of this CaloChallenge file.

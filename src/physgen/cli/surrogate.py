@@ -70,8 +70,9 @@ def train(
     checkpoint.pt, metrics.jsonl, provenance.json and summary.json. Launch with
     `torchrun --nproc-per-node K -m physgen train ...` for data-parallel training.
     """
-    from physgen.train import load_config, read_run_config
-    from physgen.train import train as run_training
+    from physgen.calo.config import load_config
+    from physgen.calo.rundir import read_run_config
+    from physgen.calo.train import train as run_training
 
     seconds = parse_duration(max_time) if max_time is not None else None
     if seed is not None:
@@ -175,7 +176,7 @@ def generate(
 
     from physgen.calo.generate import generate_showers, parse_shard
     from physgen.calo.io import open_showers
-    from physgen.train import load_run, read_run_config
+    from physgen.calo.rundir import load_run, read_run_config
 
     cfg = read_run_config(run)
     check_output(out, "--out", inputs=[energies_from], read_dirs=[run])

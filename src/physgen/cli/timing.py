@@ -67,7 +67,7 @@ def run_generator(
     """A trained run directory as a timing callable ``(n, energies) -> showers`` and its model."""
     import torch
 
-    from physgen.train import load_run
+    from physgen.calo.rundir import load_run
 
     model = load_run(run_dir, device, overrides=overrides)
     gen = torch.Generator().manual_seed(seed)
@@ -154,7 +154,7 @@ def timing(
     n_params = None
     if run is not None:
         from physgen.calo.evaluate.timing import count_parameters
-        from physgen.train import read_run_config
+        from physgen.calo.rundir import read_run_config
 
         run_geo = read_run_config(run).geometry
         if run_geo != geometry:

@@ -1,15 +1,20 @@
-"""Training of surrogates: typed configs, data access, the trainer, run directories, DDP."""
+"""Training, for every model family: the one loop (:mod:`physgen.train.loop`), in-memory data,
+optimisation options, run-directory helpers and data parallelism.
 
-from physgen.train.config import TrainConfig, available_presets, load_config
-from physgen.train.rundir import load_run, read_run_config
-from physgen.train.trainer import TrainResult, train
+Calorimeter surrogates are trained through it by :mod:`physgen.calo.train`; density fits by
+:mod:`physgen.density`.
+"""
+
+from physgen.train.config import OptimConfig
+from physgen.train.data import ArrayData
+from physgen.train.loop import RunSettings, TrainingData, TrainResult, run_guarded, run_loop
 
 __all__ = [
-    "TrainConfig",
+    "ArrayData",
+    "OptimConfig",
+    "RunSettings",
     "TrainResult",
-    "available_presets",
-    "load_config",
-    "load_run",
-    "read_run_config",
-    "train",
+    "TrainingData",
+    "run_guarded",
+    "run_loop",
 ]

@@ -1,5 +1,5 @@
-"""Training data: a CaloChallenge file (seeded split, in memory or streamed from HDF5) or
-in-memory arrays of any ``(c, x)``.
+"""Training data in memory: arrays of any ``(c, x)`` (calorimeter files:
+:class:`physgen.calo.data.ShowerData`).
 
 Every batch is a pure function of ``(seed, epoch, batch index)``, so an interrupted run
 resumes on exactly the batches it would have seen, whatever the storage mode.
@@ -8,158 +8,18 @@ resumes on exactly the batches it would have seen, whatever the storage mode.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from physgen.calo.geometry import Geometry
-from physgen.calo.io import check_values, open_showers
 from physgen.errors import DataFormatError
-from physgen.train.config import DataConfig
 
-__all__ = ["ArrayData", "ShowerData"]
+__all__ = ["ArrayData"]
 
 F32 = npt.NDArray[np.float32]
 _SPLIT, _EPOCH, _FIT = 0x5350, 0x4550, 0x4649
 _MAX_VALIDATION = 50_000
-
-
-class ShowerData:
-    """Train/validation access to one shower file.
-
-    Args:
-        path: The CaloChallenge file.
-        geometry: Its geometry (the voxel count is checked).
-        config: Data options (validation fraction, memory limit, block size).
-        seed: Run seed (split and batch order).
-
-    Files larger than ``config.max_in_memory_gb`` are streamed: rows are grouped in blocks of
-    ``config.stream_block`` contiguous rows, the split assigns whole blocks, and each epoch
-    reads the training blocks in a seeded random order, shuffling rows within groups of 16
-    blocks.
-    """
-
-    def __init__(self, path: str | Path, geometry: Geometry, config: DataConfig, seed: int) -> None:
-        self.path = Path(path)
-        self.config = config
-        self.seed = int(seed)
-        with open_showers(self.path, geometry) as f:
-            self.n_showers = f.n_showers
-            self.n_voxels = f.n_voxels
-            e = np.asarray(f.energies[()], dtype=np.float64).reshape(-1)
-        check_values(self.path, e.reshape(-1, 1), np.zeros((e.size, 0), np.float32), 0, False)
-        self.energy_range_mev = (float(e.min()), float(e.max()))
-        size_gb = self.n_showers * self.n_voxels * 4 / 1e9
-        self.streaming = size_gb > config.max_in_memory_gb
-        self.block = config.stream_block if self.streaming else 1
-        n_blocks = -(-self.n_showers // self.block)
-        rng = np.random.default_rng([self.seed, _SPLIT])
-        perm = rng.permutation(n_blocks)
-        n_val = max(1, round(config.validation_fraction * n_blocks))
-        if n_val >= n_blocks:
-            raise DataFormatError(
-                f"{self.path}: {self.n_showers} showers are too few for a train/validation split"
-            )
-        self.val_blocks = np.sort(perm[:n_val])
-        self.train_blocks = np.sort(perm[n_val:])
-        self._energies: npt.NDArray[np.float64] | None = None
-        self._showers: F32 | None = None
-        if not self.streaming:
-            with open_showers(self.path, geometry) as f:
-                self._showers = np.asarray(f.showers[()], dtype=np.float32)
-            self._energies = e.reshape(-1, 1)
-            check_values(self.path, self._energies, self._showers, 0, clip_negative=False)
-
-    # ------------------------------------------------------------------ sizes
-    def _rows(self, blocks: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-        if self.block == 1:
-            return blocks.astype(np.int64)
-        rows = (blocks[:, None] * self.block + np.arange(self.block)[None, :]).reshape(-1)
-        return rows[rows < self.n_showers].astype(np.int64)
-
-    @property
-    def n_train(self) -> int:
-        """Training showers."""
-        return int(self._rows(self.train_blocks).size)
-
-    @property
-    def n_validation(self) -> int:
-        """Validation showers (capped at 50,000)."""
-        return int(min(self._rows(self.val_blocks).size, _MAX_VALIDATION))
-
-    def steps_per_epoch(self, batch_size: int) -> int:
-        """Full batches per epoch (the last partial batch is dropped)."""
-        return max(1, self.n_train // batch_size)
-
-    # ------------------------------------------------------------------ reading
-    def _read(self, rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], F32]:
-        """Rows (sorted) -> (energies (n, 1), showers (n, V))."""
-        if self._showers is not None and self._energies is not None:
-            return self._energies[rows], self._showers[rows]
-        with open_showers(self.path) as f:
-            e = np.asarray(f.energies[rows], dtype=np.float64).reshape(-1, 1)
-            x = np.asarray(f.showers[rows], dtype=np.float32)
-        if not np.isfinite(x).all() or (x < 0).any():  # name the file and row, not a transform
-            bad = int(np.flatnonzero(~(np.isfinite(x) & (x >= 0)).all(axis=1))[0])
-            check_values(self.path, e[bad : bad + 1], x[bad : bad + 1], int(rows[bad]), False)
-        return e, x
-
-    def validation(self) -> tuple[npt.NDArray[np.float64], F32]:
-        """The validation showers ``(energies (n, 1) MeV, showers (n, V) MeV)``."""
-        return self._read(self._rows(self.val_blocks)[:_MAX_VALIDATION])
-
-    def fit_sample(self) -> tuple[npt.NDArray[np.float64], F32]:
-        """Up to ``fit_samples`` training showers (seeded), for fitting the preprocessing."""
-        rows = self._rows(self.train_blocks)
-        if rows.size > self.config.fit_samples:
-            rng = np.random.default_rng([self.seed, _FIT])
-            rows = np.sort(rng.choice(rows, self.config.fit_samples, replace=False))
-        return self._read(rows)
-
-    def batches(
-        self, epoch: int, batch_size: int, *, skip: int = 0, rank: int = 0, world: int = 1
-    ) -> Iterator[tuple[npt.NDArray[np.float64], F32]]:
-        """The training batches of one epoch, from batch ``skip`` on.
-
-        Every process draws the same global batch of ``batch_size`` rows and keeps rows
-        ``rank::world`` of it, so the union over processes is the single-process batch.
-
-        Yields:
-            ``(energies (b, 1) MeV, showers (b, V) MeV)`` with ``b = batch_size // world``
-            (or one more for low ranks).
-        """
-        rng = np.random.default_rng([self.seed, _EPOCH, epoch])
-        n_steps = self.steps_per_epoch(batch_size)
-        if not self.streaming:
-            perm = rng.permutation(self._rows(self.train_blocks))
-            for b in range(skip, n_steps):
-                rows = np.sort(perm[b * batch_size : (b + 1) * batch_size][rank::world])
-                yield self._read(rows)
-            return
-        order = rng.permutation(self.train_blocks)
-        group = 16
-        pending_e: list[npt.NDArray[np.float64]] = []
-        pending_x: list[F32] = []
-        b = 0
-        for g in range(0, order.size, group):
-            rows = np.sort(self._rows(order[g : g + group]))
-            e, x = self._read(rows)
-            p = rng.permutation(rows.size)
-            pending_e.append(e[p])
-            pending_x.append(x[p])
-            buf_e, buf_x = np.concatenate(pending_e), np.concatenate(pending_x)
-            n_full = buf_e.shape[0] // batch_size
-            for i in range(n_full):
-                if b >= n_steps:
-                    return
-                if b >= skip:
-                    sl = slice(i * batch_size, (i + 1) * batch_size)
-                    yield buf_e[sl][rank::world], buf_x[sl][rank::world]
-                b += 1
-            pending_e = [buf_e[n_full * batch_size :]]
-            pending_x = [buf_x[n_full * batch_size :]]
 
 
 class ArrayData:

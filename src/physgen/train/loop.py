@@ -5,7 +5,7 @@ checkpoints, exact resume, data parallelism and clean stops on SIGTERM/SIGINT.
 :class:`TrainingData` (calorimeter shower files: :class:`~physgen.train.data.ShowerData`;
 in-memory arrays: :class:`~physgen.train.data.ArrayData`) and writes the run directory's
 ``weights.pt`` (best EMA weights), ``checkpoint.pt``, ``metrics.jsonl`` and ``summary.json``.
-Calorimeter training (:func:`physgen.train.train`) and generic density fits
+Calorimeter training (:func:`physgen.calo.train.train`) and generic density fits
 (:func:`physgen.density.fit`) both go through it.
 """
 

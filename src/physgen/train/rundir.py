@@ -1,4 +1,5 @@
-"""The run directory: config, transforms, weights, checkpoints, metrics, provenance.
+"""Run-directory helpers shared by every training run: atomic torch/JSON writes, the config
+mapping, weights files of a named model, provenance.
 
 Layout::
 
@@ -22,44 +23,22 @@ from typing import Any
 import torch
 import yaml
 
-from physgen.calo.codec import ShowerCodec
-from physgen.calo.geometry import get_geometry
 from physgen.errors import ConfigError
-from physgen.models.base import ShowerGenerator
-from physgen.models.registry import build_model, check_sampling_overrides
 from physgen.outputs import atomic_path, atomic_write_text
-from physgen.train.config import TrainConfig, from_mapping, to_mapping
 
 __all__ = [
-    "REQUIRED_FILES",
-    "build_codec",
-    "load_run",
-    "read_run_config",
+    "load_weights_file",
+    "read_config_mapping",
     "save_torch",
+    "write_json",
+    "write_provenance",
 ]
-
-REQUIRED_FILES = ("config.yaml", "transforms.json", "weights.pt")
 
 
 def save_torch(obj: Any, path: Path) -> None:
     """``torch.save`` atomically (see :func:`physgen.outputs.atomic_path`)."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def build_codec(config: TrainConfig) -> ShowerCodec:
-    """An unfitted codec for the config's geometry and preprocessing."""
-    geo = get_geometry(config.geometry)
-    p = config.preprocess
-    return ShowerCodec(
-        [layer.n_voxels for layer in geo.relevant_layers],
-        mode=p.mode,  # type: ignore[arg-type]
-        energy_steps=p.energy_steps,
-        shape_steps=p.shape_steps,
-        noise_mev=p.noise_mev,
-        threshold_mev=geo.threshold_mev if p.threshold_mev is None else p.threshold_mev,
-        energy_conditional=p.energy_conditional,
-    )
 
 
 def read_config_mapping(run_dir: Path) -> dict[str, Any]:
@@ -85,25 +64,6 @@ def read_config_mapping(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def read_run_config(run_dir: str | Path) -> TrainConfig:
-    """The :class:`TrainConfig` saved in a run directory.
-
-    Raises:
-        ConfigError: Not a directory, or ``config.yaml`` missing or invalid.
-    """
-    d = Path(run_dir)
-    data = read_config_mapping(d)
-    p = d / "config.yaml"
-    if data.get("kind") == "physgen-density":
-        raise ConfigError(
-            f"{d}: a density run (physgen fit), not a calorimeter surrogate; sample it with "
-            "`physgen sample` or physgen.density.load"
-        )
-    cfg = from_mapping(TrainConfig, data, str(p))
-    cfg.validate()
-    return cfg
-
-
 def load_weights_file(path: Path, model_name: str) -> dict[str, Any]:
     """Load a weights/checkpoint file and check it belongs to ``model_name``.
 
@@ -124,51 +84,6 @@ def load_weights_file(path: Path, model_name: str) -> dict[str, Any]:
             f"{path}: written by model {obj['model']!r}, but the run config says {model_name!r}"
         )
     return obj
-
-
-def load_run(
-    run_dir: str | Path,
-    device: str | torch.device = "cpu",
-    *,
-    overrides: dict[str, Any] | None = None,
-) -> ShowerGenerator:
-    """Load a trained model (best EMA weights) from a run directory, in eval mode.
-
-    Args:
-        run_dir: The run directory written by :func:`physgen.train.train`.
-        device: Where to put the model.
-        overrides: Sampling options of the model (its class's ``sampling_options``), e.g.
-            ``{"steps": 8, "solver": "euler"}`` for ``cfm``.
-
-    Raises:
-        ConfigError: Missing files (listed), weights from another model, weights that do
-            not fit the configured network, or overrides that are not sampling options.
-    """
-    d = Path(run_dir)
-    cfg = read_run_config(d)
-    missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
-    if missing:
-        raise ConfigError(f"{d}: incomplete run directory, missing {', '.join(missing)}")
-    obj = load_weights_file(d / "weights.pt", cfg.model)
-    model_cfg = dict(cfg.model_config)
-    if overrides:
-        check_sampling_overrides(cfg.model, overrides)
-        model_cfg.update(overrides)
-    model = build_model(cfg.model, build_codec(cfg), model_cfg)
-    try:
-        model.load_state_dict(obj["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{d / 'weights.pt'}: does not fit the configured network ({first})"
-        ) from exc
-    model.to(device).eval()
-    return model  # type: ignore[no-any-return]
-
-
-def config_yaml(cfg: TrainConfig) -> str:
-    """YAML text of a config."""
-    return yaml.safe_dump(to_mapping(cfg), sort_keys=False)
 
 
 def write_json(path: Path, obj: Any) -> None:

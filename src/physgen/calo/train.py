@@ -15,22 +15,17 @@ import numpy as np
 import torch
 
 from physgen._version import __version__
+from physgen.calo.config import TrainConfig
+from physgen.calo.data import ShowerData
 from physgen.calo.geometry import Geometry, get_geometry
+from physgen.calo.rundir import build_codec, config_yaml, read_run_config
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import build_model
 from physgen.outputs import atomic_write_text
-from physgen.train.config import TrainConfig
-from physgen.train.data import ShowerData
 from physgen.train.distributed import DistInfo
 from physgen.train.loop import _INIT, RunSettings, TrainResult, _seed_from, run_guarded, run_loop
-from physgen.train.rundir import (
-    build_codec,
-    config_yaml,
-    read_run_config,
-    write_json,
-    write_provenance,
-)
+from physgen.train.rundir import write_json, write_provenance
 
 __all__ = ["TrainResult", "train"]
 

@@ -11,17 +11,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from physgen.calo.config import (
+    DataConfig,
+    PreprocessConfig,
+    TrainConfig,
+    available_presets,
+    load_config,
+    load_preset,
+)
 from physgen.errors import ConfigError
 from physgen.models.registry import get_model_class
-from physgen.train import TrainConfig, available_presets, load_config
-from physgen.train.config import (
-    DataConfig,
-    OptimConfig,
-    PreprocessConfig,
-    from_mapping,
-    load_preset,
-    to_mapping,
-)
+from physgen.train.config import OptimConfig
+from physgen.typed_config import from_mapping, to_mapping
 
 MODELS = ("cfm", "flow", "gan", "vae", "diffusion")
 
