@@ -1,15 +1,10 @@
 """Run-directory helpers shared by every training run: atomic torch/JSON writes, the config
 mapping, weights files of a named model, provenance.
 
-Layout::
-
-    RUN/config.yaml        the resolved TrainConfig
-    RUN/provenance.json    physgen/torch versions, data file, seed, devices, start time
-    RUN/transforms.json    fitted preprocessing constants (also inside the weights)
-    RUN/weights.pt         EMA weights of the best validation loss (generation uses these)
-    RUN/checkpoint.pt      full training state of the last checkpoint (for --resume)
-    RUN/metrics.jsonl      one JSON object per logged step / validation
-    RUN/summary.json       how the run ended
+Every run directory holds ``config.yaml`` (with a ``kind`` for density runs), ``weights.pt``
+(the best EMA weights, tagged with the model name), ``checkpoint.pt``, ``metrics.jsonl``,
+``provenance.json`` and ``summary.json``; the calorimeter layout is described in
+:mod:`physgen.calo.rundir`, the density one in :mod:`physgen.density`.
 
 Everything loads with ``torch.load(weights_only=True)`` and ``yaml.safe_load``.
 """
