@@ -29,7 +29,7 @@ F64 = npt.NDArray[np.float64]
 
 
 def _plt() -> Any:
-    # no matplotlib.use() here: a notebook keeps its backend, and on a machine without a
+    # no backend is forced here: a notebook keeps its own, and on a machine without a
     # display matplotlib already falls back to Agg
     import matplotlib.pyplot as plt
 
