@@ -18,9 +18,9 @@ from physgen.calo.evaluate.classifier import (
     low_level_inputs,
     low_level_normed_inputs,
     run_classifier,
-    run_multiclass,
     split_sizes,
 )
+from physgen.calo.evaluate.multiclass import run_multiclass
 from physgen.calo.geometry import Geometry, get_geometry
 from physgen.errors import ConfigError, DataFormatError
 

@@ -613,7 +613,7 @@ def _run_modes(
             )
             files.append(path)
     if "multiclass" in mode_list:
-        from physgen.calo.evaluate.classifier import run_multiclass
+        from physgen.calo.evaluate.multiclass import run_multiclass
 
         say("multiclass classifier")
         samples = {label: generated, **extras}
