@@ -265,7 +265,8 @@ def test_fit_non_empty_out(run: Run, files: dict[str, Path], tmp_path: Path) -> 
     [
         ("0:1,0:1", "--bounds: 2 entries for 1 x columns"),
         ("0:1", "--bounds: 1 entries for 2 x columns"),
-        ("abc,none", "--bounds: expected LO:HI or none per column, got 'abc'"),
+        ("abc,none", "--bounds: expected LO:HI, LO: (open above), :HI (open below) or none"),
+        (":,none", "got ':'"),
     ],
 )
 def test_fit_bad_bounds(

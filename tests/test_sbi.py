@@ -220,6 +220,69 @@ def test_posterior_save_load(conj_post: sbi.Posterior, tmp_path: Path) -> None:
     assert a.tobytes() == conj_post.sample(np.array([0.4]), 50, seed=9).tobytes()
 
 
+# ------------------------------------------------------------------ ensembles
+
+
+def test_ensemble_of_one_estimator_twice_is_that_estimator(conj_post: sbi.Posterior) -> None:
+    twice = sbi.Posterior([conj_post.estimator, conj_post.estimator])
+    theta = np.array([[-0.5], [0.2], [0.9]])
+    np.testing.assert_allclose(
+        twice.log_prob(theta, [0.5]), conj_post.log_prob(theta, [0.5]), rtol=0, atol=1e-10
+    )
+    s = twice.sample(np.array([[0.0], [1.0]]), 4000, seed=2)
+    assert s.shape == (4000, 2, 1)
+    np.testing.assert_allclose(s.mean(0)[:, 0], [0.0, 0.8], atol=0.05)
+    assert s.tobytes() == twice.sample(np.array([[0.0], [1.0]]), 4000, seed=2).tobytes()
+
+
+def test_npe_ensemble_is_the_mixture_of_its_members(tmp_path: Path) -> None:
+    theta, x = sbi.simulate(PRIOR, conjugate, 600, seed=5)
+    post = sbi.npe(
+        theta,
+        x,
+        prior=PRIOR,
+        config=TINY_FLOW,
+        optim=OPTIM,
+        epochs=2,
+        ensemble=3,
+        out=tmp_path / "ens",
+        progress=False,
+    )
+    assert len(post.members) == 3
+    assert sorted(p.name for p in (tmp_path / "ens").iterdir()) == [
+        "ensemble.json",
+        "member-0",
+        "member-1",
+        "member-2",
+    ]
+    th = np.array([[-1.0], [0.0], [0.7], [2.0]])
+    each = np.stack([sbi.Posterior(m).log_prob(th, [0.3]) for m in post.members])
+    assert not np.allclose(each[0], each[1])  # different seeds, different members
+    mix = np.log(np.exp(each).mean(0))
+    np.testing.assert_allclose(post.log_prob(th, [0.3]), mix, rtol=0, atol=1e-9)
+    # the mixture's mean is the mean of the members' means
+    s = post.sample([0.3], 30_000, seed=1)
+    member_means = [sbi.Posterior(m).sample([0.3], 30_000, seed=1).mean() for m in post.members]
+    assert abs(s.mean() - np.mean(member_means)) < 0.02
+    again = sbi.Posterior.load(tmp_path / "ens")
+    assert again.sample([0.3], 100, seed=4).tobytes() == post.sample([0.3], 100, seed=4).tobytes()
+    again.save(tmp_path / "copy")
+    assert (tmp_path / "copy" / "ensemble.json").is_file()
+
+
+def test_ensemble_errors(conj_post: sbi.Posterior, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one"):
+        sbi.Posterior([])
+    with pytest.raises(ConfigError, match="ensemble must be >= 1"):
+        sbi.npe(np.zeros((20, 1)), np.zeros((20, 1)), ensemble=0)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        sbi.npe(np.zeros((20, 1)), np.zeros((20, 1)), ensemble=2, out=tmp_path / "full")
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        sbi.Posterior([conj_post.estimator] * 2).save(tmp_path / "full")
+
+
 # ------------------------------------------------------------------ bounded prior
 
 

@@ -23,6 +23,7 @@ calibration ranks (Talts et al., arXiv:1804.06788) and expected coverage of cent
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,13 +216,33 @@ def simulate(
 class Posterior:
     """An amortised posterior ``q(theta | x)``: sample and (flows) evaluate it for any x.
 
+    One estimator, or an ensemble: the equal-weight mixture of several estimators fitted with
+    different seeds (and validation splits), which is better calibrated than its members when
+    they are over-confident (Hermans et al., TMLR 2022, arXiv:2110.06581).
+
     Attributes:
-        estimator: The underlying :class:`~physgen.density.DensityEstimator` (x = theta,
-            c = data).
+        members: The underlying :class:`~physgen.density.DensityEstimator` objects (x = theta,
+            c = data), one unless an ensemble.
+        estimator: The first member.
     """
 
-    def __init__(self, estimator: DensityEstimator) -> None:
-        self.estimator = estimator
+    def __init__(self, estimator: DensityEstimator | Sequence[DensityEstimator]) -> None:
+        members = [estimator] if isinstance(estimator, DensityEstimator) else list(estimator)
+        if not members:
+            raise ConfigError("Posterior: needs at least one estimator")
+        first = members[0]
+        for m in members[1:]:
+            if (m.x_dim, m.c_dim, m.model.tractable) != (
+                first.x_dim,
+                first.c_dim,
+                first.model.tractable,
+            ):
+                raise ConfigError(
+                    "Posterior: ensemble members differ in parameter or data width or in "
+                    "whether they have a density"
+                )
+        self.members = members
+        self.estimator = first
 
     @property
     def tractable(self) -> bool:
@@ -245,7 +266,19 @@ class Posterior:
         """``n`` posterior samples ``(n, P)`` for one observation ``x (D,)``, or ``(n, M, P)``
         for M observations ``(M, D)``."""
         arr = self._x(x)
-        out = np.asarray(self.estimator(arr).sample(n, seed=seed), dtype=np.float64)
+        if len(self.members) == 1:
+            out = np.asarray(self.estimator(arr).sample(n, seed=seed), dtype=np.float64)
+        else:
+            # mixture: multinomial share per member, then a random order
+            rng = np.random.default_rng(None if seed is None else [seed, 0x454E53])
+            counts = rng.multinomial(n, np.full(len(self.members), 1.0 / len(self.members)))
+            seeds = rng.integers(0, 2**31 - 1, size=len(self.members))
+            parts = [
+                np.asarray(m(arr).sample(int(k), seed=int(s)), dtype=np.float64)
+                for m, k, s in zip(self.members, counts, seeds, strict=True)
+                if k
+            ]
+            out = np.concatenate(parts, axis=0)[rng.permutation(n)]
         return out[:, 0] if np.asarray(x).ndim == 1 else out
 
     def log_prob(self, theta: Any, x: Any) -> F64:
@@ -256,16 +289,44 @@ class Posterior:
         if obs.shape[0] != 1:
             raise ConfigError(f"x: log_prob takes one observation, got {obs.shape[0]}")
         arr = np.repeat(obs, th.shape[0], axis=0)
-        return np.asarray(self.estimator(arr).log_prob(th), dtype=np.float64)
+        lp = np.stack([np.asarray(m(arr).log_prob(th), dtype=np.float64) for m in self.members])
+        if len(self.members) == 1:
+            return np.asarray(lp[0], dtype=np.float64)
+        top = lp.max(axis=0)
+        safe = np.where(np.isfinite(top), top, 0.0)
+        mix = safe + np.log(np.exp(lp - safe).mean(axis=0))
+        return np.asarray(np.where(np.isfinite(top), mix, top), dtype=np.float64)
 
     def save(self, path: str | Path) -> Path:
-        """Write the run directory (see :func:`physgen.density.load`)."""
-        return self.estimator.save(path)
+        """Write the run directory (see :func:`physgen.density.load`); an ensemble writes one
+        per member (``member-0``, ...) and ``ensemble.json``."""
+        if len(self.members) == 1:
+            return self.estimator.save(path)
+        from physgen.outputs import atomic_write_text
+
+        d = Path(path)
+        if d.exists() and (not d.is_dir() or (any(d.iterdir()) and not (d / _ENSEMBLE).is_file())):
+            raise ConfigError(f"{d}: exists and is not an empty folder or a saved ensemble")
+        names = [f"member-{i}" for i in range(len(self.members))]
+        for name, m in zip(names, self.members, strict=True):
+            m.save(d / name)
+        atomic_write_text(d / _ENSEMBLE, json.dumps({"members": names}, indent=2) + "\n")
+        return d
 
     @classmethod
     def load(cls, path: str | Path) -> Posterior:
         """Load a posterior saved by :meth:`save`."""
-        return cls(load(path))
+        d = Path(path)
+        if (d / _ENSEMBLE).is_file():
+            try:
+                names = json.loads((d / _ENSEMBLE).read_text())["members"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{d / _ENSEMBLE}: unreadable ({exc})") from exc
+            return cls([load(d / str(name)) for name in names])
+        return cls(load(d))
+
+
+_ENSEMBLE = "ensemble.json"
 
 
 def _finite_2d(name: str, a: Any) -> F64:
@@ -280,7 +341,14 @@ def _finite_2d(name: str, a: Any) -> F64:
 
 
 def npe(
-    theta: Any, x: Any, *, prior: Any = None, model: str = "flow", seed: int = 0, **options: Any
+    theta: Any,
+    x: Any,
+    *,
+    prior: Any = None,
+    model: str = "flow",
+    seed: int = 0,
+    ensemble: int = 1,
+    **options: Any,
 ) -> Posterior:
     """Neural posterior estimation: fit ``q(theta | x)`` on simulations.
 
@@ -290,10 +358,16 @@ def npe(
         prior: The prior; a bounded one (:class:`BoxUniform`) keeps samples in its support
             through the codec's logit map.
         model: Density family (``flow``: NPE; ``cfm``: FMPE; any of the five).
-        seed: Run seed.
+        seed: Run seed (member i of an ensemble: ``seed + i``).
+        ensemble: Estimators fitted with seeds ``seed, seed + 1, ...`` (each with its own
+            validation split); the posterior is their equal-weight mixture. Costs ``ensemble``
+            times the training time; more conservative than one estimator.
         **options: Passed to :func:`physgen.density.fit` (``config``, ``optim``,
-            ``max_time``, ``epochs``, ``device``, ``progress``, ``out``...).
+            ``max_time``, ``epochs``, ``device``, ``progress``, ``out``...; an ensemble writes
+            member ``i`` to ``out/member-i``).
     """
+    if ensemble < 1:
+        raise ConfigError(f"ensemble must be >= 1, got {ensemble}")
     th2 = _finite_2d("theta", theta)
     x2 = _finite_2d("x", x)
     if len(th2) != len(x2):
@@ -302,16 +376,41 @@ def npe(
     if bounds is None and prior is not None:
         bounds = _prior_bounds(prior, th2.shape[1])
     if bounds is not None:
-        lo = np.array([b[0] if b else -np.inf for b in bounds])
-        hi = np.array([b[1] if b else np.inf for b in bounds])
+        lo = np.array([b[0] if b and b[0] is not None else -np.inf for b in bounds], float)
+        hi = np.array([b[1] if b and b[1] is not None else np.inf for b in bounds], float)
         if ((th2 < lo) | (th2 > hi)).any():
             raise DataFormatError("theta: values outside the prior's support")
-    return Posterior(fit(th2, x2, model=model, bounds=bounds, seed=seed, **options))
+    if ensemble == 1:
+        return Posterior(fit(th2, x2, model=model, bounds=bounds, seed=seed, **options))
+    out = options.pop("out", None)
+    if out is not None and Path(out).exists() and any(Path(out).iterdir()):
+        raise ConfigError(f"out {out}: exists and is not an empty folder")
+    members = [
+        fit(
+            th2,
+            x2,
+            model=model,
+            bounds=bounds,
+            seed=seed + i,
+            out=None if out is None else Path(out) / f"member-{i}",
+            **options,
+        )
+        for i in range(ensemble)
+    ]
+    post = Posterior(members)
+    if out is not None:
+        from physgen.outputs import atomic_write_text
+
+        names = [f"member-{i}" for i in range(ensemble)]
+        atomic_write_text(Path(out) / _ENSEMBLE, json.dumps({"members": names}, indent=2) + "\n")
+    return post
 
 
-def fmpe(theta: Any, x: Any, *, prior: Any = None, seed: int = 0, **options: Any) -> Posterior:
+def fmpe(
+    theta: Any, x: Any, *, prior: Any = None, seed: int = 0, ensemble: int = 1, **options: Any
+) -> Posterior:
     """Flow matching posterior estimation: :func:`npe` with the ``cfm`` family."""
-    return npe(theta, x, prior=prior, model="cfm", seed=seed, **options)
+    return npe(theta, x, prior=prior, model="cfm", seed=seed, ensemble=ensemble, **options)
 
 
 @dataclass

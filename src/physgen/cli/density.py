@@ -22,7 +22,8 @@ def _root_path(text: str) -> Path:
 
 
 def _bounds(text: str | None, width: int) -> list[Any] | None:
-    """``"0:1,none,-3:3"`` -> ``[(0, 1), None, (-3, 3)]``."""
+    """``"0:1,none,0:,:5"`` -> ``[(0, 1), None, (0, None), (None, 5)]`` (an empty side or
+    ``inf`` is open)."""
     if text is None:
         return None
     items = [v.strip() for v in text.split(",")]
@@ -35,11 +36,14 @@ def _bounds(text: str | None, width: int) -> list[Any] | None:
             continue
         lo, sep, hi = item.partition(":")
         try:
-            out.append((float(lo), float(hi)) if sep else None)
+            if not sep or not (lo.strip() or hi.strip()):
+                raise ValueError(item)
+            out.append((float(lo) if lo.strip() else None, float(hi) if hi.strip() else None))
         except ValueError:
-            out.append(False)
-        if not sep or out[-1] is False:
-            raise ConfigError(f"--bounds: expected LO:HI or none per column, got {item!r}")
+            raise ConfigError(
+                f"--bounds: expected LO:HI, LO: (open above), :HI (open below) or none per "
+                f"column, got {item!r}"
+            ) from None
     return out
 
 
@@ -55,7 +59,10 @@ def fit(
     model: Annotated[str, typer.Option(help="flow, cfm, diffusion, gan or vae.")] = "flow",
     bounds: Annotated[
         Optional[str],
-        typer.Option(help="Support of each x column: 'LO:HI' or 'none', comma-separated."),
+        typer.Option(
+            help="Support of each x column: 'LO:HI', 'LO:' (e.g. '0:' for a mass), ':HI' or "
+            "'none', comma-separated."
+        ),
     ] = None,
     config: Annotated[
         Optional[Path], typer.Option(help="YAML with model_config and optim options.")

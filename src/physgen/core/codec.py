@@ -65,23 +65,28 @@ class Codec(Protocol):
 
 
 _EPS = 1e-6
+#: Smallest distance to a one-sided bound (float32 samples may round onto the bound).
+_TINY = 1e-30
+_F32_MAX = float(torch.finfo(torch.float32).max)
 
 
 class VectorCodec(nn.Module):
     """Standardising codec for vectors ``x (N, D)`` with conditions ``c (N, K)``.
 
-    Columns of ``x`` with finite bounds ``(lo, hi)`` are first mapped to the real line by
-    ``y = logit((x - lo) / (hi - lo))`` (so samples respect the support, e.g. a uniform prior's
-    box); every column of ``y`` and of ``c`` is then standardised with the mean and standard
-    deviation of the fitting sample. The map is invertible and differentiable, and its
-    log-Jacobian :meth:`log_abs_det_jacobian` turns a density of the model variables into one
-    in data space.
+    Bounded columns of ``x`` are first mapped to the real line, so that samples respect the
+    support: ``(lo, hi)`` by ``y = logit((x - lo) / (hi - lo))`` (e.g. a uniform prior's box),
+    ``(lo, None)`` by ``y = log(x - lo)`` (masses, energies: positive quantities spanning
+    decades) and ``(None, hi)`` by ``y = -log(hi - x)``; every column of ``y`` and of ``c`` is
+    then standardised with the mean and standard deviation of the fitting sample. The map is
+    invertible and differentiable, and its log-Jacobian :meth:`log_abs_det_jacobian` turns a
+    density of the model variables into one in data space.
 
     Args:
         x_dim: D.
         c_dim: K (0: unconditional).
-        bounds: Per column of ``x`` a ``(lo, hi)`` pair (``None`` or infinite values: an
-            unbounded column), or None for no bounded columns.
+        bounds: Per column of ``x`` a ``(lo, hi)`` pair, one side of which may be None (or
+            infinite) for a one-sided support, or None for an unbounded column; None: no
+            bounded columns.
         first: The first ``first`` columns of ``x`` form the first stage ``a`` of a two-stage
             chain ``p(a | c) p(b | a, c)`` (0: one stage).
         min_std: Floor of the standard deviations (constant columns).
@@ -109,9 +114,16 @@ class VectorCodec(nn.Module):
             for i, b in enumerate(bounds):
                 if b is None:
                     continue
-                a, z = float(b[0]), float(b[1])
-                if math.isfinite(a) != math.isfinite(z) or (math.isfinite(a) and not a < z):
-                    raise ConfigError(f"bounds[{i}] = {b!r}: need finite lo < hi, or None")
+                try:
+                    a = -math.inf if b[0] is None else float(b[0])
+                    z = math.inf if b[1] is None else float(b[1])
+                except (TypeError, ValueError, IndexError):
+                    a, z = math.nan, math.nan
+                if len(b) != 2 or math.isnan(a) or math.isnan(z) or not a < z or a == math.inf:
+                    raise ConfigError(
+                        f"bounds[{i}] = {b!r}: need (lo, hi) with lo < hi (None or inf on one "
+                        "side for a one-sided support), or None"
+                    )
                 lo[i], hi[i] = a, z
         self.x_dim, self.condition_dim, self.first = int(x_dim), int(c_dim), int(first)
         self.min_std = float(min_std)
@@ -147,15 +159,22 @@ class VectorCodec(nn.Module):
 
     @property
     def bounded(self) -> Tensor:
-        """``(D,)`` bool: columns with finite bounds."""
-        return torch.isfinite(self.lo)
+        """``(D,)`` bool: columns with at least one finite bound."""
+        return torch.isfinite(self.lo) | torch.isfinite(self.hi)
 
-    def bounds(self) -> list[tuple[float, float] | None]:
-        """The bounds per column, as given."""
-        return [
-            (float(a), float(b)) if math.isfinite(float(a)) else None
-            for a, b in zip(self.lo, self.hi)
-        ]
+    def bounds(self) -> list[tuple[float | None, float | None] | None]:
+        """The bounds per column (None: that side is open)."""
+        out: list[tuple[float | None, float | None] | None] = []
+        for a, b in zip(self.lo.tolist(), self.hi.tolist()):
+            fa, fb = math.isfinite(a), math.isfinite(b)
+            out.append((a if fa else None, b if fb else None) if fa or fb else None)
+        return out
+
+    def _kinds(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """``(D,)`` masks: two-sided, lower-only and upper-only bounded columns."""
+        flo = torch.isfinite(self.lo).to(device)
+        fhi = torch.isfinite(self.hi).to(device)
+        return flo & fhi, flo & ~fhi, ~flo & fhi
 
     # ------------------------------------------------------------------ checks
     def check_condition(self, c: Tensor) -> Tensor:
@@ -196,23 +215,31 @@ class VectorCodec(nn.Module):
     def _to_real(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` -> (``y``, ``log|dy/dx|`` summed over columns), float64."""
         x = x.double()
-        b = self.bounded.to(x.device)
-        if not bool(b.any()):
+        if not bool(self.bounded.any()):
             return x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        two, low, up = self._kinds(x.device)
         lo, hi = self.lo.to(x.device), self.hi.to(x.device)
-        width = torch.where(b, hi - lo, 1.0)
-        u = ((x - torch.where(b, lo, 0.0)) / width).clamp(_EPS, 1 - _EPS)
-        y = torch.where(b, torch.log(u) - torch.log1p(-u), x)
-        ld = torch.where(b, -torch.log(u) - torch.log1p(-u) - torch.log(width), 0.0).sum(1)
-        return y, ld
+        # every branch is evaluated on safe values only (no inf/NaN in unused branches)
+        width = torch.where(two, hi - lo, 1.0)
+        u = ((x - torch.where(two, lo, 0.0)) / width).clamp(_EPS, 1 - _EPS)
+        dist = torch.where(low, x - torch.where(low, lo, 0.0), torch.where(up, hi, 0.0) - x)
+        d = torch.where(low | up, dist, 1.0).clamp_min(_TINY)
+        y = torch.where(two, torch.log(u) - torch.log1p(-u), x)
+        y = torch.where(low, torch.log(d), torch.where(up, -torch.log(d), y))
+        ld = torch.where(two, -torch.log(u) - torch.log1p(-u) - torch.log(width), 0.0)
+        ld = ld + torch.where(low | up, -torch.log(d), 0.0)
+        return y, ld.sum(1)
 
     def _from_real(self, y: Tensor) -> Tensor:
-        b = self.bounded.to(y.device)
-        if not bool(b.any()):
+        if not bool(self.bounded.any()):
             return y
+        two, low, up = self._kinds(y.device)
         lo, hi = self.lo.to(y.device), self.hi.to(y.device)
-        x_b = torch.where(b, lo, 0.0) + torch.where(b, hi - lo, 1.0) * torch.sigmoid(y)
-        return torch.where(b, x_b, y)
+        x = torch.where(two, lo, 0.0) + torch.where(two, hi - lo, 1.0) * torch.sigmoid(y)
+        x = torch.where(two, x, y)
+        e = torch.exp(torch.where(low, y, torch.where(up, -y, 0.0)))
+        x = torch.where(low, torch.where(low, lo, 0.0) + e, x)
+        return torch.where(up, torch.where(up, hi, 0.0) - e, x)
 
     def fit(self, x: Tensor, c: Tensor) -> VectorCodec:
         """Fit the standardisation on ``x (N, D)`` and ``c (N, K)``; returns self."""
@@ -220,6 +247,18 @@ class VectorCodec(nn.Module):
         self._check_x(x, c.shape[0])
         if x.shape[0] < 2:
             raise DataFormatError("vector codec: need at least 2 rows to fit")
+        _, low, up = self._kinds(x.device)
+        on_edge = ((x.double() == self.lo.to(x.device)) & low) | (
+            (x.double() == self.hi.to(x.device)) & up
+        )
+        if bool(on_edge.any()):
+            col = int(on_edge.any(0).nonzero()[0])
+            raise DataFormatError(
+                f"x column {col}: values on its one-sided bound "
+                f"({float(self.lo[col]):g}, {float(self.hi[col]):g}); the column is mapped "
+                "through a logarithm of the distance to the bound and needs values strictly "
+                "inside (move the bound outwards)"
+            )
         y, _ = self._to_real(x)
         self.x_mean.copy_(y.mean(0))
         self.x_std.copy_(y.std(0).clamp_min(self.min_std))
@@ -247,7 +286,7 @@ class VectorCodec(nn.Module):
         """Model variables -> ``x (N, D)`` float32 (differentiable)."""
         z = second if first is None else torch.cat([first, second], 1)
         y = z.double() * self.x_std.to(z.device) + self.x_mean.to(z.device)
-        x = self._from_real(y).float()
+        x = self._from_real(y).clamp(-_F32_MAX, _F32_MAX).float()  # no inf from exp()
         if bool(self.bounded.any()):  # float32 rounding must not step over a bound
             lo32, hi32 = self._float32_bounds()
             x = torch.minimum(torch.maximum(x, lo32.to(x.device)), hi32.to(x.device))
