@@ -20,7 +20,8 @@ Usage:
   python bench/nis.py run --cases camel8 --seeds 3,4,...,9 --methods physgen     (mode finding)
   python bench/nis.py run --cases camel4 --seeds 0-19 --methods physgen --neval 200000  (pulls)
   python bench/nis.py table
-Requires `pip install vegas==6.4.1 madnis==1.0.0` for the baselines (not physgen dependencies).
+Requires `pip install -r bench/requirements-nis.txt` (vegas 6.4.1, madnis 1.0.0) for the baselines
+(not physgen dependencies).
 """
 
 from __future__ import annotations

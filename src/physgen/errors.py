@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DataFormatError",
     "GeometryError",
+    "MissingDependencyError",
     "PhysgenError",
     "SimulationError",
 ]
@@ -31,6 +32,14 @@ class DataFormatError(PhysgenError):
 
 class ConfigError(PhysgenError):
     """An option or configuration value is out of range or unparsable."""
+
+
+class MissingDependencyError(PhysgenError, ImportError):
+    """An optional package (an extra such as ``physgen[plot]``) is not installed.
+
+    Also an :class:`ImportError`, so code that guards an optional feature with
+    ``except ImportError`` keeps working.
+    """
 
 
 class SimulationError(PhysgenError):
