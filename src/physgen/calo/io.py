@@ -54,6 +54,7 @@ __all__ = [
     "file_summary",
     "iter_batches",
     "open_showers",
+    "raw_attrs",
     "read_showers",
     "validate_file",
     "write_showers",
@@ -86,14 +87,29 @@ def _compression_args(compression: str | None) -> dict[str, Any]:
 
 
 def _attr_value(value: Any) -> Any:
-    """HDF5-storable form of a provenance value (dicts/lists as JSON strings)."""
+    """HDF5-storable form of a provenance value (dicts/lists as JSON strings).
+
+    Values read raw from another file (:func:`raw_attrs`: strings, bytes, NumPy scalars
+    and numeric arrays) pass unchanged, so copying attributes keeps their HDF5 types.
+    """
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True, default=str)
     if value is None:
         return "null"
-    if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+    if isinstance(value, (str, bytes, int, float, bool, np.integer, np.floating, np.bool_)):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufS":
         return value
     return str(value)
+
+
+def raw_attrs(handle: h5py.File) -> dict[str, Any]:
+    """Root attributes exactly as stored (no JSON decoding), for copying them to another file.
+
+    Returns:
+        Name -> value as h5py reads it: ``str``, ``bytes``, NumPy scalar or array.
+    """
+    return {str(k): v for k, v in handle.attrs.items()}
 
 
 class ShowerWriter:

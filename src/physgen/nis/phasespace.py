@@ -2,6 +2,7 @@
 
 All functions work on float64 tensors; four-momenta are ``(E, px, py, pz)`` in GeV
 with shape ``(n, 4)`` per particle. Beams run along ``z`` (electron towards ``+z``).
+:func:`put_on_shell` gives massless momenta their physical masses for event files.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import math
 import torch
 from torch import Tensor
 
+from physgen.errors import ConfigError
+
 __all__ = [
     "PHASE_SPACE_2",
     "log_map",
+    "put_on_shell",
     "rotate_euler",
     "three_body_momenta",
     "two_body_momenta",
@@ -117,3 +121,48 @@ def three_body_momenta(sqrt_s: float, x1: Tensor, x2: Tensor) -> Tensor:
     p3v = -(p1[:, 1:] + p2[:, 1:])
     p3 = torch.cat([e3[:, None], p3v], -1)
     return torch.stack([p1, p2, p3], dim=1)
+
+
+def put_on_shell(p: Tensor, masses: Tensor, sqrt_s: float, iterations: int = 50) -> Tensor:
+    """Give massless momenta masses, conserving energy and momentum (RAMBO's reshuffling).
+
+    In the centre-of-mass frame every three-momentum is scaled by one factor ``xi`` per
+    event, ``p_i -> (sqrt(m_i^2 + xi^2 |p_i|^2), xi p_i)``, with ``xi`` solving
+    ``sum_i sqrt(m_i^2 + xi^2 |p_i|^2) = sqrt(s)`` (Newton's method; Kleiss, Stirling and
+    Ellis, Comput. Phys. Commun. 40 (1986) 359). Directions are kept, the three-momenta
+    still sum to zero and the energies to ``sqrt(s)``, and ``E_i^2 - |p_i|^2 = m_i^2``.
+    For two particles of equal mass ``xi = sqrt(1 - 4 m^2 / s)``.
+
+    Args:
+        p: Massless four-momenta ``(n, k, 4)`` in GeV, summing to ``(sqrt_s, 0, 0, 0)``.
+        masses: Masses ``(k,)`` or ``(n, k)`` in GeV, float64 (a float32 tensor has lost
+            digits already); all zeros: the momenta are returned unchanged.
+        sqrt_s: Centre-of-mass energy in GeV.
+        iterations: Most Newton steps (it converges in a few).
+
+    Returns:
+        On-shell four-momenta ``(n, k, 4)`` in GeV.
+
+    Raises:
+        ConfigError: The masses add up to ``sqrt_s`` or more.
+    """
+    m = torch.as_tensor(masses, dtype=torch.float64).expand(p.shape[:-1])
+    if not bool((m > 0).any()):
+        return p.clone()
+    if bool((m.sum(-1) >= sqrt_s).any()):
+        raise ConfigError(
+            f"final-state masses sum to {float(m.sum(-1).max()):.6g} GeV, not below "
+            f"sqrt_s = {sqrt_s:.6g} GeV"
+        )
+    q2 = (p[..., 1:] ** 2).sum(-1)  # (n, k)
+    m2 = m * m
+    xi = torch.sqrt(1.0 - (m.sum(-1, keepdim=True) / sqrt_s) ** 2)  # exact for 2 equal masses
+    for _ in range(iterations):
+        e = torch.sqrt(m2 + xi * xi * q2)
+        f = e.sum(-1, keepdim=True) - sqrt_s
+        if bool((f.abs() <= 4e-16 * sqrt_s).all()):
+            break
+        df = (xi * q2 / e).sum(-1, keepdim=True)
+        xi = xi - f / df
+    e = torch.sqrt(m2 + xi * xi * q2)
+    return torch.cat([e[..., None], xi[..., None] * p[..., 1:]], dim=-1)
