@@ -1,5 +1,8 @@
 """Figures of the generic core: simulation-based calibration (rank histograms, coverage).
 
+Drawn with mplhep (``histplot`` with Poisson error bars, the ROOT-like style, minor
+ticks); written in the format of the path's suffix (PDF, or PNG at 150 dpi).
+
 Matplotlib, mplhep and hist are imported inside the functions; no backend is forced.
 """
 
@@ -11,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from physgen._optional import require
 
 __all__ = ["sbc_figure"]
 
@@ -31,6 +36,8 @@ def sbc_figure(
     interval of a bin's count when the ranks are uniform (binomial). Coverage: empirical vs
     nominal credibility with binomial standard errors, the diagonal and a ±0.05 band.
     """
+    require("matplotlib.pyplot", "plot", "SBC figures")
+    require("mplhep", "plot", "SBC figures")
     import hist
     import matplotlib.pyplot as plt
     import mplhep
@@ -81,14 +88,17 @@ def sbc_figure(
         for k in range(p + 1, nrows * ncols):
             axes.flat[k].set_visible(False)
         fig.suptitle(
-            f"Simulation-based calibration: {n} simulations, {result.n_posterior} samples each",
+            r"$\mathbf{physgen}$   simulation-based calibration: "
+            f"{n} simulations, {result.n_posterior} posterior samples each",
             fontsize=14,
         )
+        for a in axes.flat:
+            a.minorticks_on()
         fig.tight_layout()
         if path is not None:
             from physgen.outputs import atomic_path
 
             out = Path(path)
             with atomic_path(out) as tmp:
-                fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
+                fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150)
     return fig

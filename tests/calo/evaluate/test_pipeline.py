@@ -137,6 +137,39 @@ def test_arrays_api_and_modes(tmp_path: Path) -> None:
         expand_modes("cls-resnet", get_geometry("1-pions"))
 
 
+def test_plot_formats(samples: dict[str, Path], tmp_path: Path) -> None:
+    """PNG always (the report embeds it); PDF on request, through the command line too."""
+    rc = main(
+        [
+            "evaluate",
+            str(samples["same"]),
+            str(samples["ref"]),
+            "--geometry",
+            "1-photons",
+            "--mode",
+            "avg",
+            "--plot-format",
+            "pdf",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert rc == 0
+    pngs = sorted(p.stem for p in (tmp_path / "o").rglob("*.png"))
+    pdfs = sorted(p.stem for p in (tmp_path / "o").rglob("*.pdf"))
+    assert pngs and pngs == pdfs
+    assert all(p.read_bytes()[:5] == b"%PDF-" for p in (tmp_path / "o").rglob("*.pdf"))
+    with pytest.raises(ConfigError, match="--plot-format: expected png, pdf or svg, got eps"):
+        evaluate(
+            samples["same"],
+            samples["ref"],
+            "1-photons",
+            "avg",
+            tmp_path / "p",
+            plot_formats=["png", "eps"],
+        )
+
+
 def test_final_results_table() -> None:
     rows = final_results("2")
     names = [r["submission name"] for r in rows]

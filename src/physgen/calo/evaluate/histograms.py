@@ -7,6 +7,12 @@ histograms. As in the official code, histograms are density-normalised over the
 entries inside the binning range (entries outside are dropped) and ``1e-16`` is
 added to the denominator.
 
+The histograms are :class:`~physgen.calo.evaluate.binned.WeightedHistogram` objects:
+boost-histogram ``Weight`` storage (sum of weights and of squared weights per bin),
+filled batch by batch with ``np.histogram``'s bin rule, so the separation powers equal
+the official ones; optional per-shower weights give weighted densities, and every
+result carries the statistical errors of its densities for the figures.
+
 The binnings (official ``evaluate_plotting_helper``):
 
 ================== ============================================================
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from physgen.calo.evaluate.binned import WeightedHistogram
 from physgen.calo.evaluate.features import ShowerFeatures
 from physgen.calo.geometry import Geometry
 
@@ -42,7 +49,9 @@ __all__ = [
     "HistogramSpec",
     "VoxelSpectrum",
     "compare_histograms",
+    "compare_per_energy",
     "density_histogram",
+    "fill_spec",
     "histogram_specs",
     "separation_power",
 ]
@@ -51,23 +60,16 @@ F64 = npt.NDArray[np.float64]
 DS1_ENERGIES_MEV = tuple(float(2**k) for k in range(8, 23))
 
 
-def density_histogram(values: npt.ArrayLike, edges: npt.ArrayLike) -> F64:
-    """``np.histogram(values, edges, density=True)`` that returns zeros for an empty input."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    e = np.asarray(edges, dtype=np.float64)
-    w = np.diff(e)
-    if v.size < 10_000:
-        counts, _ = np.histogram(v, bins=e)
-    else:  # np.histogram sorts the values for explicit edges: same counts without sorting
-        from physgen.calo.evaluate.kernels import edge_histogram, log_histogram
+def density_histogram(
+    values: npt.ArrayLike, edges: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> F64:
+    """``np.histogram(values, edges, weights=weights, density=True)``, zeros for an empty input.
 
-        linear = np.allclose(w, w[0], rtol=1e-9, atol=0.0)
-        counts = edge_histogram(v, e) if linear or e[0] <= 0 else log_histogram(v, e)
-    total = counts.sum()
-    if total == 0:
-        return np.zeros(len(e) - 1)
-    density: F64 = counts / (total * np.diff(e))
-    return density
+    Filled by :class:`~physgen.calo.evaluate.binned.WeightedHistogram` (numpy's bin rule,
+    boost-histogram's accumulation).
+    """
+    w = None if weights is None else np.asarray(weights).ravel()
+    return WeightedHistogram(edges).fill(np.asarray(values).ravel(), w).density()
 
 
 def separation_power(h_ref: npt.ArrayLike, h_gen: npt.ArrayLike, edges: npt.ArrayLike) -> float:
@@ -123,13 +125,50 @@ class HistogramSpec:
 
 @dataclass(frozen=True)
 class HistogramResult:
-    """A filled pair of histograms and their separation power."""
+    """A filled pair of histograms and their separation power.
+
+    Attributes:
+        spec: What was histogrammed and how.
+        reference, generated: Densities per bin (unit integral over the edges).
+        separation_power: S of the two densities.
+        energy_mev: Lower end of the incident-energy range (per-energy histograms).
+        reference_error, generated_error: Statistical errors of the densities,
+            sqrt(sum of squared weights) normalised like the contents (empty if unknown).
+        n_reference, n_generated: Sums of weights inside the edges (entries when
+            unweighted).
+    """
 
     spec: HistogramSpec
     reference: tuple[float, ...]
     generated: tuple[float, ...]
     separation_power: float
     energy_mev: float | None = None
+    reference_error: tuple[float, ...] = ()
+    generated_error: tuple[float, ...] = ()
+    n_reference: float = 0.0
+    n_generated: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        spec: HistogramSpec,
+        reference: WeightedHistogram,
+        generated: WeightedHistogram,
+        energy_mev: float | None = None,
+    ) -> HistogramResult:
+        """The result of two histograms filled on ``spec``'s edges."""
+        h_ref, h_gen = reference.density(), generated.density()
+        return cls(
+            spec,
+            tuple(h_ref.tolist()),
+            tuple(h_gen.tolist()),
+            separation_power(h_ref, h_gen, reference.edges),
+            energy_mev,
+            tuple(reference.density_error().tolist()),
+            tuple(generated.density_error().tolist()),
+            reference.sum(),
+            generated.sum(),
+        )
 
 
 def _is_par04(geometry: Geometry) -> bool:
@@ -289,42 +328,75 @@ def ds1_energy_specs(geometry: Geometry) -> list[tuple[float, float, HistogramSp
     return out
 
 
+def fill_spec(
+    spec: HistogramSpec, features: ShowerFeatures, weights: npt.ArrayLike | None = None
+) -> WeightedHistogram:
+    """The histogram of one spec for a sample (``weights``: one per shower, or None)."""
+    return WeightedHistogram(spec.edges).fill(spec.values(features), weights)
+
+
+def _check_weights(weights: npt.ArrayLike | None, n: int, name: str) -> F64 | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.shape != (n,):
+        raise ValueError(f"{name}: expected one weight per shower ({n}), got {w.shape}")
+    return w
+
+
 def compare_histograms(
-    reference: ShowerFeatures, generated: ShowerFeatures, specs: list[HistogramSpec]
+    reference: ShowerFeatures,
+    generated: ShowerFeatures,
+    specs: list[HistogramSpec],
+    *,
+    reference_weights: npt.ArrayLike | None = None,
+    generated_weights: npt.ArrayLike | None = None,
 ) -> list[HistogramResult]:
-    """Fill each spec for both samples and compute the separation powers."""
-    out = []
-    for spec in specs:
-        h_ref = density_histogram(spec.values(reference), spec.edges)
-        h_gen = density_histogram(spec.values(generated), spec.edges)
-        out.append(
-            HistogramResult(
-                spec, tuple(h_ref), tuple(h_gen), separation_power(h_ref, h_gen, spec.edges)
-            )
-        )
-    return out
+    """Fill each spec for both samples and compute the separation powers.
+
+    Args:
+        reference, generated: Features of the two samples.
+        specs: The histograms (see :func:`histogram_specs`).
+        reference_weights, generated_weights: Optional per-shower weights (e.g. from a
+            reweighting classifier); None counts every shower once, as the official code.
+
+    Returns:
+        One result per spec, with densities, their statistical errors and S.
+    """
+    wr = _check_weights(reference_weights, reference.n, "reference_weights")
+    wg = _check_weights(generated_weights, generated.n, "generated_weights")
+    return [
+        HistogramResult.of(spec, fill_spec(spec, reference, wr), fill_spec(spec, generated, wg))
+        for spec in specs
+    ]
 
 
 def compare_per_energy(
-    reference: ShowerFeatures, generated: ShowerFeatures
+    reference: ShowerFeatures,
+    generated: ShowerFeatures,
+    *,
+    reference_weights: npt.ArrayLike | None = None,
+    generated_weights: npt.ArrayLike | None = None,
 ) -> list[HistogramResult]:
-    """Dataset-1 E_tot/E_inc histograms per incident energy."""
+    """Dataset-1 E_tot/E_inc histograms per incident energy (optional per-shower weights)."""
+    wr = _check_weights(reference_weights, reference.n, "reference_weights")
+    wg = _check_weights(generated_weights, generated.n, "generated_weights")
     out = []
     for lo, hi, spec in ds1_energy_specs(reference.geometry):
-        r = reference.select((reference.incident_energy >= lo) & (reference.incident_energy < hi))
-        g = generated.select((generated.incident_energy >= lo) & (generated.incident_energy < hi))
-        h_ref = density_histogram(spec.values(r), spec.edges)
-        h_gen = density_histogram(spec.values(g), spec.edges)
-        sep = separation_power(h_ref, h_gen, spec.edges)
-        out.append(HistogramResult(spec, tuple(h_ref), tuple(h_gen), sep, energy_mev=lo))
+        sr = (reference.incident_energy >= lo) & (reference.incident_energy < hi)
+        sg = (generated.incident_energy >= lo) & (generated.incident_energy < hi)
+        h_ref = fill_spec(spec, reference.select(sr), None if wr is None else wr[sr])
+        h_gen = fill_spec(spec, generated.select(sg), None if wg is None else wg[sg])
+        out.append(HistogramResult.of(spec, h_ref, h_gen, energy_mev=lo))
     return out
 
 
 class VoxelSpectrum:
     """Streaming histogram of all voxel energies (50 log edges, threshold .. max reference voxel).
 
-    Fill it batch by batch with thresholded or raw showers (voxels below the
-    threshold fall outside the binning, as in the official code).
+    Fill it batch by batch with thresholded or raw showers: voxels below the threshold
+    are dropped (compared in the showers' dtype, as the official code zeroes them) and
+    so are zeros. Optional per-shower weights apply to every voxel of the shower.
     """
 
     def __init__(
@@ -343,41 +415,37 @@ class VoxelSpectrum:
             log_x=True,
             group="voxel",
         )
-        self.edges = np.asarray(self.spec.edges)
-        self.counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
+        self.edges: F64 = np.asarray(self.spec.edges)
+        self.histogram = WeightedHistogram(self.edges, self.threshold)
 
-    def counts_of(self, showers: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        """The counts of one batch ``(b, n_voxels)``, without adding them (thread-safe)."""
-        from physgen.calo.evaluate.kernels import log_histogram
+    def batch(
+        self, showers: npt.ArrayLike, weights: npt.ArrayLike | None = None
+    ) -> WeightedHistogram:
+        """The histogram of one batch ``(b, n_voxels)`` (weights ``(b,)``), without adding
+        it (thread-safe; add it with :meth:`add`)."""
+        return WeightedHistogram(self.edges, self.threshold).fill(np.asarray(showers), weights)
 
-        return log_histogram(np.asarray(showers), self.edges, self.threshold)
+    def add(self, part: WeightedHistogram) -> None:
+        """Add a batch histogram made by :meth:`batch`."""
+        self.histogram += part
 
-    def fill(self, showers: npt.ArrayLike) -> None:
-        """Add the voxels of a batch ``(b, n_voxels)``."""
-        from physgen.calo.evaluate.kernels import log_histogram
+    def fill(self, showers: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> None:
+        """Add the voxels of a batch ``(b, n_voxels)`` (weights ``(b,)`` per shower)."""
+        self.histogram.fill(np.asarray(showers), weights)
 
-        # voxels below the threshold are zeroed as the official code does (compared in
-        # their own dtype) and so fall below the first edge
-        self.counts += log_histogram(np.asarray(showers), self.edges, self.threshold)
+    @property
+    def counts(self) -> F64:
+        """Sums of weights per bin (voxel counts for unweighted fills)."""
+        return self.histogram.values()
 
     def density(self) -> F64:
         """Density-normalised contents."""
-        total = self.counts.sum()
-        if total == 0:
-            return np.zeros(len(self.counts))
-        density: F64 = self.counts / (total * np.diff(self.edges))
-        return density
+        return self.histogram.density()
 
     @staticmethod
     def compare(reference: VoxelSpectrum, generated: VoxelSpectrum) -> HistogramResult:
         """Separation power of two spectra filled with the same edges."""
-        h_ref, h_gen = reference.density(), generated.density()
-        return HistogramResult(
-            reference.spec,
-            tuple(h_ref),
-            tuple(h_gen),
-            separation_power(h_ref, h_gen, reference.edges),
-        )
+        return HistogramResult.of(reference.spec, reference.histogram, generated.histogram)
 
 
 def iter_groups(results: list[HistogramResult]) -> Iterator[tuple[str, list[float]]]:
