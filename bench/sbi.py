@@ -15,8 +15,9 @@ threads) and sampling wall time are recorded. Every (task, budget, seed, method)
 cached under ``~/.cache/physgen/sbi-bench`` so an interrupted run resumes.
 
 With ``--sbc``, simulation-based calibration of ``physgen-flow`` on two_moons and slcp at the
-largest budget: expected coverage at 50/68/95 % and the figures
-``bench/results/sbi_sbc_<task>.png``.
+largest budget, for one flow and for an ensemble of ``--sbc-ensemble`` flows (the
+equal-weight mixture, ``physgen.sbi.npe(..., ensemble=k)``): expected coverage at 50/68/95 %
+and the figures ``bench/results/sbi_sbc_<task>[_ens<k>].png``.
 
 Usage::
 
@@ -178,21 +179,23 @@ def evaluate(
 
 
 def run_sbc(args: argparse.Namespace, budget: int) -> list[dict[str, Any]]:
-    """Simulation-based calibration of physgen-flow on two_moons and slcp."""
+    """Simulation-based calibration of physgen-flow (one flow and an ensemble) on two_moons
+    and slcp."""
     import torch
 
     from physgen import sbi
 
     torch.set_num_threads(args.threads)
     rows = []
-    for name in ("two_moons", "slcp"):
-        key = json.dumps([PROTOCOL, "sbc", name, budget, args.sbc_n, args.threads])
-        cached = (
-            CACHE
-            / "results"
-            / f"sbc-{name}-n{budget}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
-        )
-        fig_path = RESULTS / f"sbi_sbc_{name}.png"
+    ensembles = sorted({1, args.sbc_ensemble})
+    for name, k in ((t, e) for t in ("two_moons", "slcp") for e in ensembles):
+        key_items: list[Any] = [PROTOCOL, "sbc", name, budget, args.sbc_n, args.threads]
+        if k > 1:
+            key_items.append(k)
+        digest = hashlib.sha256(json.dumps(key_items).encode()).hexdigest()[:12]
+        tag = f"-ens{k}" if k > 1 else ""
+        cached = CACHE / "results" / f"sbc-{name}{tag}-n{budget}-{digest}.json"
+        fig_path = RESULTS / f"sbi_sbc_{name}{tag.replace('-', '_')}.png"
         if cached.is_file() and fig_path.is_file() and not args.no_cache:
             rows.append(json.loads(cached.read_text()))
             continue
@@ -202,12 +205,16 @@ def run_sbc(args: argparse.Namespace, budget: int) -> list[dict[str, Any]]:
         with np.load(dataset(name, budget, 0)) as z:
             theta, x = z["theta"], z["x"]
         prior = sbi.BoxUniform(task.prior_bounds[0].tolist(), task.prior_bounds[1].tolist())
-        post = sbi.npe(theta, x, prior=prior, model="flow", seed=0, progress=False)
+        c0 = time.process_time()
+        post = sbi.npe(theta, x, prior=prior, model="flow", seed=0, ensemble=k, progress=False)
+        train_cpu = time.process_time() - c0
         res = sbi.sbc(post, prior, task.simulate, n=args.sbc_n, n_posterior=1000, seed=7)
         res.plot(fig_path, names=[f"$\\theta_{{{j + 1}}}$" for j in range(task.theta_dim)])
         row = {
             "task": name,
             "budget": budget,
+            "ensemble": k,
+            "train_cpu_s": train_cpu,
             "n_sbc": args.sbc_n,
             **{f"coverage_{a}": res.coverage_at(a) for a in (0.5, 0.68, 0.95)},
             **{f"coverage_marginal_{a}": res.coverage_at(a, "marginal") for a in (0.5, 0.68, 0.95)},
@@ -232,7 +239,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--sbc", action="store_true", help="also run simulation-based calibration")
-    ap.add_argument("--sbc-n", type=int, default=500)
+    ap.add_argument("--sbc-n", type=int, default=300, help="SBC test simulations")
+    ap.add_argument(
+        "--sbc-ensemble", type=int, default=5, help="flows in the SBC ensemble (1: none)"
+    )
     ap.add_argument("--out", default=str(RESULTS / "sbi"))
     ap.add_argument(
         "--report-only", action="store_true", help="tabulate cached results only (run nothing)"
@@ -271,7 +281,8 @@ def main() -> None:
         "# Neural posterior estimation: physgen vs sbi 0.27 on sbibm tasks",
         "",
         f"Command: `python bench/sbi.py --tasks {args.tasks} --budgets {args.budgets} --seeds "
-        f"{args.seeds} --methods {args.methods} --threads {args.threads}{' --sbc' if args.sbc else ''}`",
+        f"{args.seeds} --methods {args.methods} --threads {args.threads}"
+        f"{f' --sbc --sbc-n {args.sbc_n} --sbc-ensemble {args.sbc_ensemble}' if args.sbc else ''}`",
         "",
         "C2ST (sbibm's definition; 0.5 = indistinguishable from the reference posterior) between "
         f"{args.n_samples} posterior samples and sbibm's 10,000 reference samples, mean ± standard "
@@ -304,18 +315,24 @@ def main() -> None:
             "## Simulation-based calibration of physgen-flow",
             "",
             "Expected coverage (joint highest-density regions; marginal central intervals in "
-            "brackets) at nominal 50 / 68 / 95 %, target within ± 0.05.",
+            "brackets) at nominal 50 / 68 / 95 %, target within ± 0.05; one flow, and the "
+            "equal-weight mixture of flows trained with seeds 0..k-1 (`npe(..., ensemble=k)`). "
+            "Training CPU time of the whole estimator.",
             "",
-            "| task | simulations | SBC draws | 50 % | 68 % | 95 % | passes | figure |",
-            "|---|---|---|---|---|---|---|---|",
+            "| task | simulations | flows | train CPU [s] | SBC draws | 50 % | 68 % | 95 % | passes "
+            "| figure |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in sbc_rows:
             cells = " | ".join(
                 f"{r[f'coverage_{a}']:.3f} ({r[f'coverage_marginal_{a}']:.3f})"
                 for a in (0.5, 0.68, 0.95)
             )
+            cpu = r.get("train_cpu_s")
             lines.append(
-                f"| {r['task']} | {r['budget']} | {r['n_sbc']} | {cells} | {r['passes']} | {r['figure']} |"
+                f"| {r['task']} | {r['budget']} | {r.get('ensemble', 1)} | "
+                f"{'' if cpu is None else f'{cpu:.0f}'} | {r['n_sbc']} | {cells} | {r['passes']} "
+                f"| {r['figure']} |"
             )
     lines += ["", f"Total wall time {meta['total_wall_s']:.0f} s.", ""]
     tmp = out.with_suffix(".md.tmp")

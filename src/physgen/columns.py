@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from physgen._optional import require
 from physgen.errors import ConfigError, DataFormatError
 from physgen.outputs import atomic_path
 
@@ -174,24 +175,18 @@ def _read_h5(path: Path, specs: list[ColumnSpec]) -> list[F64]:
 
 
 def _read_parquet(path: Path, specs: list[ColumnSpec]) -> list[F64]:
-    try:
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - depends on the install
-        raise ConfigError(
-            f"{path}: reading Parquet needs pyarrow: pip install 'physgen[io]'"
-        ) from None
+    require("pyarrow.parquet", "io", f"{path}: Parquet files")
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
     table = pq.read_table(path)
     data = {name: table.column(name).to_numpy() for name in table.column_names}
     return _read_mapping(path, specs, data)
 
 
 def _read_root(path: Path, specs: list[ColumnSpec], tree: str | None) -> list[F64]:
-    try:
-        import uproot  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - depends on the install
-        raise ConfigError(
-            f"{path}: reading ROOT files needs uproot: pip install 'physgen[io]'"
-        ) from None
+    require("uproot", "io", f"{path}: ROOT files")
+    import uproot  # type: ignore[import-untyped]
+
     with uproot.open(path) as f:
         trees = [
             k.split(";")[0]
@@ -341,21 +336,15 @@ def write_columns(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> Pat
             with open(tmp, "wb") as fh:
                 np.save(fh, np.concatenate(parts, axis=1))
         elif suffix == ".parquet":
-            try:
-                import pyarrow as pa  # type: ignore[import-untyped]
-                import pyarrow.parquet as pq  # type: ignore[import-untyped]
-            except ImportError:  # pragma: no cover
-                raise ConfigError(
-                    f"{p}: writing Parquet needs pyarrow: pip install 'physgen[io]'"
-                ) from None
+            require("pyarrow.parquet", "io", f"{p}: Parquet files")
+            import pyarrow as pa  # type: ignore[import-untyped]
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
             pq.write_table(pa.table(flat), tmp)
         else:
-            try:
-                import uproot  # type: ignore[import-untyped]
-            except ImportError:  # pragma: no cover
-                raise ConfigError(
-                    f"{p}: writing ROOT needs uproot: pip install 'physgen[io]'"
-                ) from None
+            require("uproot", "io", f"{p}: ROOT files")
+            import uproot  # type: ignore[import-untyped]
+
             with uproot.recreate(tmp) as f:  # a TTree (uproot's default would be an RNTuple)
                 tree = f.mktree("events", {k: a.dtype for k, a in flat.items()})
                 tree.extend(flat)

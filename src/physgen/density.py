@@ -405,6 +405,8 @@ def fit(
         raise ConfigError("validation_fraction must be in (0, 1)")
     if cfg.optim.epochs < 1 or cfg.optim.batch_size < 1 or cfg.optim.lr <= 0:
         raise ConfigError("optim: need epochs >= 1, batch_size >= 1 and lr > 0")
+    if cfg.optim.min_delta < 0:
+        raise ConfigError(f"optim.min_delta: must be >= 0, got {cfg.optim.min_delta}")
     seconds = None
     if max_time is not None:
         seconds = (

@@ -6,6 +6,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -216,3 +217,73 @@ def test_main_entry_point_exit_codes(capsys: pytest.CaptureFixture[str]) -> None
     assert "error: --integrand" in capsys.readouterr().err
     assert cli_main.main(["integrate", "--integrand", "camel", "--calls", "10"]) == 2
     assert "too small" in capsys.readouterr().err
+
+
+def test_default_training_calls_scale_with_the_events() -> None:
+    from physgen.nis import default_training_calls
+    from physgen.nis.events import EVENT_CALLS_MAX, EVENT_CALLS_MIN, EVENT_CALLS_PER_EVENT
+
+    assert (EVENT_CALLS_PER_EVENT, EVENT_CALLS_MIN, EVENT_CALLS_MAX) == (2, 50_000, 500_000)
+    assert [default_training_calls(n) for n in (1, 1000, 25_000, 60_000, 100_000, 10**6)] == [
+        50_000,
+        50_000,
+        50_000,
+        120_000,
+        200_000,
+        500_000,
+    ]
+    ns = [1, 10, 1000, 30_000, 99_999, 250_000, 250_001, 10**7]
+    calls = [default_training_calls(n) for n in ns]
+    assert calls == sorted(calls)  # never less training for more events
+
+
+def test_events_default_budget_gives_good_events_fast(tmp_path: Path) -> None:
+    """1000 ee-mumu events at the default (scaled) budget: efficient and physical."""
+    out = tmp_path / "ev.h5"
+    code, output, exc = _invoke(
+        ["events", "--process", "ee-mumu", "--n", "1000", "--out", str(out), "--seed", "4"]
+    )
+    assert code == 0, (output, exc)
+    assert "trained on" in output and "calls in" in output
+    with h5py.File(out) as h:
+        assert 40_000 < h.attrs["train_calls"] <= 50_000  # clip(2 * 1000, 50000, ...)
+        assert h.attrs["unweighting_efficiency"] > 0.85
+        xs, err = h.attrs["cross_section_pb"], h.attrs["cross_section_error_pb"]
+        mu_minus = h["momenta"][:, 0, :]
+    exact = EEToMuMu().exact
+    assert exact is not None and abs(xs - exact) < 5 * err
+    cos = mu_minus[:, 3] / np.linalg.norm(mu_minus[:, 1:], axis=1)
+    assert abs(np.mean(cos**2) - 0.4) < 0.05  # <cos^2> = 2/5 for 1 + cos^2
+    # --calls overrides the rule
+    code, output, exc = _invoke(
+        ["events", "--process", "ee-mumu", "--n", "100", "--out", str(tmp_path / "b.h5"),
+         "--method", "vegas", "--calls", "12000"]
+    )  # fmt: skip
+    assert code == 0, (output, exc)
+    with h5py.File(tmp_path / "b.h5") as h:
+        assert 10_000 < h.attrs["train_calls"] <= 12_000 + 2000
+
+
+def test_progress_bars_on_request_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from physgen.nis import Camel, integrate
+
+    kw: dict[str, Any] = {"method": "vegas", "calls": 20_000, "eval_calls": 20_000, "seed": 1}
+    integrate(Camel(2), progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "train camel" in err and "estimate camel" in err
+    integrate(Camel(2), progress=None, **kw)  # stderr is not a terminal under pytest
+    integrate(Camel(2), progress=False, **kw)
+    assert capsys.readouterr().err == ""
+    ev = generate_events(EEToMuMu(), 50, method="uniform", pilot=1000, progress=True)
+    assert len(ev.y) == 50 and "unweight ee-mumu" in capsys.readouterr().err
+
+
+def test_cli_threads_option_is_checked_and_restored(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    args = ["integrate", "--integrand", "camel", "--dim", "2", "--method", "uniform"]
+    code, output, exc = _invoke([*args, "--eval-calls", "1000", "--threads", "2", "--json"])
+    assert code == 0, (output, exc)
+    assert torch.get_num_threads() == before
+    code, _, exc = _invoke([*args, "--threads", "0"])
+    assert isinstance(exc, ConfigError) and "--threads" in str(exc)
+    assert torch.get_num_threads() == before

@@ -153,6 +153,21 @@ def test_early_stopping(data_file, tmp_path, monkeypatch):
         train(None, data_file, tmp_path / "run", resume=True, progress=False)
 
 
+def test_early_stopping_min_delta(data_file, tmp_path, monkeypatch):
+    """Improvements smaller than min_delta do not reset the patience; the best weights are
+    still those of the lowest validation loss."""
+    values = iter([1.0, 0.5, 0.49, 0.48, 0.47, 0.46] + [1.0] * 100)
+    monkeypatch.setattr(loop_mod, "_validation_loss", lambda *a, **k: next(values))
+    cfg = tiny_config("cfm", epochs=20, patience=3, validate_every=1, min_delta=0.05)
+    res = train(cfg, data_file, tmp_path / "run", progress=False)
+    # 0.5 beats 1.0 by more than 0.05; 0.49, 0.48, 0.47 do not beat 0.5 - 0.05: stop at 5
+    assert res.status == "early-stopped" and res.step == 5
+    assert res.best_val_loss == 0.47
+    assert torch.load(tmp_path / "run" / "weights.pt", weights_only=True)["step"] == 5
+    with pytest.raises(ConfigError, match="min_delta"):
+        tiny_config("cfm", min_delta=-1.0)
+
+
 def test_streaming_matches_the_split_and_trains(data_file, tmp_path):
     cfg = tiny_config("cfm", epochs=1)
     cfg.data.max_in_memory_gb = 1e-9

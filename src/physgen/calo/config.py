@@ -122,6 +122,7 @@ class TrainConfig:
             (0 <= o.ema_decay < 1, "optim.ema_decay must be in [0, 1)"),
             (o.grad_clip >= 0, "optim.grad_clip must be >= 0"),
             (o.patience >= 0, "optim.patience must be >= 0"),
+            (o.min_delta >= 0, "optim.min_delta must be >= 0"),
             (
                 o.schedule in ("cosine", "onecycle", "constant"),
                 "optim.schedule must be cosine, onecycle or constant",

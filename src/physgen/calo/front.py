@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from physgen._optional import require
 from physgen.errors import ConfigError
 from physgen.outputs import atomic_write_text
 
@@ -373,6 +374,7 @@ def comparison_text(comparison: dict[str, Any]) -> str:
 def front_plot(entries: Sequence[FrontEntry], geometry: str, out: str | Path) -> Path:
     """AUC (low level) against ms per shower at batch 10,000 on CPU, Pareto front marked,
     CaloChallenge 2022 submissions in grey (their CPU batch-10,000 time, Geant4 data)."""
+    require("matplotlib.pyplot", "plot", "plots (front.png)")
     import matplotlib.pyplot as plt  # the caller's backend (Agg without a display)
 
     from physgen.calo.evaluate.report import final_results
@@ -426,6 +428,7 @@ def _judge_key(
     device: str,
     batch_sizes: Sequence[int],
     sampling: dict[str, Any],
+    seed: int = 1,
 ) -> dict[str, Any]:
     """What a judged entry depends on: the weights file, the reference file and the options."""
     w, r = (run / "weights.pt").stat(), Path(reference).stat()
@@ -436,6 +439,7 @@ def _judge_key(
         "device": device,
         "batch_sizes": list(batch_sizes),
         "sampling": sampling,
+        **({"seed": seed} if seed != 1 else {}),  # default 1: keys of earlier entries hold
     }
 
 
@@ -463,6 +467,8 @@ def run_front(
     preset: str | None = None,
     batch_sizes: Sequence[int] = BATCH_SIZES,
     sampling: dict[str, dict[str, Any]] | None = None,
+    seed: int = 1,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Train (or load), judge, tabulate and plot every model; writes ``front.md``,
     ``front.json`` and ``front.png`` in ``out_dir``. A model already judged with the same
@@ -471,6 +477,8 @@ def run_front(
     Args:
         sampling: Per model, sampling options over its run's config, e.g.
             ``{"diffusion": {"steps": 200, "sampler": "ddpm"}}`` (see :func:`parse_sampling`).
+        seed: Seed of each model's generated sample (:func:`judge_run`).
+        progress: Training progress bars (None: only on a terminal).
 
     Raises:
         ConfigError: No models, unknown model names, or sampling options for a model that is
@@ -480,6 +488,7 @@ def run_front(
 
     if not models:
         raise ConfigError("--models: give at least one model")
+    require("matplotlib.pyplot", "plot", "plots (front.png)")  # before hours of training
     for m in models:
         get_model_class(m)
     sampling = dict(sampling or {})
@@ -494,9 +503,11 @@ def run_front(
     entries = []
     for m in models:
         t0 = time.monotonic()
-        run = train_or_load(m, geometry, train_file, runs, max_time_s=max_time_s, preset=preset)
+        run = train_or_load(
+            m, geometry, train_file, runs, max_time_s=max_time_s, preset=preset, progress=progress
+        )
         opts = dict(sampling.get(m, {}))
-        key = _judge_key(run, reference_file, repeats, device, batch_sizes, opts)
+        key = _judge_key(run, reference_file, repeats, device, batch_sizes, opts, seed)
         cache = out / "judged" / f"entry-{m}.json"
         if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
             log.info("reusing the judged entry %s", cache)
@@ -510,6 +521,7 @@ def run_front(
                 device=device,
                 batch_sizes=batch_sizes,
                 sampling=opts,
+                seed=seed,
             )
             atomic_write_text(cache, json.dumps({"key": key, "entry": entry.to_dict()}, indent=2))
             entries.append(entry)

@@ -9,7 +9,6 @@ sharded run, merged in order, are the unsharded file.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 
 from physgen._version import __version__
 from physgen.calo.io import ShowerWriter, open_showers
+from physgen.calo.shards import SEED_BLOCK, Shard, parse_shard
 from physgen.checks import check_seed
 from physgen.errors import ConfigError, DataFormatError
 from physgen.models.base import ShowerGenerator
@@ -27,40 +27,6 @@ from physgen.outputs import check_output
 __all__ = ["SEED_BLOCK", "Shard", "generate_showers", "parse_shard"]
 
 log = logging.getLogger(__name__)
-SEED_BLOCK = 1000
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` (0-based) of ``count``."""
-
-    index: int = 0
-    count: int = 1
-
-    def rows(self, n: int) -> tuple[int, int]:
-        """Row range ``[start, stop)`` of this shard among ``n`` rows, on seed-block boundaries."""
-        n_blocks = -(-n // SEED_BLOCK)
-        b0 = self.index * n_blocks // self.count
-        b1 = (self.index + 1) * n_blocks // self.count
-        return min(b0 * SEED_BLOCK, n), min(b1 * SEED_BLOCK, n)
-
-
-def parse_shard(text: str | None) -> Shard:
-    """``"3/8"`` -> Shard(2, 8) (1-based on the command line, as in "shard 3 of 8").
-
-    Raises:
-        ConfigError: Not ``I/K`` with ``1 <= I <= K``.
-    """
-    if text is None:
-        return Shard()
-    i, sep, k = text.partition("/")
-    try:
-        idx, cnt = int(i), int(k)
-    except ValueError:
-        idx, cnt = 0, 0
-    if not sep or cnt < 1 or not 1 <= idx <= cnt:
-        raise ConfigError(f"--shard: expected I/K with 1 <= I <= K (e.g. 3/8), got {text!r}")
-    return Shard(idx - 1, cnt)
 
 
 def _block_generator(seed: int, block: int) -> torch.Generator:
@@ -131,13 +97,7 @@ def generate_showers(
             lo,
             hi,
         )
-    start, stop = shard.rows(e_all.size)
-    if start == stop:
-        n_blocks = -(-e_all.size // SEED_BLOCK)
-        raise ConfigError(
-            f"--shard {shard.index + 1}/{shard.count}: empty; {e_all.size} showers make only "
-            f"{n_blocks} seed block(s) of {SEED_BLOCK}, use at most {n_blocks} shards"
-        )
+    start, stop = shard.check(e_all.size)
     meta = {
         "generator": "physgen generate",
         "model": model.name,

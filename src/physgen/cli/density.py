@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from physgen.checks import check_device, check_seed
+from physgen.cli.conventions import Quiet, Verbose, progress, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
@@ -52,7 +53,7 @@ def fit(
         str, typer.Option(help="Input file: .h5, .npy, .npz, .parquet or .root (FILE.root:TREE).")
     ],
     x: Annotated[str, typer.Option(help="Columns to model, e.g. 'pt,eta' or 'theta[0:3]'.")],
-    out: Annotated[Path, typer.Option(help="Run directory to create.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create.")],
     c: Annotated[
         Optional[str], typer.Option(help="Condition columns (none: an unconditional density).")
     ] = None,
@@ -67,16 +68,21 @@ def fit(
     config: Annotated[
         Optional[Path], typer.Option(help="YAML with model_config and optim options.")
     ] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: ~20k steps).")] = None,
+    epochs: Annotated[
+        Optional[int], typer.Option(help="Epochs, passes over the data (default: ~20k steps).")
+    ] = None,
     max_time: Annotated[
-        Optional[str], typer.Option(help="Stop with the best weights after e.g. 10m, 2h.")
+        Optional[str],
+        typer.Option(help="Wall-clock limit: stop with the best weights after e.g. 10m, 2h."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Fit a conditional density p(x | c) to columns of a file; writes a run directory.
 
@@ -88,6 +94,7 @@ def fit(
     from physgen.density import fit as fit_density
     from physgen.typed_config import read_yaml
 
+    use_verbosity(quiet, verbose)
     check_seed(seed)
     check_device(device)
     check_output(out, "--out", kind="dir", inputs=[_root_path(data), config])
@@ -114,7 +121,7 @@ def fit(
         c_names=c_names,
         out=out,
         device=device,
-        progress=False if no_progress else None,
+        progress=progress(no_progress),
     )
     s = est.summary
     d = {
@@ -136,7 +143,9 @@ def fit(
 
 def sample(
     run: Annotated[Path, typer.Argument(help="Run directory written by physgen fit.")],
-    out: Annotated[Path, typer.Option(help="Output file: .h5, .npy, .npz, .parquet or .root.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output file: .h5, .npy, .npz, .parquet or .root.")
+    ],
     c: Annotated[
         Optional[str], typer.Option(help="File with the condition columns (as named at fit).")
     ] = None,
@@ -148,6 +157,11 @@ def sample(
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same samples).")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (path, n_samples, columns).")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Sample a density fitted by `physgen fit`; rows m*n..(m+1)*n-1 belong to condition m.
 
@@ -159,6 +173,7 @@ def sample(
     from physgen.columns import read_columns, write_columns
     from physgen.density import load
 
+    use_verbosity(quiet, verbose)
     check_seed(seed)
     check_device(device)
     if n < 1:
@@ -197,4 +212,8 @@ def sample(
         columns.update({name: cond[:, i] for i, name in enumerate(c_names)})
         columns["condition_row"] = rows
     write_columns(out, columns)
+    if as_json:
+        d = {"path": str(out), "n_samples": int(xs.shape[0]), "columns": list(columns)}
+        typer.echo(json.dumps(d))
+        return
     typer.echo(f"wrote {out}: {xs.shape[0]} samples of {cfg.x_dim} columns")

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from physgen.cli.conventions import Quiet, Verbose, is_quiet, use_verbosity
 from physgen.errors import ConfigError
 
 __all__ = ["evaluate"]
@@ -47,7 +48,7 @@ def evaluate(
         ),
     ] = "fast",
     repeats: Annotated[
-        int, typer.Option(help="Classifier trainings with different seeds (mean ± std).")
+        int, typer.Option(help="Classifier trainings, a count, with different seeds (mean ± std).")
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of splits and trainings.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda for the classifiers.")] = "cpu",
@@ -58,21 +59,31 @@ def evaluate(
     label: Annotated[
         str, typer.Option(help="Name of the generated sample in plots and report.")
     ] = "generated",
-    plots: Annotated[bool, typer.Option(help="Write PNG figures.")] = True,
+    plots: Annotated[bool, typer.Option(help="Write figures (PNG, 150 dpi).")] = True,
+    plot_format: Annotated[
+        str,
+        typer.Option(
+            help="Figure formats, comma-separated: png (always written, the report embeds "
+            "it), pdf, svg; e.g. 'png,pdf' for talk-ready vector figures."
+        ),
+    ] = "png",
     batch_size: Annotated[
         Optional[int], typer.Option(help="Showers per streamed batch (default: ~64 MB).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Compare generated with reference showers: CaloChallenge metrics (MeV thresholds), plots, report."""
     from physgen.calo.evaluate.pipeline import evaluate as run
 
+    use_verbosity(quiet, verbose)
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size: must be >= 1, got {batch_size}")
 
     def say(msg: str) -> None:
-        # progress for people at a terminal; batch logs and pipes stay clean
-        if not as_json and sys.stderr.isatty():
+        # progress for people at a terminal; batch logs, pipes and --quiet stay clean
+        if not as_json and not is_quiet() and sys.stderr.isatty():
             typer.echo(f"... {msg}", err=True)
 
     res = run(
@@ -89,6 +100,7 @@ def evaluate(
         batch_size=batch_size,
         label=label,
         plots=plots,
+        plot_formats=[f for f in plot_format.split(",") if f.strip()],
         argv=["physgen", *sys.argv[1:]],
         progress=say,
     )
@@ -100,7 +112,7 @@ def evaluate(
         f"evaluated {r['n_generated']} generated vs {r['n_reference']} reference showers "
         f"(geometry {r['geometry']}; modes {', '.join(r['modes'])})"
     )
-    for w in r["warnings"]:
+    for w in [] if is_quiet() else r["warnings"]:
         typer.echo(f"warning: {w}")
     if "separation_power_summary" in r:
         typer.echo("separation power (mean / max over histograms):")

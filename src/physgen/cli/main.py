@@ -8,7 +8,6 @@ stderr and exit status 2, without a traceback.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
@@ -19,6 +18,8 @@ import typer
 
 from physgen import outputs
 from physgen._version import __version__
+from physgen.cli import conventions
+from physgen.cli.conventions import Quiet, Verbose, set_root_verbosity, use_verbosity
 from physgen.errors import PhysgenError
 
 app = typer.Typer(
@@ -46,31 +47,11 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    _configure_logging(verbose)
-
-
-class _CliLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes ``warning: message`` lines to the current stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-def _configure_logging(verbose: bool) -> None:
-    logger = logging.getLogger("physgen")
-    for h in list(logger.handlers):
-        if isinstance(h, _CliLogHandler):
-            logger.removeHandler(h)
-    handler = _CliLogHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger.propagate = False
-    logging.addLevelName(logging.WARNING, "warning")
-    logging.addLevelName(logging.INFO, "info")
+    # -q/-v here set the level of every command; a command's own -q/-v win
+    set_root_verbosity(quiet, verbose)
 
 
 # ------------------------------------------------------------------ geometry
@@ -89,9 +70,13 @@ def geometry_cmd(
         typer.Option(help="For an XML file: the <Bin name=...> to use (photon, pion, electron)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (edges in mm).")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Show a voxel binning: layers, radial edges (mm), angular bins, voxel count."""
     from physgen.calo.geometry import get_geometry
+
+    use_verbosity(quiet, verbose)
 
     geo = get_geometry(name, particle)
     if as_json:
@@ -132,9 +117,13 @@ def info_cmd(
         str | None, typer.Option(help="Expected geometry (default: matched by voxel count).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Summarise a shower file: counts, geometry, energies (MeV), E_tot/E_inc, sparsity, provenance."""
     from physgen.calo.io import file_summary
+
+    use_verbosity(quiet, verbose)
 
     s = file_summary(file, geometry)
     if as_json:
@@ -202,12 +191,33 @@ def validate_cmd(
             help="Accept negative voxel energies (MeV) with a warning instead of failing."
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (path, valid, n_showers, geometry, n_voxels) if valid.",
+        ),
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Check a shower file: keys, shapes, voxel count, finite non-negative MeV values. Exit 0 if valid, 2 if not."""
     from physgen.calo.io import validate_file
 
+    use_verbosity(quiet, verbose)
     f = validate_file(file, geometry, clip_negative=clip_negative)
-    geo = f.geometry.name if f.geometry is not None else "?"
+    geo = f.geometry.name if f.geometry is not None else None
+    if as_json:
+        d = {
+            "path": str(file),
+            "valid": True,
+            "n_showers": f.n_showers,
+            "geometry": geo,
+            "n_voxels": f.n_voxels,
+        }
+        typer.echo(json.dumps(d))
+        return
+    geo = geo or "?"
     typer.echo(f"ok: {file} holds {f.n_showers} showers of geometry {geo} ({f.n_voxels} voxels)")
 
 
@@ -230,11 +240,17 @@ def merge_cmd(
             "(each shard's provenance is still recorded)."
         ),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (path, n_showers, n_shards).")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Concatenate shard files (showers in MeV) into one, checking that they belong together."""
     from physgen.calo.io import open_showers
     from physgen.calo.merge import merge_files
 
+    use_verbosity(quiet, verbose)
     path = merge_files(
         shards,
         out,
@@ -244,11 +260,16 @@ def merge_cmd(
         allow_mixed=allow_mixed,
     )
     with open_showers(path) as f:
-        typer.echo(f"wrote {path}: {f.n_showers} showers from {len(shards)} shards")
+        n = f.n_showers
+    if as_json:
+        typer.echo(json.dumps({"path": str(path), "n_showers": n, "n_shards": len(shards)}))
+        return
+    typer.echo(f"wrote {path}: {n} showers from {len(shards)} shards")
 
 
 def _register_commands() -> None:
     """Commands whose modules live in their own files."""
+    from physgen.cli.convert import convert
     from physgen.cli.density import fit, sample
     from physgen.cli.evaluate import evaluate
     from physgen.cli.nis import events, integrate
@@ -272,6 +293,7 @@ def _register_commands() -> None:
     app.command("events")(events)
     app.command("fit")(fit)
     app.command("sample")(sample)
+    app.command("convert")(convert)
 
 
 _register_commands()
@@ -293,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     outputs.reset()
     code: int
-    with outputs.handle_signals():
+    with outputs.handle_signals(), conventions.scope():
         try:
             rv = app(args=argv, prog_name="physgen", standalone_mode=False)
             code = rv if isinstance(rv, int) else 0

@@ -3,27 +3,54 @@
 Thin layers over :func:`physgen.nis.integrate` and :func:`physgen.nis.generate_events`;
 library errors (:class:`physgen.errors.PhysgenError`) propagate to
 :func:`physgen.cli.main.main`, which prints ``error: <message>`` and exits with status 2.
+Progress bars (training calls, evaluation points, accepted events) go to stderr on a
+terminal only, as for every physgen command; ``--no-progress`` or ``-q`` hides them.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from physgen.checks import check_memory, check_seed
+from physgen.cli import conventions
+from physgen.cli.conventions import Quiet, Verbose, use_verbosity
+from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
 __all__ = ["events", "integrate"]
+
+_THREADS_HELP = (
+    "torch threads (default 1: the flows are small, so more threads gain little and, on a "
+    "machine shared with other jobs, oversubscribed cores make training up to 10x slower)."
+)
 
 
 def _fmt(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads; the previous setting is restored after."""
+    import torch
+
+    if n < 1:
+        raise ConfigError(f"--threads: expected a positive number of threads, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def integrate(
@@ -62,28 +89,37 @@ def integrate(
     allow_negative: Annotated[
         bool, typer.Option("--allow-negative", help="Accept negative integrand values.")
     ] = False,
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bars.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Integrate a built-in integrand over the unit hypercube and report the error."""
     from physgen.nis import TrainConfig, get_integrand
     from physgen.nis import integrate as run
 
+    use_verbosity(quiet, verbose)
     check_seed(seed)
     f = get_integrand(integrand, dim)
     for opt, count in (("--calls", calls), ("--eval-calls", eval_calls)):
         if count > 0:  # points (float64), weights and the flow's activations per point
             check_memory(count * (f.dim * 8 * 4 + 64), opt, f"{count} points in {f.dim} dims")
     cfg = TrainConfig(loss=loss, buffered_steps=buffered_steps, vegas_fraction=vegas_fraction)
-    res = run(
-        f,
-        method=method,
-        calls=calls,
-        eval_calls=eval_calls,
-        seed=seed,
-        config=cfg,
-        strict=strict,
-        allow_negative=allow_negative,
-    )
+    with _torch_threads(threads):
+        res = run(
+            f,
+            method=method,
+            calls=calls,
+            eval_calls=eval_calls,
+            seed=seed,
+            config=cfg,
+            strict=strict,
+            allow_negative=allow_negative,
+            progress=conventions.progress(no_progress),
+        )
     d = res.to_dict()
     if as_json:
         typer.echo(json.dumps({k: _fmt(v) for k, v in d.items()}, sort_keys=True))
@@ -111,22 +147,54 @@ def events(
         Path,
         typer.Option(
             "--out",
+            "-o",
             help="Output file: .lhe (Les Houches) or .h5/.hdf5. Written "
             "atomically; its folder must exist.",
         ),
     ],
     method: Annotated[str, typer.Option("--method", help="nis, vegas or uniform.")] = "nis",
-    calls: Annotated[int, typer.Option("--calls", help="Integrand calls for training.")] = 200_000,
+    calls: Annotated[
+        int | None,
+        typer.Option(
+            "--calls",
+            help="Integrand calls for training (default: 2 per event, at least 50000 and at "
+            "most 500000).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same events.")] = 0,
     overweight: Annotated[
         float,
         typer.Option("--overweight", help="Cross-section share allowed in over-weights."),
     ] = 1e-3,
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="Hide the progress bars.")
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (path, n_events, cross section in pb, unweighting "
+            "efficiency, training calls and seconds).",
+        ),
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Generate unweighted events of a physics process into an LHE or HDF5 file."""
-    from physgen.errors import ConfigError
-    from physgen.nis import generate_events, get_process, write_events_hdf5, write_lhe
+    """Generate unweighted events of a physics process into an LHE or HDF5 file.
 
+    The training budget grows with --n (2 integrand calls per event, clipped to
+    50000..500000) unless --calls sets it.
+    """
+    from physgen.nis import (
+        default_training_calls,
+        generate_events,
+        get_process,
+        write_events_hdf5,
+        write_lhe,
+    )
+
+    use_verbosity(quiet, verbose)
     suffix = out.suffix.lower()
     if suffix not in (".lhe", ".h5", ".hdf5"):
         raise ConfigError(f"--out: expected a .lhe, .h5 or .hdf5 file, got '{out.name}'")
@@ -135,10 +203,21 @@ def events(
     if n < 1:
         raise ConfigError(f"--n: expected a positive number of events, got {n}")
     check_memory(n * 8 * 4 * 4 * 3, "--n", f"the momenta and weights of {n} events")
+    if calls is None:
+        calls = default_training_calls(n)
     if calls > 0:
         check_memory(calls * 8 * 64, "--calls", f"{calls} training points")
     proc = get_process(process)
-    ev = generate_events(proc, n, method=method, calls=calls, seed=seed, overweight_xs=overweight)
+    with _torch_threads(threads):
+        ev = generate_events(
+            proc,
+            n,
+            method=method,
+            calls=calls,
+            seed=seed,
+            overweight_xs=overweight,
+            progress=conventions.progress(no_progress),
+        )
     if suffix == ".lhe":
         header = json.dumps({"process": proc.name, "sqrt_s_GeV": proc.sqrt_s, **ev.info})
         write_lhe(
@@ -154,8 +233,24 @@ def events(
         )
     else:
         write_events_hdf5(out, ev)
+    if as_json:
+        d = {
+            "path": str(out),
+            "process": proc.name,
+            "n_events": n,
+            "method": method,
+            "seed": seed,
+            "cross_section_pb": _fmt(float(ev.cross_section)),
+            "cross_section_error_pb": _fmt(float(ev.cross_section_error)),
+            "unweighting_efficiency": _fmt(float(ev.info["unweighting_efficiency"])),
+            "train_calls": ev.info["train_calls"],
+            "train_seconds": ev.info["train_seconds"],
+        }
+        typer.echo(json.dumps(d))
+        return
     typer.echo(
         f"{n} events of {proc.name} -> {out}; cross section {ev.cross_section:.6g} +- "
         f"{ev.cross_section_error:.2g} pb; unweighting efficiency "
-        f"{ev.info['unweighting_efficiency']:.3g}"
+        f"{ev.info['unweighting_efficiency']:.3g}; trained on {ev.info['train_calls']} calls in "
+        f"{ev.info['train_seconds']:.1f} s"
     )

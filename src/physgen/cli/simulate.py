@@ -7,11 +7,14 @@ and exits with status 2.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from physgen.cli.conventions import Quiet, Verbose, progress, use_verbosity
 
 __all__ = ["simulate"]
 
@@ -34,11 +37,15 @@ def simulate(
     particle: Annotated[
         str, typer.Option("--particle", help="electron, positron or photon (e-, e+, gamma).")
     ],
-    n: Annotated[int, typer.Option("--n", help="Number of showers (> 0).")],
+    n: Annotated[
+        int, typer.Option("--n", help="Number of showers of the run (> 0; all shards together).")
+    ],
     energy: Annotated[str, typer.Option("--energy", help=_ENERGY_HELP)],
     out: Annotated[
         Path,
-        typer.Option("--out", help="Output .h5 file; its folder must exist. Written atomically."),
+        typer.Option(
+            "--out", "-o", help="Output .h5 file; its folder must exist. Written atomically."
+        ),
     ],
     seed: Annotated[
         int, typer.Option("--seed", help="Run seed (>= 0): same seed, same bytes.")
@@ -63,17 +70,39 @@ def simulate(
             help="Detector stack: par04, atlas-like, calogan (default: the geometry's own).",
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Simulate only shard I of K (e.g. 3/8) of the --n showers; every shower has "
+            "its own seed, so any K <= --n works, and shards 1/K..K/K merged in order with "
+            "physgen merge are the unsharded run.",
+        ),
+    ] = None,
     no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (path, n_showers, rows, seed, elapsed_s...) instead "
+            "of the summary line.",
+        ),
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Simulate electromagnetic showers in a sampling calorimeter (energies in MeV, lengths in mm).
 
     Writes incident_energies (N, 1) and showers (N, n_voxels) in MeV, calibrated by the
     engine's sampling fraction, with the provenance (seed, engine, energy spec...) as attributes.
     """
+    from physgen.calo.shards import parse_shard
     from physgen.calo.simulate.run import simulate as run_simulate
 
+    use_verbosity(quiet, verbose)
+    shard_ = parse_shard(shard)
     t0 = time.perf_counter()
     path = run_simulate(
         geometry=geometry,
@@ -85,11 +114,32 @@ def simulate(
         engine=engine,
         workers=workers,
         compression=compression,
-        progress=not no_progress,
+        progress=progress(no_progress) is not False,
         detector=detector,
+        shard=shard_,
     )
     elapsed = time.perf_counter() - t0
+    start, stop = shard_.rows(n, block=1)
+    k = stop - start
+    if as_json:
+        d = {
+            "path": str(path),
+            "n_showers": k,
+            "n_total": n,
+            "shard": f"{shard_.index + 1}/{shard_.count}",
+            "rows": [start, stop],
+            "particle": particle,
+            "geometry": geometry,
+            "engine": engine,
+            "energy": energy,
+            "seed": seed,
+            "elapsed_s": round(elapsed, 3),
+            "showers_per_s": k / max(elapsed, 1e-9),
+        }
+        typer.echo(json.dumps(d))
+        return
+    part = f" (shard {shard_.index + 1}/{shard_.count} of {n})" if shard_.count > 1 else ""
     typer.echo(
-        f"wrote {path}: {n} {particle} showers, geometry {geometry}, engine {engine}, "
-        f"{elapsed:.1f} s ({n / max(elapsed, 1e-9):.3g} showers/s)"
+        f"wrote {path}: {k} {particle} showers{part}, geometry {geometry}, engine {engine}, "
+        f"{elapsed:.1f} s ({k / max(elapsed, 1e-9):.3g} showers/s)"
     )

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from physgen.checks import check_device, check_memory, check_seed, parse_duration
+from physgen.cli.conventions import Quiet, Verbose, progress, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
@@ -30,7 +31,8 @@ def _int_list(text: str, option: str) -> list[int]:
 def train(
     data: Annotated[Path, typer.Option(help="Training showers (CaloChallenge HDF5).")],
     out: Annotated[
-        Path, typer.Option(help="Run directory to create (or to continue with --resume).")
+        Path,
+        typer.Option("--out", "-o", help="Run directory to create (or to continue with --resume)."),
     ],
     model: Annotated[
         Optional[str],
@@ -49,9 +51,12 @@ def train(
         typer.Option(help="Preset name (default MODEL-GEOMETRY when shipped; 'tiny' for demos)."),
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Run seed (overrides the config).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (overrides the config).")] = None,
+    epochs: Annotated[
+        Optional[int], typer.Option(help="Epochs, passes over the data (overrides the config).")
+    ] = None,
     max_time: Annotated[
-        Optional[str], typer.Option(help="Stop cleanly with a checkpoint after e.g. 2h, 90m.")
+        Optional[str],
+        typer.Option(help="Wall-clock limit: stop cleanly with a checkpoint after e.g. 2h, 90m."),
     ] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its checkpoint.")
@@ -60,9 +65,11 @@ def train(
         Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
     no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Train a generative surrogate on simulated showers; writes a run directory.
 
@@ -74,6 +81,7 @@ def train(
     from physgen.calo.rundir import read_run_config
     from physgen.calo.train import train as run_training
 
+    use_verbosity(quiet, verbose)
     seconds = parse_duration(max_time) if max_time is not None else None
     if seed is not None:
         check_seed(seed)
@@ -112,7 +120,7 @@ def train(
         resume=resume,
         max_time_s=seconds,
         device=device,
-        progress=False if no_progress else None,
+        progress=progress(no_progress),
     )
     d = {
         "run_dir": str(res.run_dir),
@@ -138,17 +146,23 @@ def train(
 
 def generate(
     run: Annotated[Path, typer.Argument(help="Run directory written by physgen train.")],
-    out: Annotated[Path, typer.Option(help="Output .h5 file (written atomically).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5 file (written atomically).")],
     energies_from: Annotated[
         Optional[Path], typer.Option(help="Use the incident energies of this CaloChallenge file.")
     ] = None,
     n: Annotated[
         Optional[int],
-        typer.Option(help="Number of showers (with --energy, or the first N of --energies-from)."),
+        typer.Option(
+            help="Number of showers of the run, all shards together (with --energy, or the "
+            "first N of --energies-from)."
+        ),
     ] = None,
     energy: Annotated[
         Optional[str],
-        typer.Option(help="Incident energies: 100GeV, log-uniform 1GeV:1TeV, ds1 or ds1:even."),
+        typer.Option(
+            help="Incident energies (a bare number is MeV): 100GeV, log-uniform 1GeV:1TeV, "
+            "ds1 or ds1:even."
+        ),
     ] = None,
     batch_size: Annotated[
         int, typer.Option(help="Showers per write; the output does not depend on it.")
@@ -156,10 +170,15 @@ def generate(
     seed: Annotated[int, typer.Option(help="Run seed (same seed, same showers).")] = 0,
     shard: Annotated[
         Optional[str],
-        typer.Option(help="Produce shard I of K (e.g. 3/8); merge with physgen merge."),
+        typer.Option(
+            help="Produce shard I of K (e.g. 3/8); merge 1/K..K/K with physgen merge. Shards "
+            "are cut on seed blocks of 1000 showers, so K may be at most ceil(N / 1000); a "
+            "shard that would be empty is refused before any work."
+        ),
     ] = None,
     steps: Annotated[
-        Optional[int], typer.Option(help="Sampling steps (cfm ODE steps, diffusion sampler steps).")
+        Optional[int],
+        typer.Option(help="Sampling steps, a count (cfm ODE steps, diffusion sampler steps)."),
     ] = None,
     solver: Annotated[
         Optional[str],
@@ -168,16 +187,27 @@ def generate(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
     no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
+        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (path, n_showers, rows, seed, elapsed_s...) instead "
+            "of the summary line.",
+        ),
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Generate showers with a trained surrogate into a CaloChallenge file."""
+    """Generate showers (MeV) with a trained surrogate into a CaloChallenge file."""
     import numpy as np
 
     from physgen.calo.generate import generate_showers, parse_shard
     from physgen.calo.io import open_showers
     from physgen.calo.rundir import load_run, read_run_config
 
+    use_verbosity(quiet, verbose)
     cfg = read_run_config(run)
     check_output(out, "--out", inputs=[energies_from], read_dirs=[run])
     check_seed(seed)
@@ -205,6 +235,7 @@ def generate(
                 raise ConfigError(f"--n {n} exceeds the {e.size} showers of {energies_from}")
             e = e[:n]
         energies = e
+    start, stop = shard_.check(len(energies))  # an empty shard: say why before loading
     overrides: dict[str, Any] = {}
     if steps is not None:
         if cfg.model not in ("cfm", "diffusion"):
@@ -230,12 +261,27 @@ def generate(
         shard=shard_,
         geometry=cfg.geometry,
         compression=None if compression == "none" else compression,
-        progress=False if no_progress else None,
+        progress=progress(no_progress),
         attrs={"run_dir": str(run.resolve()), "energy": energy or f"from {energies_from}"},
     )
     dt = time.monotonic() - t0
     with open_showers(path) as f:
         k = f.n_showers
+    if as_json:
+        d = {
+            "path": str(path),
+            "n_showers": k,
+            "n_total": len(energies),
+            "shard": f"{shard_.index + 1}/{shard_.count}",
+            "rows": [start, stop],
+            "model": cfg.model,
+            "geometry": cfg.geometry,
+            "seed": seed,
+            "elapsed_s": round(dt, 3),
+            "ms_per_shower": 1e3 * dt / max(k, 1),
+        }
+        typer.echo(json.dumps(d))
+        return
     typer.echo(
         f"wrote {path}: {k} showers ({cfg.model}, geometry {cfg.geometry}), {dt:.1f} s "
         f"= {1e3 * dt / max(k, 1):.3g} ms/shower"
@@ -246,7 +292,10 @@ def front(
     geometry: Annotated[str, typer.Option(help="Geometry: 1-photons, 2, 3...")],
     train_file: Annotated[Path, typer.Option("--train", help="Training showers (simulated).")],
     reference: Annotated[Path, typer.Option(help="Independent reference showers.")],
-    out: Annotated[Path, typer.Option(help="Output folder (front.md, front.json, front.png).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output folder (front.md, front.json, front.png)."),
+    ],
     models: Annotated[
         str, typer.Option(help="Comma-separated models.")
     ] = "cfm,flow,diffusion,gan,vae",
@@ -256,14 +305,19 @@ def front(
     ] = None,
     train_time: Annotated[
         Optional[str],
-        typer.Option(help="Training budget per model, e.g. 2h (default: the preset's epochs)."),
+        typer.Option(
+            help="Wall-clock training budget per model, e.g. 2h, 90m (default: the preset's "
+            "epochs)."
+        ),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Classifier trainings per model.")] = 3,
     device: Annotated[str, typer.Option(help="Device for generation timing.")] = "cpu",
     preset: Annotated[
         Optional[str], typer.Option(help="Preset for new runs (default MODEL-GEOMETRY; 'tiny').")
     ] = None,
-    batch_sizes: Annotated[str, typer.Option(help="Timing batch sizes.")] = "1,100,10000",
+    batch_sizes: Annotated[
+        str, typer.Option(help="Timing batch sizes, showers per call, comma-separated.")
+    ] = "1,100,10000",
     sampling: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -272,10 +326,24 @@ def front(
             "MODEL:KEY=VALUE[,KEY=VALUE], e.g. diffusion:sampler=ddpm,steps=200.",
         ),
     ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of each model's generated sample (training seeds come from each "
+            "model's preset, classifier seeds are evaluate's defaults)."
+        ),
+    ] = 1,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print front.json to stdout instead of front.md.")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Train (or load) each model, evaluate and time it; write the quality-vs-speed table and plot."""
     from physgen.calo.front import parse_sampling, run_front
 
+    use_verbosity(quiet, verbose)
+    check_seed(seed)
     check_device(device)
     check_output(out, "--out", kind="dir", inputs=[train_file, reference])
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -292,6 +360,11 @@ def front(
         preset=preset,
         batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
         sampling=parse_sampling(sampling or []),
+        seed=seed,
+        progress=progress(),
     )
+    if as_json:
+        typer.echo(json.dumps(rec, indent=2, default=str))
+        return
     typer.echo((out / "front.md").read_text().rstrip())
     typer.echo(f"{len(rec['entries'])} models -> {out}/front.md, front.json, front.png")

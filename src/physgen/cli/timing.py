@@ -13,6 +13,7 @@ import numpy.typing as npt
 import typer
 
 from physgen.checks import check_device, check_memory, check_seed
+from physgen.cli.conventions import Quiet, Verbose, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import atomic_write_text, check_output
 
@@ -109,17 +110,20 @@ def timing(
         Optional[Path],
         typer.Option(help="Time a trained surrogate (run directory of physgen train)."),
     ] = None,
-    steps: Annotated[Optional[int], typer.Option(help="ODE steps for a cfm run.")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option(help="Sampling steps, a count (cfm ODE steps) for --run.")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (for --run).")] = "cpu",
     particle: Annotated[str, typer.Option(help="Particle for simulator engines.")] = "electron",
     energy: Annotated[
         Optional[str],
         typer.Option(
-            help="Incident energies: 100GeV, 1GeV:1TeV or ds1 (default: the geometry's range)."
+            help="Incident energies (a bare number is MeV): 100GeV, 1GeV:1TeV or ds1 "
+            "(default: the geometry's range)."
         ),
     ] = None,
     batch_sizes: Annotated[
-        str, typer.Option(help="Comma-separated showers per call.")
+        str, typer.Option(help="Batch sizes, showers per call, comma-separated.")
     ] = "1,100,10000",
     repeats: Annotated[
         int, typer.Option(help="Timed calls per batch size (warm-up excluded).")
@@ -127,13 +131,20 @@ def timing(
     warmup: Annotated[int, typer.Option(help="Untimed calls per batch size.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of energies and showers.")] = 0,
     out: Annotated[
-        Optional[Path], typer.Option(help="Also write the result as JSON to this file.")
+        Optional[Path],
+        typer.Option("--out", "-o", help="Also write the result as JSON to this file."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (milliseconds per shower).")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Time a generator at batch sizes 1/100/10000: milliseconds per shower, mean ± std."""
     from physgen.calo.evaluate.timing import time_generator
     from physgen.calo.geometry import get_geometry
+
+    use_verbosity(quiet, verbose)
 
     get_geometry(geometry)
     check_seed(seed)

@@ -9,7 +9,12 @@ and reports the integral with an honest error and a mode-collapse guard;
 
 from __future__ import annotations
 
-from physgen.nis.events import EventSample, generate_events, write_events_hdf5
+from physgen.nis.events import (
+    EventSample,
+    default_training_calls,
+    generate_events,
+    write_events_hdf5,
+)
 from physgen.nis.integrands import (
     BreitWigner,
     Camel,
@@ -47,6 +52,7 @@ __all__ = [
     "Polynomial",
     "Ring",
     "TrainConfig",
+    "default_training_calls",
     "generate_events",
     "get_integrand",
     "get_process",

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from physgen.errors import ConfigError, PhysgenError
 from physgen.nis.integrands import Integrand, MultiChannelIntegrand, SingleChannel, evaluate_checked
-from physgen.nis.train import NISSampler, TrainConfig, allocate, train_sampler
+from physgen.nis.train import NISSampler, TrainConfig, allocate, progress_bar, train_sampler
 from physgen.nis.unweight import unweighting_stats
 from physgen.nis.vegas import VegasMap, train_vegas
 
@@ -145,8 +145,17 @@ def build_sampler(
     cfg: TrainConfig,
     seed: int,
     gen: torch.Generator,
+    progress: bool | None = None,
 ) -> tuple[Draw, NISSampler | None, int]:
     """Train a sampler of the given method on ``cfg.calls`` integrand calls.
+
+    Args:
+        problem: The (multi-channel) integrand.
+        method: ``"nis"``, ``"vegas"`` or ``"uniform"`` (no training).
+        cfg: Training options (``cfg.calls`` is the budget).
+        seed: Seed of the NIS training.
+        gen: Generator of the VEGAS stages and of the grid samplers.
+        progress: A tqdm bar of the training calls (None: only on a terminal).
 
     Returns:
         ``(draw, sampler, train_calls)``: ``draw(n) -> (y, w)`` gives fresh points on the
@@ -157,7 +166,7 @@ def build_sampler(
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     n_ch = problem.n_channels
     if method == "nis":
-        sampler, hist = train_sampler(problem, cfg, seed)
+        sampler, hist = train_sampler(problem, cfg, seed, progress=progress)
 
         def draw_nis(n: int) -> tuple[Tensor, Tensor]:
             b = sampler.sample(n)
@@ -171,27 +180,31 @@ def build_sampler(
         if cfg.calls < 10_000:
             raise ConfigError(f"calls={cfg.calls} is too small for VEGAS: need >= 10000")
         ests = []
-        for c in range(n_ch):
+        with progress_bar(cfg.calls, f"train {problem.name} (vegas)", "call", progress) as bar:
+            for c in range(n_ch):
 
-            def g(x: Tensor, c: int = c) -> Tensor:
-                y, jc = problem.channel_map(x, c)
-                f = evaluate_checked(problem, y, problem.name, cfg.allow_negative)
-                return problem.prior(y)[:, c] * f * jc
+                def g(x: Tensor, c: int = c) -> Tensor:
+                    y, jc = problem.channel_map(x, c)
+                    f = evaluate_checked(problem, y, problem.name, cfg.allow_negative)
+                    return problem.prior(y)[:, c] * f * jc
 
-            grids[c], used = train_vegas(
-                g,
-                problem.dim,
-                cfg.calls // n_ch,
-                10,
-                gen,
-                cfg.vegas_bins,
-                anneal_start=cfg.vegas_anneal_start,
-            )
-            train_calls += used
-            u = torch.rand(2000, problem.dim, generator=gen, dtype=torch.float64)
-            x, jv = grids[c].map(u)
-            ests.append(float((g(x) * jv).pow(2).mean().sqrt()))
-            train_calls += 2000
+                grids[c], used = train_vegas(
+                    g,
+                    problem.dim,
+                    cfg.calls // n_ch,
+                    10,
+                    gen,
+                    cfg.vegas_bins,
+                    anneal_start=cfg.vegas_anneal_start,
+                )
+                train_calls += used
+                u = torch.rand(2000, problem.dim, generator=gen, dtype=torch.float64)
+                x, jv = grids[c].map(u)
+                ests.append(float((g(x) * jv).pow(2).mean().sqrt()))
+                train_calls += 2000
+                bar.update(train_calls - bar.n)
+            bar.total = train_calls
+            bar.refresh()
         if n_ch > 1:
             fr = torch.tensor(ests, dtype=torch.float64) + 1e-300
             fractions = fr / fr.sum()
@@ -219,6 +232,7 @@ def integrate(
     guard_calls: int | None = None,
     strict: bool = False,
     allow_negative: bool = False,
+    progress: bool | None = None,
 ) -> IntegrationResult:
     """Integrate over the unit hypercube.
 
@@ -234,6 +248,8 @@ def integrate(
             at least 50 000); 0 disables the guard.
         strict: Raise :class:`CoverageError` instead of falling back when coverage is unproven.
         allow_negative: Accept negative integrand values (signed weights).
+        progress: tqdm bars of the training calls and of the evaluation points on stderr
+            (None: only on a terminal; False: never).
 
     Returns:
         An :class:`IntegrationResult`.
@@ -255,19 +271,23 @@ def integrate(
     cfg.allow_negative = allow_negative
     gen = torch.Generator().manual_seed(seed + 104729)
     t0, c0 = time.perf_counter(), time.process_time()
-    draw, sampler, train_calls = build_sampler(problem, method, cfg, seed, gen)
+    draw, sampler, train_calls = build_sampler(problem, method, cfg, seed, gen, progress)
     train_seconds = time.perf_counter() - t0
     train_cpu_seconds = time.process_time() - c0
 
     t1 = time.perf_counter()
     weights = []
-    with torch.random.fork_rng(devices=[]):
+    with (
+        progress_bar(eval_calls, f"estimate {problem.name}", "pt", progress) as bar,
+        torch.random.fork_rng(devices=[]),
+    ):
         torch.manual_seed(seed + 1)
         done = 0
         while done < eval_calls:
             n = min(_CHUNK, eval_calls - done)
             weights.append(draw(n)[1])
             done += n
+            bar.update(n)
     w = torch.cat(weights)
     sample_seconds = time.perf_counter() - t1
     mean, err, rel = _stats(w)

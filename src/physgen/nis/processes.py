@@ -4,6 +4,15 @@ Both are multi-channel integrands on the unit cube whose integral is the cross s
 pb, and both turn a point into four-momenta (GeV) for event files. Conventions: beams
 along ``z`` with the electron towards ``+z``; ``theta`` is the angle between the incoming
 electron and the outgoing negative lepton (or quark).
+
+Masses: the matrix elements and phase-space maps are massless (the cross sections are
+the massless Born ones). The four-momenta written to event files carry the particles'
+PDG masses (:mod:`physgen.nis.particles`): the beams are electrons and positrons of
+energy ``sqrt(s)/2`` and ``|p_z| = sqrt(E^2 - m_e^2)``, and massive final-state particles
+(the muons) are put on their mass shell by :func:`~physgen.nis.phasespace.put_on_shell`,
+which keeps energy, momentum and directions. The quarks and the gluon of ``ee-qqg`` are
+massless, as in its five-flavour matrix element (a shower program such as Pythia gives
+c and b quarks their masses when it reads the event).
 """
 
 from __future__ import annotations
@@ -16,7 +25,14 @@ from torch import Tensor
 
 from physgen.errors import ConfigError
 from physgen.nis.integrands import MultiChannelIntegrand
-from physgen.nis.phasespace import log_map, rotate_euler, three_body_momenta, two_body_momenta
+from physgen.nis.particles import PDG_MASS_GEV
+from physgen.nis.phasespace import (
+    log_map,
+    put_on_shell,
+    rotate_euler,
+    three_body_momenta,
+    two_body_momenta,
+)
 
 __all__ = ["GEV2_TO_PB", "EEToMuMu", "EEToQQG", "PhysicsProcess"]
 
@@ -48,12 +64,24 @@ class PhysicsProcess(MultiChannelIntegrand):
             generator: Random generator for discrete choices (e.g. quark flavour).
 
         Returns:
-            ``(pdg, p)``: PDG ids ``(n, k)`` (int64) and four-momenta ``(n, k, 4)`` in GeV.
+            ``(pdg, p)``: PDG ids ``(n, k)`` (int64) and four-momenta ``(n, k, 4)`` in GeV,
+            on the mass shell of each particle as written to event files (see the module
+            docstring).
         """
         raise NotImplementedError  # pragma: no cover
 
     def beam_momenta(self, n: int) -> Tensor:
-        """Incoming four-momenta, shape ``(n, 2, 4)`` in GeV."""
+        """Incoming on-shell four-momenta, shape ``(n, 2, 4)`` in GeV.
+
+        Each beam has energy ``sqrt(s)/2`` and ``|p_z| = sqrt(E^2 - m^2)`` with its PDG mass.
+        """
+        e = 0.5 * self.sqrt_s
+        pz = [math.sqrt(e * e - PDG_MASS_GEV.get(abs(b), 0.0) ** 2) for b in self.beam_pdg]
+        p = torch.tensor([[e, 0.0, 0.0, pz[0]], [e, 0.0, 0.0, -pz[1]]], dtype=torch.float64)
+        return p.expand(n, 2, 4).clone()
+
+    def massless_beam_momenta(self, n: int) -> Tensor:
+        """Massless incoming four-momenta ``(n, 2, 4)`` in GeV, as the matrix elements use."""
         e = 0.5 * self.sqrt_s
         p = torch.tensor([[e, 0.0, 0.0, e], [e, 0.0, 0.0, -e]], dtype=torch.float64)
         return p.expand(n, 2, 4).clone()
@@ -71,6 +99,10 @@ def _z_couplings(s: float) -> tuple[float, float]:
 class EEToMuMu(PhysicsProcess):
     """``e+ e- -> gamma/Z -> mu+ mu-`` at tree level (massless leptons, Born couplings).
 
+    The matrix element is massless; :meth:`final_state` puts the muons on their mass
+    shell (``|p| = sqrt(s/4 - m_mu^2)``, a relative change of ``2 m_mu^2 / s`` = 2.7e-6
+    at the Z pole) for event files.
+
     ``dsigma/dOmega = alpha^2/(4 s) [A0 (1 + cos^2) + A1 cos]`` with
     ``A0 = 1 + 2 v^2 chi1 + (a^2 + v^2)^2 chi2``, ``A1 = 4 a^2 chi1 + 8 a^2 v^2 chi2``,
     ``v = -1/2 + 2 sin^2(theta_W)``, ``a = -1/2``; total cross section
@@ -85,8 +117,8 @@ class EEToMuMu(PhysicsProcess):
     colors = ((0, 0), (0, 0))
 
     def __init__(self, sqrt_s: float = 91.1876) -> None:
-        if not sqrt_s > 0:
-            raise ConfigError(f"ee-mumu: sqrt_s must be > 0 GeV, got {sqrt_s}")
+        if not sqrt_s > 2.0 * PDG_MASS_GEV[13]:
+            raise ConfigError(f"ee-mumu: sqrt_s must exceed 2 m_mu = 0.2113 GeV, got {sqrt_s}")
         self.sqrt_s = sqrt_s
         s = sqrt_s**2
         chi1, chi2 = _z_couplings(s)
@@ -107,7 +139,10 @@ class EEToMuMu(PhysicsProcess):
         phi = 2.0 * math.pi * y[:, 1]
         mu_minus, mu_plus = two_body_momenta(self.sqrt_s, c, phi)
         pdg = torch.tensor([13, -13], dtype=torch.int64).expand(y.shape[0], 2).clone()
-        return pdg, torch.stack([mu_minus, mu_plus], dim=1)
+        massless = torch.stack([mu_minus, mu_plus], dim=1)
+        m_mu = PDG_MASS_GEV[13]
+        masses = torch.tensor([m_mu, m_mu], dtype=torch.float64)
+        return pdg, put_on_shell(massless, masses, self.sqrt_s)
 
 
 _QUARK_CHARGES = {1: -1.0 / 3.0, 2: 2.0 / 3.0, 3: -1.0 / 3.0, 4: 2.0 / 3.0, 5: -1.0 / 3.0}
@@ -174,7 +209,7 @@ class EEToQQG(PhysicsProcess):
         inside = (u1 > yc) & (u2 > yc) & (u3 > yc)
         y_safe = torch.where(inside[:, None], y, torch.full_like(y, 0.3))
         p = self._momenta(y_safe)
-        beams = self.beam_momenta(y.shape[0])
+        beams = self.massless_beam_momenta(y.shape[0])
 
         def dot(a: Tensor, b: Tensor) -> Tensor:
             return a[..., 0] * b[..., 0] - (a[..., 1:] * b[..., 1:]).sum(-1)

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -30,16 +30,45 @@ from physgen.nis.flows import ChannelFlows, ChannelWeightNet
 from physgen.nis.integrands import MultiChannelIntegrand, evaluate_checked
 from physgen.nis.vegas import VegasMap, train_vegas
 
+if TYPE_CHECKING:
+    from tqdm import tqdm as Tqdm
+
 __all__ = [
     "NISSampler",
     "SampleBatch",
     "TrainConfig",
     "allocate",
     "fused_adam_available",
+    "progress_bar",
     "train_sampler",
 ]
 
 log = logging.getLogger("physgen.nis")
+
+
+def progress_bar(total: int, desc: str, unit: str, progress: bool | None) -> Tqdm:
+    """A tqdm bar on stderr for a long NIS stage.
+
+    Args:
+        total: Units of work (integrand calls, points or events).
+        desc: Label in front of the bar.
+        unit: Name of one unit (``"call"``, ``"pt"``, ``"event"``).
+        progress: True shows the bar, False hides it, None shows it only when stderr is
+            a terminal (batch logs and pipes stay clean), as every physgen command does.
+
+    Returns:
+        The bar; close it (or use it as a context manager) when the stage ends.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=None if progress is None else not progress,
+    )
 
 
 @dataclass
@@ -343,7 +372,10 @@ def _loss(
 
 
 def train_sampler(
-    problem: MultiChannelIntegrand, config: TrainConfig, seed: int = 0
+    problem: MultiChannelIntegrand,
+    config: TrainConfig,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> tuple[NISSampler, dict[str, Any]]:
     """Train VEGAS grids, flows and channel weights on ``config.calls`` integrand calls.
 
@@ -351,6 +383,7 @@ def train_sampler(
         problem: The (multi-channel) integrand.
         config: Training options.
         seed: Seed; the global torch RNG is restored afterwards.
+        progress: A tqdm bar of the integrand calls spent (None: only on a terminal).
 
     Returns:
         The trained sampler and a history dict (``calls``, ``seconds``, ``losses``,
@@ -366,7 +399,10 @@ def train_sampler(
             f"(20 batches of {config.batch_size} after the VEGAS stage)"
         )
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
+    with (
+        progress_bar(config.calls, f"train {problem.name}", "call", progress) as bar,
+        torch.random.fork_rng(devices=[]),
+    ):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed + 7919)
         sampler = NISSampler(problem, config)
@@ -408,6 +444,7 @@ def train_sampler(
             used += u.shape[0]
             vegas_est.append(float(w.mean()))
             vegas_err.append(float(w.std() / math.sqrt(w.shape[0])))
+            bar.update(used - bar.n)
         if vegas_est and n_ch > 1:
             fr = torch.tensor(vegas_est, dtype=torch.float64).abs() + 1e-12
             sampler.fractions = 0.8 * fr / fr.sum() + 0.2 / n_ch
@@ -474,6 +511,7 @@ def train_sampler(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            bar.update(used - bar.n)
             if n_ch > 1:
                 fr = torch.sqrt(second) + 1e-300
                 sampler.fractions = 0.9 * fr / fr.sum() + 0.1 / n_ch
@@ -509,6 +547,8 @@ def train_sampler(
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 sched.step()
+        bar.total = used  # whole batches: a few calls short of the budget
+        bar.refresh()
     history: dict[str, Any] = {
         "calls": used,
         "seconds": time.perf_counter() - t0,

@@ -24,6 +24,9 @@ class OptimConfig:
         grad_clip: Gradient-norm clip (0: none).
         ema_decay: Decay of the exponential moving average of the weights (0: no EMA).
         patience: Early stopping after this many validations without improvement (0: never).
+        min_delta: What counts as an improvement for the patience: a validation loss this
+            much below the last improvement's (the best weights are kept whatever the
+            margin). 0: any decrease.
         validate_every: Steps between validations (0: once per epoch).
         checkpoint_every: Steps between checkpoints (0: once per epoch).
         amp: bfloat16 mixed precision on CUDA (ignored on CPU).
@@ -40,6 +43,7 @@ class OptimConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     patience: int = 20
+    min_delta: float = 0.0
     validate_every: int = 0
     checkpoint_every: int = 0
     amp: bool = True

@@ -330,6 +330,7 @@ def run_loop(
     step, epoch, skip = 0, 0, 0
     earlier_s = 0.0  # wall time of earlier sessions of this run (resume)
     best, bad = math.inf, 0
+    target = math.inf  # a validation resets the patience when it beats this by min_delta
     if resume:
         ck = load_weights_file(out / "checkpoint.pt", cfg.model)
         model.load_state_dict(ck["state_dict"])
@@ -338,6 +339,7 @@ def run_loop(
         torch.set_rng_state(ck["torch_rng"])
         step, epoch, skip = int(ck["step"]), int(ck["epoch"]), int(ck["step_in_epoch"])
         best, bad = float(ck["best_val_loss"]), int(ck["bad_validations"])
+        target = float(ck.get("patience_reference", best))
         earlier_s = float(ck.get("elapsed_total_s", 0.0))
         if ck["status"] in ("completed", "early-stopped"):
             raise ConfigError(f"{out}: the run already ended ({ck['status']}); nothing to resume")
@@ -380,6 +382,7 @@ def run_loop(
                 "step_in_epoch": in_epoch,
                 "best_val_loss": best,
                 "bad_validations": bad,
+                "patience_reference": target,
                 "status": st,
                 "elapsed_total_s": earlier_s + time.monotonic() - t_start,
             },
@@ -473,9 +476,12 @@ def run_loop(
                     end_of_epoch = in_epoch >= steps_per_epoch
                     if step % validate_every == 0 or end_of_epoch:
                         vloss = _validation_loss(ema.shadow, val, cfg.seed, dev)  # type: ignore[arg-type]
-                        improved = vloss < best
-                        if improved:
-                            best, bad = vloss, 0
+                        if vloss < target - o.min_delta:  # a real improvement
+                            target, bad = vloss, 0
+                        else:
+                            bad += 1
+                        if vloss < best:  # the best weights are kept in any case
+                            best = vloss
                             if main:
                                 save_torch(
                                     {
@@ -486,8 +492,6 @@ def run_loop(
                                     },
                                     out / "weights.pt",
                                 )
-                        else:
-                            bad += 1
                         log_line(
                             {
                                 "step": step,

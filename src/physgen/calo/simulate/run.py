@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen._version import __version__
+from physgen.calo.shards import Shard
 from physgen.calo.simulate.detector import Detector, get_detector
 from physgen.calo.simulate.engine import ShowerEngine, available_engines, get_engine
 from physgen.checks import check_memory, check_seed, check_workers
@@ -355,11 +356,12 @@ def _poll(
 
 
 def _chunks(
-    particle: str, energies: npt.NDArray[np.float64], seed: int, size: int
+    particle: str, energies: npt.NDArray[np.float64], seed: int, size: int, offset: int = 0
 ) -> Iterator[tuple[str, npt.NDArray[np.float64], npt.NDArray[np.uint64]]]:
+    """Chunks of ``size`` showers; ``energies[0]`` is shower ``offset`` of the run."""
     for start in range(0, energies.size, size):
         e = energies[start : start + size]
-        yield particle, e, shower_seeds(seed, e.size, start)
+        yield particle, e, shower_seeds(seed, e.size, offset + start)
 
 
 # -- driver -----------------------------------------------------------------------------
@@ -437,8 +439,14 @@ def simulate(
     progress: bool = True,
     detector: str | None = None,
     engine_options: dict[str, Any] | None = None,
+    shard: Shard = Shard(),
 ) -> Path:
     """Simulate ``n`` showers and write them to a CaloChallenge HDF5 file.
+
+    With ``shard`` only that shard's rows of the ``n``-shower run are simulated and
+    written (every shower has its own seed, so shards are cut on single rows); shards
+    ``1/K ... K/K`` merged in order with :func:`physgen.calo.merge.merge_files` hold the
+    unsharded run's energies and showers.
 
     Args:
         geometry: Readout geometry (``"2"``, ``"3"``, ``"1-photons"``, ``"calogan"``).
@@ -453,16 +461,19 @@ def simulate(
         progress: Show a tqdm bar (only on a terminal).
         detector: Detector name (default: the one behind ``geometry``).
         engine_options: Extra keyword arguments for the engine's constructor.
+        shard: Which rows of the run to produce (default: all); recorded as ``shard``
+            (``"I/K"``), ``rows`` (``[start, stop)``) and ``n_total`` attributes.
 
     Returns:
         The path written.
 
     Raises:
-        PhysgenError: ConfigError/SimulationError/GeometryError on bad input,
-            raised before any file is created.
+        PhysgenError: ConfigError/SimulationError/GeometryError on bad input (also a
+            shard with no rows, when ``n`` < K), raised before any file is created.
     """
     out = Path(out)
     comp = _check_inputs(n, seed, workers, compression, out)
+    start, stop = shard.check(n, block=1)
     spec = parse_energy_spec(energy)
     particle_name = PARTICLE_ALIASES.get(str(particle).strip().lower())
     if particle_name is None:
@@ -486,7 +497,9 @@ def simulate(
             f"--engine {engine}: sampling fraction must be > 0, got {sampling_fraction}"
         )
 
-    energies = spec.sample(n, seed)
+    n_total = n
+    energies = spec.sample(n, seed)[start:stop]  # the whole run's energies, then this shard's
+    n = stop - start
     n_voxels = det.geometry.n_voxels
     attrs = {
         "geometry": det.geometry.name,
@@ -505,6 +518,9 @@ def simulate(
             default=_json_safe,
         ),
         "n_showers": int(n),
+        "shard": f"{shard.index + 1}/{shard.count}",
+        "rows": [int(start), int(stop)],
+        "n_total": int(n_total),
     }
     if comp == "none":  # the size is known: refuse now rather than at the end
         check_free_space(out, 4.0 * n * n_voxels + 8.0 * n + (1 << 20))
@@ -548,7 +564,7 @@ def simulate(
                 if workers == 1:
                     results: Iterator[npt.NDArray[np.float32]] = (
                         _run_chunk(eng, sampling_fraction, p, e, s)
-                        for p, e, s in _chunks(particle_name, energies, int(seed), 1)
+                        for p, e, s in _chunks(particle_name, energies, int(seed), 1, start)
                     )
                 else:
                     ctx = multiprocessing.get_context("spawn")
@@ -556,7 +572,7 @@ def simulate(
                         ctx, workers, (engine, det.name, geometry, options, sampling_fraction)
                     )
                     raise_if_interrupted()
-                    tasks = _chunks(particle_name, energies, int(seed), chunk)
+                    tasks = _chunks(particle_name, energies, int(seed), chunk, start)
                     results = _poll(pool.imap(_worker_chunk, tasks), interrupted)
                 buffer: list[npt.NDArray[np.float32]] = []
                 buffered = written = 0
