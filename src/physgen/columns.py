@@ -7,8 +7,8 @@ one ``(N, k)`` float64 array; :func:`write_columns` writes named columns to the 
 
 Column specifications (:func:`parse_columns`), comma-separated:
 
-* a name: an HDF5 dataset, ``.npz`` key, Parquet column or TTree branch; a 2-D dataset gives
-  all its columns;
+* a name: an HDF5 dataset, ``.npz`` key, Parquet column or TTree branch; a 2-D dataset (or a
+  Parquet fixed-size list column, a TTree fixed-size array branch) gives all its columns;
 * ``name[i]`` or ``name[i:j]``: some columns of a 2-D dataset;
 * for a plain ``.npy`` 2-D array: indices ``0,2`` or ranges ``0:3``.
 """
@@ -176,10 +176,18 @@ def _read_h5(path: Path, specs: list[ColumnSpec]) -> list[F64]:
 
 def _read_parquet(path: Path, specs: list[ColumnSpec]) -> list[F64]:
     require("pyarrow.parquet", "io", f"{path}: Parquet files")
+    import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     table = pq.read_table(path)
-    data = {name: table.column(name).to_numpy() for name in table.column_names}
+    data = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_fixed_size_list(col.type) and col.null_count == 0:  # a 2-D column
+            flat = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            data[name] = flat.reshape(len(col), col.type.list_size)
+        else:
+            data[name] = col.to_numpy()
     return _read_mapping(path, specs, data)
 
 

@@ -3,7 +3,8 @@
 Layout::
 
     RUN/config.yaml        the resolved TrainConfig
-    RUN/provenance.json    physgen/torch versions, data file, seed, devices, start time
+    RUN/provenance.json    physgen/torch versions, data (file path, or in-memory arrays
+                           with shapes, dtypes and SHA-256), seed, devices, start time
     RUN/transforms.json    fitted preprocessing constants (also inside the weights)
     RUN/weights.pt         EMA weights of the best validation loss (generation uses these)
     RUN/checkpoint.pt      full training state of the last checkpoint (for --resume)

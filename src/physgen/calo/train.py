@@ -1,22 +1,24 @@
-"""Training calorimeter surrogates on CaloChallenge files: run-directory setup, the shower
-codec, azimuthal augmentation and provenance around the one training loop
+"""Training calorimeter surrogates on CaloChallenge files or in-memory arrays: run-directory
+setup, the shower codec, azimuthal augmentation and provenance around the one training loop
 (:func:`physgen.train.loop.run_loop`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from physgen._version import __version__
 from physgen.calo.config import TrainConfig
-from physgen.calo.data import ShowerData
+from physgen.calo.data import ShowerData, ShowerSource
 from physgen.calo.geometry import Geometry, get_geometry
 from physgen.calo.rundir import build_codec, config_yaml, read_run_config
 from physgen.errors import ConfigError
@@ -57,9 +59,55 @@ def _prepare_dir(out: Path, resume: bool, cfg: TrainConfig | None) -> TrainConfi
     return cfg
 
 
+def _saved_data(out: Path) -> str | dict[str, Any] | None:
+    """The ``data`` entry of a run's ``provenance.json`` (None: no readable record)."""
+    try:
+        saved = json.loads((out / "provenance.json").read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return saved if isinstance(saved, (str, dict)) else None
+
+
+def _shapes(record: dict[str, Any]) -> str:
+    """``incident_energies (N, 1), showers (N, V)`` of an arrays record."""
+    return ", ".join(
+        f"{key} {tuple(record.get(key, {}).get('shape', ()))}"
+        for key in ("incident_energies", "showers")
+    )
+
+
+def _check_resume_source(out: Path, data: ShowerSource | None) -> str | dict[str, Any] | None:
+    """Refuse to resume on data of another kind than the run's; returns the saved record.
+
+    Raises:
+        ConfigError: No data given, or arrays for a file-trained run, or a file for an
+            array-trained run.
+    """
+    saved = _saved_data(out)
+    is_file = isinstance(data, (str, Path))
+    if isinstance(saved, dict):
+        if data is None or is_file:
+            got = "no data" if data is None else f"the file {data}"
+            raise ConfigError(
+                f"{out}: the run was trained on in-memory arrays ({_shapes(saved)}, SHA-256 "
+                f"{saved.get('sha256')}), "
+                f"got {got}; pass the same (incident_energies, showers) arrays as data to "
+                "resume it"
+            )
+    elif data is None:
+        where = f" ({saved})" if saved is not None else ""
+        raise ConfigError(f"{out}: pass the run's training file as data to resume it{where}")
+    elif saved is not None and not is_file:
+        raise ConfigError(
+            f"{out}: the run was trained on the file {saved}, not on in-memory arrays; "
+            "resume it with that file"
+        )
+    return saved
+
+
 def train(
     config: TrainConfig | None,
-    data: str | Path,
+    data: ShowerSource | None,
     out: str | Path,
     *,
     resume: bool = False,
@@ -69,14 +117,20 @@ def train(
     stop_after_steps: int | None = None,
     log_every: int = 50,
 ) -> TrainResult:
-    """Train a surrogate on a CaloChallenge file and write a run directory.
+    """Train a surrogate on a CaloChallenge file or on in-memory arrays; write a run directory.
 
     Args:
         config: The resolved config (None with ``resume``: the run's own is used).
-        data: Training file (geometry checked against ``config.geometry``).
+        data: Training file, or arrays ``(incident_energies (N,) or (N, 1) MeV, showers
+            (N, V) MeV)`` (numpy or torch), checked against ``config.geometry`` and for
+            NaN/inf, negative voxels and non-positive energies. Arrays stay in memory (never
+            streamed) and give the same split, batches and weights as a file holding the same
+            rows read into memory; ``provenance.json`` then records their shapes, dtypes and
+            SHA-256 (see :func:`physgen.calo.data.shower_arrays`) instead of a path.
         out: Run directory (created; must be new or empty unless ``resume``).
         resume: Continue from ``out/checkpoint.pt``: same batches, noise and schedule, so the
-            final weights equal those of an uninterrupted run.
+            final weights equal those of an uninterrupted run. Needs the same data again: the
+            file, or for a run trained on arrays the same arrays (same SHA-256).
         max_time_s: Stop cleanly (checkpoint written) after this much wall time.
             SIGTERM (a batch system's pre-emption or wall-time warning) and SIGINT (Ctrl-C)
             stop the same way after the current step, with status ``interrupted``; a second
@@ -90,8 +144,10 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        ConfigError: Bad run directory, config mismatch on resume.
-        DataFormatError: Data file not matching the geometry.
+        ConfigError: Bad run directory, config mismatch on resume, no data, or on resume
+            data other than the run's (arrays for a file-trained run, a file or other arrays
+            for an array-trained one).
+        DataFormatError: Data not matching the geometry, or bad values.
     """
 
     t_start = time.monotonic()
@@ -161,7 +217,7 @@ def _augment(x: np.ndarray, perms: np.ndarray, generator: torch.Generator) -> np
 
 def _train(
     config: TrainConfig | None,
-    data: str | Path,
+    data: ShowerSource | None,
     out: Path,
     dist_info: DistInfo,
     *,
@@ -175,8 +231,22 @@ def _train(
 
     dev = dist_info.device
     cfg = _prepare_dir(out, resume, config)
+    saved = _check_resume_source(out, data) if resume else None
+    if data is None:
+        raise ConfigError(
+            "train: data is needed: a CaloChallenge file or (incident_energies, showers) arrays"
+        )
     geo = get_geometry(cfg.geometry)
     shower_data = ShowerData(data, geo, cfg.data, cfg.seed)
+    if isinstance(saved, dict) and isinstance(shower_data.provenance, dict):
+        given = shower_data.provenance
+        if given["sha256"] != saved.get("sha256"):
+            raise ConfigError(
+                f"{out}: SHA-256 mismatch: the arrays passed to resume ({_shapes(given)}) hash "
+                f"to {given['sha256']}, the run was trained on arrays ({_shapes(saved)}) that "
+                f"hash to {saved.get('sha256')}; pass the same arrays, or start a new run "
+                "directory"
+            )
     o = cfg.optim
     if dist_info.world > 1 and o.batch_size < dist_info.world:
         raise ConfigError(
@@ -203,7 +273,7 @@ def _train(
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "host": platform.node(),
-            "data": str(Path(data).resolve()),
+            "data": shower_data.provenance,
             "n_showers": shower_data.n_showers,
             "n_train": shower_data.n_train,
             "n_validation": shower_data.n_validation,

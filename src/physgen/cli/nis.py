@@ -148,7 +148,9 @@ def events(
         typer.Option(
             "--out",
             "-o",
-            help="Output file: .lhe (Les Houches) or .h5/.hdf5. Written "
+            help="Output file: .lhe (Les Houches), .h5/.hdf5, or .parquet/.root (TTree "
+            "'events'; pip install 'physgen[io]'): one row per event, per-particle columns "
+            "pdg_id, status, px, py, pz, E, m in GeV and the weight in pb. Written "
             "atomically; its folder must exist.",
         ),
     ],
@@ -181,7 +183,7 @@ def events(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Generate unweighted events of a physics process into an LHE or HDF5 file.
+    """Generate unweighted events of a physics process into an LHE, HDF5, Parquet or ROOT file.
 
     The training budget grows with --n (2 integrand calls per event, clipped to
     50000..500000) unless --calls sets it.
@@ -193,11 +195,16 @@ def events(
         write_events_hdf5,
         write_lhe,
     )
+    from physgen.nis.tabular import TABLE_FORMATS, require_table_format, write_events_table
 
     use_verbosity(quiet, verbose)
     suffix = out.suffix.lower()
-    if suffix not in (".lhe", ".h5", ".hdf5"):
-        raise ConfigError(f"--out: expected a .lhe, .h5 or .hdf5 file, got '{out.name}'")
+    if suffix not in (".lhe", ".h5", ".hdf5", *TABLE_FORMATS):
+        raise ConfigError(
+            f"--out: expected a .lhe, .h5, .hdf5, .parquet or .root file, got '{out.name}'"
+        )
+    if suffix in TABLE_FORMATS:
+        require_table_format(out)  # before any work: the io extra is installed
     check_output(out, "--out")
     check_seed(seed)
     if n < 1:
@@ -218,8 +225,20 @@ def events(
             overweight_xs=overweight,
             progress=conventions.progress(no_progress),
         )
-    if suffix == ".lhe":
-        header = json.dumps({"process": proc.name, "sqrt_s_GeV": proc.sqrt_s, **ev.info})
+    provenance = {"process": proc.name, "sqrt_s_GeV": proc.sqrt_s, **ev.info}
+    if suffix in TABLE_FORMATS:
+        write_events_table(
+            out,
+            ev.beams,
+            ev.pdg,
+            ev.momenta,
+            proc.beam_pdg,
+            ev.cross_section,
+            ev.cross_section_error,
+            provenance,
+        )
+    elif suffix == ".lhe":
+        header = json.dumps(provenance)
         write_lhe(
             out,
             ev.beams,

@@ -4,7 +4,9 @@ Integrands live on the unit hypercube (:mod:`physgen.nis.integrands`, physics pr
 in :mod:`physgen.nis.processes`); :func:`integrate` trains a VEGAS grid plus
 rational-quadratic spline coupling flows (one per channel, with learned channel weights)
 and reports the integral with an honest error and a mode-collapse guard;
-:func:`generate_events` unweights and writes HDF5 or Les Houches event files.
+:func:`generate_events` unweights; events go to HDF5 (:func:`write_events_hdf5`), Les
+Houches (:func:`write_lhe`) or Parquet/ROOT tables of one row per event
+(:func:`write_events_table`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from physgen.nis.integrate import CoverageError, IntegrationResult, integrate
 from physgen.nis.lhe import write_lhe
 from physgen.nis.processes import EEToMuMu, EEToQQG, PhysicsProcess
 from physgen.nis.registry import INTEGRANDS, PROCESSES, get_integrand, get_process
+from physgen.nis.tabular import write_events_table
 from physgen.nis.train import NISSampler, TrainConfig, train_sampler
 from physgen.nis.unweight import max_weight, unweight, unweighting_stats
 
@@ -63,5 +66,6 @@ __all__ = [
     "unweighting_stats",
     "wrap_function",
     "write_events_hdf5",
+    "write_events_table",
     "write_lhe",
 ]
