@@ -284,6 +284,10 @@ NOTES = """## Notes (tags)
 - madnis variants as in the reference: buffered (camel4), VEGAS-init (camel8), multi-channel
   buffered with prior channel weights (dy3-mc, sample(channel_weight_mode="mean")).
   vegas = Lepage's vegas 6.4.1: rel. std and efficiencies map-only, "strat." = VEGAS+.
+- `v4`: physgen and physgen-b1 again, 3 seeds per case, after the torch version check was fixed
+  (fused AdamW is used on torch >= 2.4; before, a string comparison made "2.13" < "2.4"); the
+  `v3` rows of these methods ran with the unfused optimiser. Other benchmark jobs shared the two
+  cores (load column): compare train CPU [s], not wall time.
 - Earlier runs (tags main, modes-v2, pulls-v2, v2, with the code before the one-pass flows and
   smoothed VEGAS grids) are in the git history of `nis_runs.jsonl`.
 """
