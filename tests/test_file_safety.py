@@ -29,6 +29,29 @@ Run = Callable[..., tuple[int, str, str]]
 TMP_NAME = re.compile(r"^\..*\.tmp-\d+-[0-9a-f]+$")
 
 
+@pytest.fixture(autouse=True)
+def _sigint_by_default() -> Iterator[None]:
+    """These tests send SIGINT themselves. A job started in the background by a shell without
+    job control (``sh -c 'make test' &``) inherits SIGINT *ignored*, and physgen rightly leaves
+    an ignored signal alone (test_ignored_sigint_stays_ignored); restore the default here."""
+    old = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ignored_sigint_stays_ignored() -> None:
+    from physgen.outputs import handle_signals
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with handle_signals() as flag:
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # nohup / background jobs
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # still handled
+        os.kill(os.getpid(), signal.SIGINT)
+        assert not flag.is_set()
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
 @pytest.fixture()
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
     def _run(*args: object) -> tuple[int, str, str]:
