@@ -27,6 +27,7 @@ import typer
 from physgen.errors import ConfigError
 
 __all__ = [
+    "NoProgress",
     "Quiet",
     "Verbose",
     "is_quiet",
@@ -46,6 +47,10 @@ Quiet = Annotated[
 Verbose = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Also log info messages (progress details) on stderr."),
+]
+
+NoProgress = Annotated[
+    bool, typer.Option("--no-progress", help="Hide the progress bars (as --quiet does).")
 ]
 
 _QUIET, _NORMAL, _VERBOSE = logging.ERROR, logging.WARNING, logging.INFO

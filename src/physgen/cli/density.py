@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from physgen.checks import check_device, check_seed
-from physgen.cli.conventions import Quiet, Verbose, progress, use_verbosity
+from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
@@ -77,9 +77,7 @@ def fit(
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
-    ] = False,
+    no_progress: NoProgress = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,

@@ -20,7 +20,7 @@ import typer
 
 from physgen.checks import check_memory, check_seed
 from physgen.cli import conventions
-from physgen.cli.conventions import Quiet, Verbose, use_verbosity
+from physgen.cli.conventions import NoProgress, Quiet, Verbose, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
@@ -90,9 +90,7 @@ def integrate(
         bool, typer.Option("--allow-negative", help="Accept negative integrand values.")
     ] = False,
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bars.")
-    ] = False,
+    no_progress: NoProgress = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -169,9 +167,7 @@ def events(
         typer.Option("--overweight", help="Cross-section share allowed in over-weights."),
     ] = 1e-3,
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bars.")
-    ] = False,
+    no_progress: NoProgress = False,
     as_json: Annotated[
         bool,
         typer.Option(

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from physgen.cli.conventions import Quiet, Verbose, progress, use_verbosity
+from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
 
 __all__ = ["simulate"]
 
@@ -79,9 +79,7 @@ def simulate(
             "physgen merge are the unsharded run.",
         ),
     ] = None,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
-    ] = False,
+    no_progress: NoProgress = False,
     as_json: Annotated[
         bool,
         typer.Option(

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from physgen.checks import check_device, check_memory, check_seed, parse_duration
-from physgen.cli.conventions import Quiet, Verbose, progress, use_verbosity
+from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
 
@@ -64,9 +64,7 @@ def train(
     device: Annotated[
         Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: CUDA when available).")
     ] = None,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
-    ] = False,
+    no_progress: NoProgress = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -186,9 +184,7 @@ def generate(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar (as --quiet does).")
-    ] = False,
+    no_progress: NoProgress = False,
     as_json: Annotated[
         bool,
         typer.Option(
