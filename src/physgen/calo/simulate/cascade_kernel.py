@@ -44,6 +44,12 @@ energy, [6] all charged tracks, [7] photons created, [8] depth (z, mm) of the fi
 interaction of a primary photon, [9] total-energy fraction of the electron if that
 interaction was a conversion (else -1), [10:13] direction and [13:15] x, y (mm) of the
 primary when it leaves the stack through either face (zero if it does not).
+
+The file is long on purpose: numba's on-disk cache (``cache=True``) is invalidated by a
+change of the file that defines a function, not of the files its callees come from, so a
+kernel split over modules would keep running stale machine code after an edit of a callee.
+The random-number generator, the interaction samplers and the transport loop therefore
+stay in one file.
 """
 
 from __future__ import annotations
