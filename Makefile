@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first, and only if none is importable: users keep their own (CUDA) builds.
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,plot]"
+	@# pythia8mc only as a wheel: some indexes' newest release is a long C++ source build
+	$(PY) -m pip install --quiet --only-binary pythia8mc -e ".[dev,plot,events]"
 	@touch $@
 
 install: $(VENV)/.installed
