@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "fit": (True, True, True),
     "sample": (True, True, True),
     "convert": (True, False, True),
+    "unfold": (True, True, True),
+    "pythia": (True, True, True),
     "bench front": (True, True, True),
 }
 
@@ -74,6 +76,10 @@ DIMENSIONLESS: dict[str, str] = {
     "--buffered-steps": "optimiser steps",
     "--vegas-fraction": "a share of the training calls (0-1)",
     "--overweight": "a share of the cross section (0-1)",
+    "--iterations": "unfolding iterations",
+    "--ensemble": "a number of classifiers averaged",
+    "--bootstrap": "a number of bootstrap replicas",
+    "--bins": "a number of histogram bins",
 }
 
 #: Units a help text may name.

@@ -273,9 +273,11 @@ def _register_commands() -> None:
     from physgen.cli.density import fit, sample
     from physgen.cli.evaluate import evaluate
     from physgen.cli.nis import events, integrate
+    from physgen.cli.pythia import pythia
     from physgen.cli.simulate import simulate
     from physgen.cli.surrogate import front, generate, train
     from physgen.cli.timing import timing
+    from physgen.cli.unfold import unfold
 
     app.command("simulate")(simulate)
     app.command("train")(train)
@@ -291,9 +293,11 @@ def _register_commands() -> None:
     app.command("timing")(timing)
     app.command("integrate")(integrate)
     app.command("events")(events)
+    app.command("pythia")(pythia)
     app.command("fit")(fit)
     app.command("sample")(sample)
     app.command("convert")(convert)
+    app.command("unfold")(unfold)
 
 
 _register_commands()

@@ -51,7 +51,9 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-def _check(x0: Any, x1: Any, w0: Any, w1: Any) -> tuple[F64, F64, F64, F64]:
+def _check(
+    x0: Any, x1: Any, w0: Any, w1: Any, allow_negative: bool = False
+) -> tuple[F64, F64, F64, F64]:
     a, b = np.asarray(x0, dtype=np.float64), np.asarray(x1, dtype=np.float64)
     a = a[:, None] if a.ndim == 1 else a
     b = b[:, None] if b.ndim == 1 else b
@@ -71,15 +73,20 @@ def _check(x0: Any, x1: Any, w0: Any, w1: Any) -> tuple[F64, F64, F64, F64]:
         wa = np.ones(n) if w is None else np.asarray(w, dtype=np.float64).reshape(-1)
         if wa.shape != (n,):
             raise DataFormatError(f"{name}: expected {n} weights, got {wa.shape[0]}")
-        if not np.isfinite(wa).all() or (wa < 0).any() or wa.sum() <= 0:
+        if allow_negative:
+            if not np.isfinite(wa).all() or wa.sum() <= 0:
+                raise DataFormatError(f"{name}: weights must be finite with a total > 0")
+        elif not np.isfinite(wa).all() or (wa < 0).any() or wa.sum() <= 0:
             raise DataFormatError(f"{name}: weights must be finite, >= 0 and not all 0")
         ws.append(wa / wa.mean())
     return a, b, ws[0], ws[1]
 
 
-def _samples(x0: Any, x1: Any, w0: Any, w1: Any) -> tuple[ArrayPool, I64, F64, int]:
+def _samples(
+    x0: Any, x1: Any, w0: Any, w1: Any, allow_negative: bool = False
+) -> tuple[ArrayPool, I64, F64, int]:
     """Checked samples -> (pool of both, labels 0/1, weights with mean 1 per class, N0)."""
-    a, b, wa, wb = _check(x0, x1, w0, w1)
+    a, b, wa, wb = _check(x0, x1, w0, w1, allow_negative)
     labels = np.concatenate([np.zeros(len(a), np.int64), np.ones(len(b), np.int64)])
     return ArrayPool([a, b]), labels, np.concatenate([wa, wb]), len(a)
 
@@ -307,6 +314,7 @@ def fit_likelihood_ratio(
     calibrated: bool = False,
     device: str = "cpu",
     threads: int | None = None,
+    allow_negative: bool = False,
 ) -> LikelihoodRatio:
     """Train a classifier on all events (80 % train, 20 % for epoch selection) and return the
     density ratio ``p1 / p0`` of the two weighted samples.
@@ -314,9 +322,23 @@ def fit_likelihood_ratio(
     The network's sigmoid output minimises the (weighted) cross-entropy, so it estimates
     ``p1 / (p0 + p1)`` directly; ``calibrated=True`` adds an isotonic regression on the
     held-out 20 %, which helps AUC-type metrics but makes the ratio a step function and
-    unstable in the tails (where few events fix the extreme steps)."""
+    unstable in the tails (where few events fix the extreme steps).
+
+    ``allow_negative=True`` accepts negative event weights (each class's total must stay
+    > 0): a sample such as "data minus background MC", with the background entering with
+    negative weights, as in neural positive reweighting (arXiv:2007.11586). Where the
+    weighted density of a class is negative the cross-entropy has no minimum, so the output
+    there is held in place only by the other events and the network's smoothness; the ratio
+    stays positive by construction. It cannot be combined with ``calibrated=True`` (the
+    isotonic fit needs non-negative weights): that raises
+    :class:`~physgen.errors.ConfigError`."""
+    if allow_negative and calibrated:
+        raise ConfigError(
+            "calibrated: cannot be combined with allow_negative=True (the isotonic "
+            "calibration needs non-negative weights)"
+        )
     cfg = get_preset(config)
-    pool, labels, weights, _ = _samples(x0, x1, w0, w1)
+    pool, labels, weights, _ = _samples(x0, x1, w0, w1, allow_negative)
     with torch_threads(threads):
         train_idx, test_idx, _ = _split(labels, (0.8, 0.2), np.random.default_rng(seed))
         t = _train_one(pool, labels, weights, train_idx, test_idx, cfg, seed, device)

@@ -33,6 +33,7 @@ from physgen.calo.evaluate.ranking import (
 )
 from physgen.calo.evaluate.ranking import GEANT4_ROW as GEANT4_ROW
 from physgen.calo.evaluate.ranking import PUBLISHED_TRAININGS as PUBLISHED_TRAININGS
+from physgen.htmlpage import BASE_CSS
 
 __all__ = [
     "FINAL_RESULT_FILES",
@@ -182,14 +183,9 @@ def _distance_section(results: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
-max-width:1200px;color:#222;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-tr.ours td{background:#fff3c4;font-weight:bold}
+_CSS = (
+    BASE_CSS
+    + """tr.ours td{background:#fff3c4;font-weight:bold}
 .caveat{background:#fff8e1;border-left:4px solid #e0a800;padding:.5em 1em}
 table.rank td{white-space:nowrap}
 .warn{background:#fde8e8;border-left:4px solid #d33;padding:.5em 1em}
@@ -198,6 +194,7 @@ figure{display:inline-block;margin:.4em;vertical-align:top;text-align:center}
 figure img{max-width:370px;border:1px solid #eee}
 figcaption{font-size:.8em;color:#555;max-width:370px}
 """
+)
 
 
 def write_report(results: dict[str, Any], out_dir: Path, files: list[Path]) -> Path:
