@@ -1,0 +1,661 @@
+"""Benchmark: unbinned unfolding (OmniFold, generative, IBU) and the reference OmniFold package.
+
+Three benchmarks (issue 17), each a sub-command; ``all`` runs them in order:
+
+* ``gaussian``: the 1-D example of the OmniFold paper (arXiv:1911.09107; the hep-lbdl
+  notebook): simulation N(0, 1), nature N(0.2, 0.8), Gaussian smearing σ = 0.5, 10 %
+  inefficiency and 10 % fakes. OmniFold, generative unfolding (flow, CFM) and IBU; the
+  unfolded mean and width against nature's, with bootstrap errors.
+* ``zjet``: pp → Z(→νν)+jet at 13 TeV from Pythia 8 (``physgen.events``), the six jet
+  observables of the OmniFold benchmark, "simulation" = the ``sim`` configuration, "nature" =
+  ``nature``. Per observable the Wasserstein distance ×10 and the triangular discriminator ×10³
+  between each unfolded result and nature's particle level (conventions of arXiv:2404.18807),
+  a 6-D classifier AUC unfolded vs truth, and the coverage of nature's truth by the bootstrap
+  bands.
+* ``reference``: the same Z+jet events, iterations and network (3 × 100 LeakyReLU) with the
+  reference package ``omnifold`` 0.1.36 (TensorFlow, run in its own venv by
+  ``bench/omnifold_peer.py``; ``bash bench/make_omnifold_venv.sh``): metrics and CPU time side
+  by side.
+
+Samples are cached by their settings (``~/.cache/physgen/events``), every stage's result under
+``~/.cache/physgen/unfold-bench``; an interrupted run resumes. Writes ``bench/results/unfold.md``,
+``unfold.json`` and figures ``bench/results/unfold_*.png``.
+
+Usage::
+
+    python bench/unfold.py gaussian
+    python bench/unfold.py zjet --n 60000 --workers 1
+    bash bench/make_omnifold_venv.sh && python bench/unfold.py reference --n 60000
+    python bench/unfold.py report        # tabulate cached results only
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+CACHE = Path(os.environ.get("PHYSGEN_CACHE", Path.home() / ".cache" / "physgen")) / "unfold-bench"
+PEER_PYTHON = BENCH.parent / ".venv-bench-omnifold" / "bin" / "python"
+#: Bump when physgen's unfolding defaults or this script's protocol change.
+PROTOCOL = 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([PROTOCOL, *parts], sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _cached(name: str, parts: Any, fn: Any, use_cache: bool = True) -> dict[str, Any]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{name}-{_key(parts)}.json"
+    if use_cache and path.exists():
+        out: dict[str, Any] = json.loads(path.read_text())
+        print(f"[cache] {name}: {path.name}", flush=True)
+        return out
+    out = fn()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(path)
+    return out
+
+
+def _moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    m = float(np.average(x, weights=w))
+    return m, float(np.sqrt(np.average((x - m) ** 2, weights=w)))
+
+
+def _machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} CPUs"
+
+
+def bench_classifier(name: str) -> Any:
+    """The unfolding classifier: a preset name, or ``3x100`` = physgen's ``small`` unfolding
+    preset (Adam 1e-3, batch 1000, at most 30 epochs, patience 5 on the held-out loss,
+    standardised inputs) with 3 hidden layers of 100 LeakyReLU units: the network of the
+    side-by-side run with the reference package."""
+    import dataclasses
+
+    from physgen.unfold.omnifold import PRESETS
+
+    if name != "3x100":
+        return name
+    return dataclasses.replace(PRESETS["small"], name="3x100", hidden=100)
+
+
+# --------------------------------------------------------------------------- gaussian
+
+
+def gaussian_sample(n: int, mu: float, sigma: float, seed: int) -> Any:
+    """The OmniFold paper's 1-D example: truth N(mu, sigma), smearing 0.5, 10 % inefficiency
+    (gen-passing events that fail reco) and 10 % fakes (reco-passing events without a
+    particle-level partner, reco ~ N(0, 1.2) in both samples)."""
+    from physgen.unfold.data import make_mc
+
+    rng = np.random.default_rng(seed)
+    gen = rng.normal(mu, sigma, n)
+    reco = gen + rng.normal(0.0, 0.5, n)
+    pass_gen = rng.random(n) >= 0.1  # 10 % of the rows are fakes
+    pass_reco = np.where(pass_gen, rng.random(n) >= 0.1, True)  # 10 % inefficiency
+    reco = np.where(pass_gen, reco, rng.normal(0.0, 1.2, n))
+    gen = np.where(pass_gen, gen, 0.0)
+    reco = np.where(pass_reco, reco, 0.0)
+    return make_mc(
+        gen[:, None], reco[:, None], pass_gen=pass_gen, pass_reco=pass_reco, columns=["x"]
+    )
+
+
+def run_gaussian(args: argparse.Namespace) -> dict[str, Any]:
+    from physgen.unfold.data import data_from_truth
+    from physgen.unfold.generative import generative_unfold
+    from physgen.unfold.ibu import ibu
+    from physgen.unfold.omnifold import omnifold
+
+    n, boot = args.n_gauss, args.bootstrap
+    mc = gaussian_sample(n, 0.0, 1.0, seed=1)
+    nature = gaussian_sample(n, 0.2, 0.8, seed=2)
+    data = data_from_truth(nature)
+    truth = nature.gen[nature.pass_gen, 0]
+    rows: dict[str, Any] = {
+        "settings": {
+            "n": n,
+            "bootstrap": boot,
+            "iterations": args.gauss_iterations,
+            "gen_iterations": args.gen_iterations,
+            "gen_max_time": args.gen_max_time,
+        },
+        "truth": _moments(truth, np.ones_like(truth)),
+        "prior": _moments(mc.gen[mc.pass_gen, 0], np.ones(int(mc.pass_gen.sum()))),
+    }
+
+    def of() -> dict[str, Any]:
+        t0 = time.process_time()
+        r = omnifold(
+            mc,
+            data,
+            iterations=args.gauss_iterations,
+            bootstrap=boot,
+            classifier="small",
+            seed=0,
+            threads=args.threads,
+        )
+        x, w = r.unfolded(mc)
+        wb = r.bootstrap_weights(mc)
+        reps = [_moments(x[:, 0], b) for b in wb]
+        m = mc.pass_gen
+        per_it = [_moments(x[:, 0], r.push[i][m] * mc.weight[m]) for i in range(r.push.shape[0])]
+        return {
+            "moments": _moments(x[:, 0], w),
+            "per_iteration": per_it,
+            "boot_std": np.std(reps, axis=0, ddof=1).tolist(),
+            "cpu_s": time.process_time() - t0,
+        }
+
+    rows["omnifold"] = _cached("gauss-omnifold", [rows["settings"]], of, not args.no_cache)
+
+    for model in ("flow", "cfm"):
+
+        def gen(model: str = model) -> dict[str, Any]:
+            t0 = time.process_time()
+            r = generative_unfold(
+                mc,
+                data,
+                model=model,
+                iterations=args.gen_iterations,
+                samples_per_event=1,
+                seed=0,
+                max_time=args.gen_max_time,
+            )
+            per_it = [[t["unfolded_mean"], t["unfolded_std"]] for t in r.training]
+            x, w = r.samples.reshape(-1, 1)[:, 0], r.weights.reshape(-1)
+            # data bootstrap: Poisson(1) weights per measured event, carried by its samples
+            rng = np.random.default_rng(7)
+            s = r.samples.shape[1]
+            reps = [
+                _moments(x, w * np.repeat(rng.poisson(1.0, r.samples.shape[0]), s))
+                for _ in range(max(boot, 2))
+            ]
+            cal = r.calibration.as_dict() if r.calibration is not None else None
+            return {
+                "moments": _moments(x, w),
+                "boot_std": np.std(reps, axis=0, ddof=1).tolist(),
+                "calibration": cal,
+                "per_iteration": per_it,
+                "cpu_s": time.process_time() - t0,
+            }
+
+        rows[f"generative-{model}"] = _cached(
+            f"gauss-gen-{model}", [rows["settings"]], gen, not args.no_cache
+        )
+
+    def ib() -> dict[str, Any]:
+        edges = np.linspace(-4, 4, 41)
+        r = ibu(mc, data, 0, edges, iterations=args.gauss_iterations, bootstrap=boot, seed=0)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        cnt = np.clip(r.final, 0, None)
+        reps = [_moments(centres, np.clip(b, 0, None) + 1e-300) for b in r.bootstrap]
+        return {
+            "moments": _moments(centres, cnt + 1e-300),
+            "boot_std": np.std(reps, axis=0, ddof=1).tolist(),
+            "note": "bin centres, 40 bins in [-4, 4]",
+        }
+
+    rows["ibu"] = _cached("gauss-ibu", [rows["settings"]], ib, not args.no_cache)
+    return rows
+
+
+# --------------------------------------------------------------------------- Z+jet
+
+
+def zjet_samples(args: argparse.Namespace) -> tuple[Any, Any]:
+    from physgen.events import generate_sample
+    from physgen.unfold.data import read_mc
+
+    samples = [
+        generate_sample(config=cfg, n=args.n, seed=seed, workers=args.workers, progress=True)
+        for cfg, seed in (("sim", 11), ("nature", 12))
+    ]
+    return read_mc(samples[0].path), read_mc(samples[1].path)
+
+
+def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
+    from physgen.metrics.twosample import two_sample_test
+    from physgen.unfold.data import data_from_truth
+    from physgen.unfold.generative import generative_unfold
+    from physgen.unfold.ibu import event_weights, ibu
+    from physgen.unfold.metrics import (
+        bin_coverage,
+        bootstrap_band,
+        default_bins,
+        density_histogram,
+        summary_table,
+    )
+    from physgen.unfold.omnifold import omnifold
+
+    mc, nature = zjet_samples(args)
+    data = data_from_truth(nature)
+    cols = list(mc.columns)
+    truth = (nature.gen[nature.pass_gen], nature.weight[nature.pass_gen])
+    prior = (mc.gen[mc.pass_gen], mc.weight[mc.pass_gen])
+    settings = {
+        "n": args.n,
+        "iterations": args.iterations,
+        "bootstrap": args.bootstrap,
+        "classifier": args.classifier,
+        "n_mc": mc.n_events,
+        "n_data": data.n_events,
+    }
+    bins = {c: default_bins(truth[0][:, j], truth[1]) for j, c in enumerate(cols)}
+    out: dict[str, Any] = {"settings": settings, "columns": cols}
+
+    def of() -> dict[str, Any]:
+        t0 = time.process_time()
+        r = omnifold(
+            mc,
+            data,
+            iterations=args.iterations,
+            bootstrap=args.bootstrap,
+            classifier=bench_classifier(args.classifier),
+            seed=0,
+            threads=args.threads,
+            progress=True,
+        )
+        cpu = time.process_time() - t0
+        np.savez(CACHE / f"zjet-omnifold-{_key(settings)}.npz", push=r.push, boot=r.bootstrap)
+        return {"cpu_s": cpu, "timings": r.timings}
+
+    out["omnifold"] = _cached("zjet-omnifold", [settings], of, not args.no_cache)
+    z = np.load(CACHE / f"zjet-omnifold-{_key(settings)}.npz")
+    m = mc.pass_gen
+    methods: dict[str, Any] = {"prior (sim)": prior}
+    for it in range(1, z["push"].shape[0]):
+        methods[f"omnifold it{it}"] = (mc.gen[m], z["push"][it][m] * mc.weight[m])
+
+    def ib() -> dict[str, Any]:
+        t0 = time.process_time()
+        res = {}
+        for j, c in enumerate(cols):
+            # binned in the simulation's particle-level range (not the truth's): IBU's own
+            # binning, 40 bins or integer bins, as for the metrics
+            edges = default_bins(prior[0][:, j], prior[1])
+            r = ibu(
+                mc, data, j, edges, iterations=args.iterations, bootstrap=args.bootstrap, seed=0
+            )
+            res[c] = event_weights(r, mc)[m].tolist()
+        return {"weights": res, "cpu_s": time.process_time() - t0}
+
+    ibu_out = _cached("zjet-ibu", [settings], ib, not args.no_cache)
+    out["ibu_cpu_s"] = ibu_out["cpu_s"]
+    # IBU unfolds each observable on its own: per observable the MC events reweighted by the
+    # bin ratios of that observable (metrics below use only that column)
+    ibu_w = {c: np.asarray(ibu_out["weights"][c]) for c in cols}
+
+    gen_results: dict[str, Any] = {}
+    for model in args.generative:
+
+        def gen(model: str = model) -> dict[str, Any]:
+            t0 = time.process_time()
+            r = generative_unfold(
+                mc,
+                data,
+                model=model,
+                iterations=args.gen_iterations,
+                samples_per_event=1,
+                classifier=bench_classifier(args.classifier),
+                seed=0,
+                max_time=args.gen_max_time,
+                progress=True,
+            )
+            x, w = r.flat()
+            np.savez(
+                CACHE
+                / f"zjet-gen-{model}-{_key(settings, args.gen_max_time, args.gen_iterations)}.npz",
+                x=x,
+                w=w,
+            )
+            return {"cpu_s": time.process_time() - t0, "summary": r.summary()}
+
+        gen_results[model] = _cached(
+            f"zjet-gen-{model}",
+            [settings, args.gen_max_time, args.gen_iterations],
+            gen,
+            not args.no_cache,
+        )
+        g = np.load(
+            CACHE / f"zjet-gen-{model}-{_key(settings, args.gen_max_time, args.gen_iterations)}.npz"
+        )
+        methods[f"generative {model}"] = (g["x"], g["w"])
+    out["generative"] = gen_results
+
+    table = summary_table(truth, methods, cols, bins=bins)
+    for c in cols:  # IBU, one observable at a time
+        j = cols.index(c)
+        t1 = summary_table(
+            (truth[0][:, [j]], truth[1]),
+            {"ibu": (prior[0][:, [j]], ibu_w[c])},
+            [c],
+            bins={c: bins[c]},
+        )
+        table.setdefault("ibu", {})[c] = t1["ibu"][c]
+    out["table"] = table
+
+    # coverage of nature's truth by the bootstrap bands (nominal ± bootstrap std)
+    cover = {}
+    final = z["push"][-1][m] * mc.weight[m]
+    boot = z["boot"][:, m] * mc.weight[m][None, :]
+    if boot.shape[0] >= 2:
+        for j, c in enumerate(cols):
+            nom, _ = density_histogram(prior[0][:, j], bins[c], final)
+            _, std = bootstrap_band(prior[0][:, j], boot, bins[c])
+            tr, _ = density_histogram(truth[0][:, j], bins[c], truth[1])
+            cover[c] = bin_coverage(nom, nom - std, nom + std, tr)
+    out["coverage"] = cover
+
+    def aucs() -> dict[str, Any]:
+        res = {}
+        for name, (x, w) in methods.items():
+            if name.startswith("omnifold it") and name != f"omnifold it{args.iterations}":
+                continue
+            r = two_sample_test(
+                truth[0], x, w0=truth[1], w1=w, config="fast", seed=0, threads=args.threads
+            )
+            res[name] = {"auc": r.auc, "auc_std": r.auc_std}
+        return res
+
+    out["auc"] = _cached(
+        "zjet-auc",
+        [settings, list(methods), args.gen_max_time, args.gen_iterations],
+        aucs,
+        not args.no_cache,
+    )
+
+    if not args.no_plots:
+        from physgen.unfold.report import write_report
+
+        rep = {
+            f"OmniFold ({args.iterations} it.)": (
+                mc.gen[m],
+                final,
+                boot if boot.shape[0] else None,
+            ),
+        }
+        for model in args.generative:
+            rep[f"generative {model}"] = (*methods[f"generative {model}"], None)
+        d = Path(tempfile.mkdtemp(prefix="unfold-report-"))
+        write_report(
+            d,
+            columns=cols,
+            prior=prior,
+            data_reco=(data.reco, data.weight),
+            unfolded=rep,
+            truth=truth,
+            title="Z+jet: sim → nature",
+            bins=bins,
+        )
+        for png in sorted(d.glob("*.png")):
+            shutil.copy(png, RESULTS / f"unfold_zjet_{png.name}")
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def run_reference(args: argparse.Namespace) -> dict[str, Any]:
+    from physgen.unfold.data import data_from_truth
+    from physgen.unfold.metrics import summary_table
+    from physgen.unfold.omnifold import omnifold
+
+    if not PEER_PYTHON.exists():
+        raise SystemExit(f"{PEER_PYTHON} missing: run `bash bench/make_omnifold_venv.sh` first")
+    mc, nature = zjet_samples(args)
+    data = data_from_truth(nature)
+    cols = list(mc.columns)
+    truth = (nature.gen[nature.pass_gen], nature.weight[nature.pass_gen])
+    settings = {
+        "n": args.n,
+        "iterations": args.iterations,
+        "epochs": args.ref_epochs,
+        "batch": args.ref_batch,
+        "lr": args.ref_lr,
+        "patience": args.ref_patience,
+        "threads": args.threads,
+    }
+    cfg = bench_classifier("3x100")  # the same network for both: 3 x 100 LeakyReLU
+
+    def ours() -> dict[str, Any]:
+        t0, w0 = time.process_time(), time.perf_counter()
+        r = omnifold(
+            mc, data, iterations=args.iterations, classifier=cfg, seed=0, threads=args.threads
+        )
+        cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+        np.save(CACHE / f"ref-physgen-{_key(settings)}.npy", r.push[-1])
+        return {"cpu_s": cpu, "wall_s": wall}
+
+    def peer() -> dict[str, Any]:
+        # standardise with the MC's moments, as the Z+jet demo of 1911.09107 does
+        mu = mc.gen[mc.pass_gen].mean(0)
+        sd = mc.gen[mc.pass_gen].std(0)
+        mur, sdr = mc.reco[mc.pass_reco].mean(0), mc.reco[mc.pass_reco].std(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            inp, outp = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+            np.savez(
+                inp,
+                mc_gen=(mc.gen - mu) / sd,
+                mc_reco=(mc.reco - mur) / sdr,
+                mc_pass_gen=mc.pass_gen,
+                mc_pass_reco=mc.pass_reco,
+                mc_weight=mc.weight,
+                data_reco=(data.reco - mur) / sdr,
+                data_weight=data.weight,
+            )
+            cmd = [
+                str(PEER_PYTHON),
+                str(BENCH / "omnifold_peer.py"),
+                "--inputs",
+                str(inp),
+                "--out",
+                str(outp),
+                "--iterations",
+                str(args.iterations),
+                "--epochs",
+                str(args.ref_epochs),
+                "--batch-size",
+                str(args.ref_batch),
+                "--lr",
+                str(args.ref_lr),
+                "--patience",
+                str(args.ref_patience),
+                "--layers",
+                "100,100,100",
+                "--activation",
+                "leaky_relu",
+                "--threads",
+                str(args.threads),
+            ]
+            subprocess.run(cmd, check=True, cwd=tmp)
+            z = np.load(outp)
+            np.save(CACHE / f"ref-peer-{_key(settings)}.npy", z["push"][-1])
+            return {"cpu_s": float(z["cpu_s"]), "wall_s": float(z["wall_s"])}
+
+    out: dict[str, Any] = {"settings": settings}
+    out["physgen"] = _cached("ref-physgen", [settings], ours, not args.no_cache)
+    out["omnifold-pkg"] = _cached("ref-peer", [settings], peer, not args.no_cache)
+    m = mc.pass_gen
+    methods = {
+        "prior (sim)": (mc.gen[m], mc.weight[m]),
+        "physgen": (
+            mc.gen[m],
+            np.load(CACHE / f"ref-physgen-{_key(settings)}.npy")[m] * mc.weight[m],
+        ),
+        "omnifold-pkg": (
+            mc.gen[m],
+            np.load(CACHE / f"ref-peer-{_key(settings)}.npy")[m] * mc.weight[m],
+        ),
+    }
+    out["table"] = summary_table(truth, methods, cols)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt_table(table: dict[str, Any], cols: list[str], key: str) -> list[str]:
+    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name, row in table.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[c][key]:.3f}" for c in cols) + " |")
+    return lines
+
+
+def write_results(res: dict[str, Any], command: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    old = {}
+    jpath = RESULTS / "unfold.json"
+    if jpath.exists():
+        old = json.loads(jpath.read_text())
+    old.update(res)
+    old["machine"] = _machine()
+    tmp = jpath.with_suffix(".tmp")
+    tmp.write_text(json.dumps(old, indent=1))
+    tmp.replace(jpath)
+    md = [
+        "# Unfolding: OmniFold, generative unfolding, IBU (bench/unfold.py)",
+        "",
+        f"Last command: `{command}`; {_machine()} (shared).",
+        "",
+    ]
+    if "gaussian" in old:
+        g = old["gaussian"]
+        md += [
+            "## Gaussian example (sim N(0,1), nature N(0.2,0.8), σ_smear 0.5, 10 % "
+            "inefficiency, 10 % fakes)",
+            "",
+            f"{g['settings']['n']} events per sample, {g['settings']['iterations']} iterations, "
+            f"{g['settings']['bootstrap']} bootstrap replicas of the data.",
+            "",
+            "| method | mean | width | CPU [s] |",
+            "|---|---|---|---|",
+            f"| truth (nature) | {g['truth'][0]:.4f} | {g['truth'][1]:.4f} | |",
+            f"| prior (sim) | {g['prior'][0]:.4f} | {g['prior'][1]:.4f} | |",
+        ]
+        for k in ("omnifold", "generative-flow", "generative-cfm", "ibu"):
+            if k in g:
+                r = g[k]
+                e = r.get("boot_std", [float("nan")] * 2)
+                md.append(
+                    f"| {k} | {r['moments'][0]:.4f} ± {e[0]:.4f} | "
+                    f"{r['moments'][1]:.4f} ± {e[1]:.4f} | {r.get('cpu_s', float('nan')):.0f} |"
+                )
+        md.append("")
+    if "zjet" in old:
+        z = old["zjet"]
+        cols = z["columns"]
+        md += [
+            "## Z+jet, six observables (Pythia 8 `sim` → `nature`)",
+            "",
+            f"Settings: {z['settings']}.",
+            "",
+            "Wasserstein distance ×10 to nature's particle level:",
+            "",
+        ]
+        md += _fmt_table(z["table"], cols, "w1_x10")
+        md += ["", "Triangular discriminator ×10³:", ""]
+        md += _fmt_table(z["table"], cols, "delta_x1e3")
+        md += [
+            "",
+            "6-D classifier AUC, unfolded vs nature's particle level:",
+            "",
+            "| method | AUC |",
+            "|---|---|",
+        ]
+        md += [f"| {k} | {v['auc']:.4f} |" for k, v in z["auc"].items()]
+        md += [
+            "",
+            "Coverage of nature's truth by the OmniFold bootstrap band (nominal ± 1σ):",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "---|" * len(cols),
+            "| " + " | ".join(f"{z['coverage'].get(c, float('nan')):.2f}" for c in cols) + " |",
+            "",
+            f"CPU: OmniFold {z['omnifold']['cpu_s']:.0f} s (with bootstrap), IBU {z['ibu_cpu_s']:.0f} s, "
+            + ", ".join(f"generative {k} {v['cpu_s']:.0f} s" for k, v in z["generative"].items()),
+            "",
+        ]
+    if "reference" in old:
+        r = old["reference"]
+        cols = list(next(iter(r["table"].values())).keys())
+        md += [
+            "## Side by side with the reference package `omnifold` 0.1.36",
+            "",
+            f"Settings: {r['settings']}; both 3 × 100 LeakyReLU.",
+            "",
+            f"CPU: physgen {r['physgen']['cpu_s']:.0f} s ({r['physgen']['wall_s']:.0f} s wall), "
+            f"omnifold {r['omnifold-pkg']['cpu_s']:.0f} s ({r['omnifold-pkg']['wall_s']:.0f} s wall): "
+            f"{r['omnifold-pkg']['cpu_s'] / max(r['physgen']['cpu_s'], 1e-9):.1f}×.",
+            "",
+            "W1 ×10:",
+            "",
+        ]
+        md += _fmt_table(r["table"], cols, "w1_x10")
+        md += ["", "Δ ×10³:", ""]
+        md += _fmt_table(r["table"], cols, "delta_x1e3")
+        md.append("")
+    (RESULTS / "unfold.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("what", choices=["gaussian", "zjet", "reference", "all", "report"])
+    ap.add_argument("--n", type=int, default=50_000, help="Z+jet events per sample")
+    ap.add_argument("--n-gauss", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--gauss-iterations", type=int, default=8, help="OmniFold, Gaussian")
+    ap.add_argument("--gen-iterations", type=int, default=3, help="IcINN iterations")
+    ap.add_argument("--bootstrap", type=int, default=10)
+    ap.add_argument("--classifier", default="3x100", help="3x100, small, fast or official")
+    ap.add_argument("--generative", default="flow", help="families for Z+jet (flow,cfm)")
+    ap.add_argument("--gen-max-time", default="6m", help="per training")
+    ap.add_argument("--ref-epochs", type=int, default=50)
+    ap.add_argument("--ref-batch", type=int, default=128)
+    ap.add_argument("--ref-lr", type=float, default=1e-4)
+    ap.add_argument("--ref-patience", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+    args.generative = [s for s in args.generative.split(",") if s]
+    import torch
+
+    torch.set_num_threads(args.threads)
+    command = "python bench/unfold.py " + " ".join(sys.argv[1:])
+    res: dict[str, Any] = {}
+    if args.what in ("gaussian", "all"):
+        res["gaussian"] = run_gaussian(args)
+    if args.what in ("zjet", "all"):
+        res["zjet"] = run_zjet(args)
+    if args.what in ("reference", "all"):
+        res["reference"] = run_reference(args)
+    write_results(res, command)
+
+
+if __name__ == "__main__":
+    main()
