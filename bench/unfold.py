@@ -168,7 +168,7 @@ def run_gaussian(args: argparse.Namespace) -> dict[str, Any]:
 
     rows["omnifold"] = _cached("gauss-omnifold", [rows["settings"]], of, not args.no_cache)
 
-    for model in ("flow", "cfm"):
+    for model in args.gauss_generative:
 
         def gen(model: str = model) -> dict[str, Any]:
             t0 = time.process_time()
@@ -269,6 +269,7 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
             mc,
             data,
             iterations=args.iterations,
+            ensemble=args.ensemble,
             bootstrap=args.bootstrap,
             classifier=bench_classifier(args.classifier),
             seed=0,
@@ -276,11 +277,14 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
             progress=True,
         )
         cpu = time.process_time() - t0
-        np.savez(CACHE / f"zjet-omnifold-{_key(settings)}.npz", push=r.push, boot=r.bootstrap)
+        np.savez(CACHE / f"zjet-omnifold-{_key(of_settings)}.npz", push=r.push, boot=r.bootstrap)
         return {"cpu_s": cpu, "timings": r.timings}
 
-    out["omnifold"] = _cached("zjet-omnifold", [settings], of, not args.no_cache)
-    z = np.load(CACHE / f"zjet-omnifold-{_key(settings)}.npz")
+    # (ensembles change only OmniFold: IBU and the generative results keep their cache keys)
+    of_settings = settings if args.ensemble == 1 else {**settings, "ensemble": args.ensemble}
+    out["omnifold"] = _cached("zjet-omnifold", [of_settings], of, not args.no_cache)
+    out["omnifold"]["ensemble"] = args.ensemble
+    z = np.load(CACHE / f"zjet-omnifold-{_key(of_settings)}.npz")
     m = mc.pass_gen
     methods: dict[str, Any] = {"prior (sim)": prior}
     for it in range(1, z["push"].shape[0]):
@@ -288,7 +292,7 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
 
     def ib() -> dict[str, Any]:
         t0 = time.process_time()
-        res = {}
+        res, cover = {}, {}
         for j, c in enumerate(cols):
             # binned in the simulation's particle-level range (not the truth's): IBU's own
             # binning, 40 bins or integer bins, as for the metrics
@@ -296,11 +300,19 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
             r = ibu(
                 mc, data, j, edges, iterations=args.iterations, bootstrap=args.bootstrap, seed=0
             )
-            res[c] = event_weights(r, mc)[m].tolist()
-        return {"weights": res, "cpu_s": time.process_time() - t0}
+            w = event_weights(r, mc)
+            res[c] = w.tolist()
+            if args.bootstrap >= 2:  # the same band and truth histogram as for OmniFold
+                wb = np.clip(event_weights(r, mc, counts=r.bootstrap), 0, None)
+                nom, _ = density_histogram(prior[0][:, j], bins[c], w)
+                _, std = bootstrap_band(prior[0][:, j], wb, bins[c])
+                tr, _ = density_histogram(truth[0][:, j], bins[c], truth[1])
+                cover[c] = bin_coverage(nom, nom - std, nom + std, tr)
+        return {"weights": res, "coverage": cover, "cpu_s": time.process_time() - t0}
 
     ibu_out = _cached("zjet-ibu", [settings], ib, not args.no_cache)
     out["ibu_cpu_s"] = ibu_out["cpu_s"]
+    out["ibu_coverage"] = ibu_out["coverage"]
     # IBU unfolds each observable on its own: per observable the MC events reweighted by the
     # bin ratios of that observable (metrics below use only that column)
     ibu_w = {c: np.asarray(ibu_out["weights"][c]) for c in cols}
@@ -379,7 +391,7 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
 
     out["auc"] = _cached(
         "zjet-auc",
-        [settings, list(methods), args.gen_max_time, args.gen_iterations],
+        [of_settings, list(methods), args.gen_max_time, args.gen_iterations],
         aucs,
         not args.no_cache,
     )
@@ -561,7 +573,22 @@ def write_results(res: dict[str, Any], command: str) -> None:
                     f"| {k} | {r['moments'][0]:.4f} ± {e[0]:.4f} | "
                     f"{r['moments'][1]:.4f} ± {e[1]:.4f} | {r.get('cpu_s', float('nan')):.0f} |"
                 )
-        md.append("")
+        md += ["", "Per iteration (mean, width):", ""]
+        for k in ("omnifold", "generative-flow", "generative-cfm"):
+            if k in g and g[k].get("per_iteration"):
+                its = [np.ravel(v).tolist() for v in g[k]["per_iteration"]]
+                first = 0 if k == "omnifold" else 1  # OmniFold's list starts with the prior
+                md.append(
+                    f"- {k}, iterations {first}–{first + len(its) - 1}: "
+                    + ", ".join(f"({a:.3f}, {b:.3f})" for a, b in its)
+                )
+        md += [
+            "",
+            "Errors are the spread over the bootstrap replicas of the data (generative: Poisson "
+            "weights on the measured events; the training's own spread is not included); the "
+            f"truth's own statistical error is about {g['truth'][1] / np.sqrt(g['settings']['n']):.4f}.",
+            "",
+        ]
     if "zjet" in old:
         z = old["zjet"]
         cols = z["columns"]
@@ -592,7 +619,14 @@ def write_results(res: dict[str, Any], command: str) -> None:
             "|" + "---|" * len(cols),
             "| " + " | ".join(f"{z['coverage'].get(c, float('nan')):.2f}" for c in cols) + " |",
             "",
-            f"CPU: OmniFold {z['omnifold']['cpu_s']:.0f} s (with bootstrap), IBU {z['ibu_cpu_s']:.0f} s, "
+            "The same for IBU (its own bootstrap replicas, one observable at a time):",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "---|" * len(cols),
+            "| " + " | ".join(f"{z['ibu_coverage'].get(c, float('nan')):.2f}" for c in cols) + " |",
+            "",
+            f"CPU: OmniFold {z['omnifold']['cpu_s']:.0f} s (ensemble "
+            f"{z['omnifold'].get('ensemble', 1)}, with bootstrap), IBU {z['ibu_cpu_s']:.0f} s, "
             + ", ".join(f"generative {k} {v['cpu_s']:.0f} s" for k, v in z["generative"].items()),
             "",
         ]
@@ -630,7 +664,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--gauss-iterations", type=int, default=8, help="OmniFold, Gaussian")
     ap.add_argument("--gen-iterations", type=int, default=3, help="IcINN iterations")
+    ap.add_argument("--gauss-generative", default="flow,cfm", help="families, Gaussian")
     ap.add_argument("--bootstrap", type=int, default=10)
+    ap.add_argument("--ensemble", type=int, default=1, help="OmniFold classifiers per step")
     ap.add_argument("--classifier", default="3x100", help="3x100, small, fast or official")
     ap.add_argument("--generative", default="flow", help="families for Z+jet (flow,cfm)")
     ap.add_argument("--gen-max-time", default="6m", help="per training")
@@ -643,6 +679,7 @@ def main() -> None:
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
     args.generative = [s for s in args.generative.split(",") if s]
+    args.gauss_generative = [s for s in args.gauss_generative.split(",") if s]
     import torch
 
     torch.set_num_threads(args.threads)
