@@ -273,6 +273,9 @@ def main() -> None:
         "--sbc-ensemble", type=int, default=5, help="flows in the SBC ensemble (1: none)"
     )
     ap.add_argument(
+        "--sbc-budget", type=int, default=None, help="SBC simulations (default: largest budget)"
+    )
+    ap.add_argument(
         "--c2st-early-stopping",
         action="store_true",
         help="score with the early-stopped C2ST variant (not sbibm's; see bench/sbi_c2st.py)",
@@ -301,7 +304,8 @@ def main() -> None:
         for m in methods
         if (r := evaluate(t, n, s, m, args)) is not None
     ]
-    sbc_rows = run_sbc(args, max(budgets)) if args.sbc else []
+    sbc_budget = args.sbc_budget or max(budgets)
+    sbc_rows = run_sbc(args, sbc_budget) if args.sbc else []
     meta = {
         "tasks": tasks,
         "budgets": budgets,
@@ -323,7 +327,9 @@ def main() -> None:
         f"Command: `python bench/sbi.py --tasks {args.tasks} --budgets {args.budgets} --seeds "
         f"{args.seeds} --methods {args.methods} --threads {args.threads}"
         f"{f' --observations {args.observations}' if args.observations < NUM_OBSERVATIONS else ''}"
-        f"{f' --sbc --sbc-n {args.sbc_n} --sbc-ensemble {args.sbc_ensemble}' if args.sbc else ''}`",
+        f"{f' --sbc --sbc-n {args.sbc_n} --sbc-ensemble {args.sbc_ensemble}' if args.sbc else ''}"
+        f"{f' --sbc-budget {args.sbc_budget}' if args.sbc and args.sbc_budget else ''}"
+        f"{' --report-only' if args.report_only else ''}`",
         "",
         "C2ST (sbibm's definition; 0.5 = indistinguishable from the reference posterior) between "
         f"{args.n_samples} posterior samples and sbibm's 10,000 reference samples, mean ± standard "

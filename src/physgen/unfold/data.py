@@ -334,6 +334,17 @@ def check_compatible(
 # ------------------------------------------------------------------ files (layouts: physgen.unfold.files)
 
 
+def _read_selected(
+    path: str | Path, tree: str | None, columns: Sequence[str] | None, data: bool
+) -> tuple[Path, dict[str, Any], tuple[str, ...]]:
+    """The file's arrays with the requested columns (default names ``x0, x1, ...``)."""
+    p, arrays, names = read_arrays(path, tree, data=data)
+    width = np.asarray(arrays["reco"]).reshape(len(arrays["reco"]), -1).shape[1]
+    names = names or tuple(f"x{i}" for i in range(width))
+    arrays, names = select_columns(arrays, names, columns, str(p))
+    return p, arrays, names
+
+
 def read_mc(
     path: str | Path,
     *,
@@ -353,10 +364,7 @@ def read_mc(
         ConfigError: Unknown file type or TTree.
         DataFormatError: Missing file or dataset, unknown column, bad shapes or values.
     """
-    p, arrays, names = read_arrays(path, tree, data=False)
-    width = np.asarray(arrays["reco"]).reshape(len(arrays["reco"]), -1).shape[1]
-    names = names or tuple(f"x{i}" for i in range(width))
-    arrays, names = select_columns(arrays, names, columns, str(p))
+    p, arrays, names = _read_selected(path, tree, columns, data=False)
     return make_mc(
         arrays["gen"],
         arrays["reco"],
@@ -382,10 +390,7 @@ def read_data(
         ConfigError: Unknown file type or TTree.
         DataFormatError: Missing file or dataset, unknown column, bad shapes or values.
     """
-    p, arrays, names = read_arrays(path, tree, data=True)
-    width = np.asarray(arrays["reco"]).reshape(len(arrays["reco"]), -1).shape[1]
-    names = names or tuple(f"x{i}" for i in range(width))
-    arrays, names = select_columns(arrays, names, columns, str(p))
+    p, arrays, names = _read_selected(path, tree, columns, data=True)
     if arrays["gen"] is not None:
         truth = make_mc(
             arrays["gen"],
