@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "convert": (True, False, True),
     "unfold": (True, True, True),
     "pythia": (True, True, True),
+    "anomaly": (True, True, True),
     "bench front": (True, True, True),
 }
 
@@ -80,6 +81,8 @@ DIMENSIONLESS: dict[str, str] = {
     "--ensemble": "a number of classifiers averaged",
     "--bootstrap": "a number of bootstrap replicas",
     "--bins": "a number of histogram bins",
+    "--folds": "a number of cross-validation folds",
+    "--oversample": "background samples per signal-region event (a ratio)",
 }
 
 #: Units a help text may name.

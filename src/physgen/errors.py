@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DataFormatError",
+    "FitError",
     "GeometryError",
     "MissingDependencyError",
     "PhysgenError",
@@ -32,6 +33,14 @@ class DataFormatError(PhysgenError):
 
 class ConfigError(PhysgenError):
     """An option or configuration value is out of range or unparsable."""
+
+
+class FitError(PhysgenError):
+    """A likelihood fit (e.g. the bump hunt's sideband fit) did not converge to a valid minimum.
+
+    Raised instead of returning numbers from a failed fit; the message names the fit and its
+    status (valid minimum, call limit, estimated distance to minimum).
+    """
 
 
 class MissingDependencyError(PhysgenError, ImportError):

@@ -269,6 +269,7 @@ def merge_cmd(
 
 def _register_commands() -> None:
     """Commands whose modules live in their own files."""
+    from physgen.cli.anomaly import anomaly
     from physgen.cli.convert import convert
     from physgen.cli.density import fit, sample
     from physgen.cli.evaluate import evaluate
@@ -298,6 +299,7 @@ def _register_commands() -> None:
     app.command("sample")(sample)
     app.command("convert")(convert)
     app.command("unfold")(unfold)
+    app.command("anomaly")(anomaly)
 
 
 _register_commands()

@@ -1,5 +1,9 @@
 """``generate_sample``: Pythia 8 Z+jet unfolding pairs, on several processes, cached on disk.
 
+The block, worker and cache machinery here (:class:`BlockJob`, :func:`run_blocks`,
+:func:`cache_key`, :func:`cache_dir`) is shared with the dijet samples of
+:mod:`physgen.events.dijet`; what a block is reduced to is the job's ``reduce`` function.
+
 A run of ``n`` rows with seed ``s`` generates blocks ``k = 0, 1, 2, ...`` of
 :data:`~physgen.events.sample.BLOCK_EVENTS` events (block ``k`` is seeded by ``(s, config,
 k)``, :func:`~physgen.events.sample.process_block`), keeps the events passing gen or reco,
@@ -35,10 +39,10 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -72,7 +76,17 @@ from physgen.events.sample import (
 )
 from physgen.outputs import atomic_path, check_output, raise_if_interrupted
 
-__all__ = ["cache_dir", "cache_path", "generate_sample"]
+__all__ = [
+    "BlockJob",
+    "cache_dir",
+    "cache_key",
+    "cache_path",
+    "check_request",
+    "fastjet_version",
+    "generate_sample",
+    "read_cached",
+    "run_blocks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +94,78 @@ log = logging.getLogger(__name__)
 _ROWS_PER_EVENT = 0.7
 
 
+class _Rows(Protocol):
+    """What a reduced block must tell the runner."""
+
+    @property
+    def n_rows(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Rows)
+
+
 @dataclass(frozen=True)
-class _Job:
-    """Everything a worker needs to make any block of a run (picklable)."""
+class BlockJob(Generic[R]):
+    """Everything a worker needs to make any block of a run (picklable; equal jobs share
+    one initialised Pythia per process).
+
+    Attributes:
+        config: Configuration or process name; it enters the seeds
+            (:func:`~physgen.events.pythia.config_tag`) and the progress bar.
+        settings: All Pythia settings.
+        seed: Run seed.
+        reduce: Module-level function ``(generator, job, block) -> rows`` that generates
+            block ``block`` and reduces it to the rows written (``n_rows`` of them).
+        label: What was asked for, for the message of a failed Pythia init.
+        detector: The detector response, if the sample has a detector level.
+    """
 
     config: str
     settings: tuple[str, ...]
     seed: int
-    detector: DetectorResponse
+    reduce: Callable[[PythiaGenerator, BlockJob[R], int], R]
+    label: str = ""
+    detector: DetectorResponse | None = None
 
     @property
     def entropy(self) -> tuple[int, int]:
         return (self.seed, config_tag(self.config))
+
+
+def _zjet_block(generator: PythiaGenerator, job: BlockJob[BlockRows], block: int) -> BlockRows:
+    detector = job.detector if job.detector is not None else DetectorResponse()
+    return process_block(generator, detector, job.entropy, block)
+
+
+def _zjet_job(
+    config: str, settings: tuple[str, ...], seed: int, extra: tuple[str, ...]
+) -> BlockJob[BlockRows]:
+    label = " ".join([f"--config {config}", *(f"--set '{s}'" for s in extra)])
+    return BlockJob(config, settings, seed, _zjet_block, label, DetectorResponse())
+
+
+def check_request(n: Any, seed: Any, workers: Any) -> tuple[int, int, int]:
+    """``(n, seed, workers)`` checked: ``n >= 1`` rows, a seed in ``[0, 2**63)``, ``workers >= 1``.
+
+    Raises:
+        ConfigError: One line naming the option.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"--n: expected an integer >= 1 (rows to write), got {n!r}")
+    seed = check_seed(seed)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers: expected an integer >= 1, got {workers!r}")
+    return int(n), seed, workers
+
+
+def fastjet_version() -> str:
+    """The installed ``fastjet`` version, ``"unknown"`` if absent."""
+    try:
+        import importlib.metadata
+
+        return importlib.metadata.version("fastjet")
+    except Exception:  # pragma: no cover - only the version string is lost
+        return "unknown"
 
 
 def cache_dir() -> Path:
@@ -105,15 +179,9 @@ def cache_dir() -> Path:
     return base / "physgen" / "events"
 
 
-def _provenance(job: _Job, extra: tuple[str, ...]) -> dict[str, Any]:
+def _provenance(job: BlockJob[BlockRows], extra: tuple[str, ...]) -> dict[str, Any]:
     """Attributes that fix the output (the cache key hashes them), without n and seed."""
-    fastjet_version = "unknown"
-    try:
-        import importlib.metadata
-
-        fastjet_version = importlib.metadata.version("fastjet")
-    except Exception:  # pragma: no cover - only the version string is lost
-        pass
+    detector = job.detector if job.detector is not None else DetectorResponse()
     return {
         "generator": "physgen pythia (Pythia 8 + FastJet)",
         "process": "pp -> Z(->nu nu) + jet, 13 TeV, pTHatMin 150 GeV",
@@ -121,11 +189,11 @@ def _provenance(job: _Job, extra: tuple[str, ...]) -> dict[str, Any]:
         "settings": list(job.settings),
         "extra_settings": list(extra),
         "pythia_version": pythia_version(),
-        "fastjet_version": fastjet_version,
+        "fastjet_version": fastjet_version(),
         "events_code_version": EVENTS_CODE_VERSION,
         "block_events": BLOCK_EVENTS,
         "particle_level": f"visible final state (no neutrinos), |eta| < {PARTICLE_ETA_MAX}",
-        "detector": job.detector.config(),
+        "detector": detector.config(),
         "jets": f"anti-kT R={JET_RADIUS}, E-scheme; leading = hardest with |y| < {JET_Y_MAX}",
         "jet_pt_min_gev": JET_PT_MIN,
         "jet_y_max": JET_Y_MAX,
@@ -141,7 +209,8 @@ def _provenance(job: _Job, extra: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _key(provenance: dict[str, Any]) -> str:
+def cache_key(provenance: dict[str, Any]) -> str:
+    """12 hex digits of a hash of the provenance (all but the FastJet version)."""
     fixed = {k: v for k, v in provenance.items() if k not in ("fastjet_version",)}
     text = json.dumps(fixed, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -169,22 +238,20 @@ def cache_path(config: str, n: int, seed: int, extra_settings: Sequence[str] | s
         ConfigError: Unknown config or a malformed setting.
     """
     settings, extra = _settings(config, extra_settings)
-    key = _key(_provenance(_Job(config, settings, seed, DetectorResponse()), extra))
+    key = cache_key(_provenance(_zjet_job(config, settings, seed, extra), extra))
     return cache_dir() / f"{config}-{n}-{seed}-{key}.h5"
 
 
 # ------------------------------------------------------------------ workers
 
-_MAKERS: dict[_Job, PythiaGenerator] = {}
+_MAKERS: dict[BlockJob[Any], PythiaGenerator] = {}
 
 
-def _generator(job: _Job) -> PythiaGenerator:
+def _generator(job: BlockJob[Any]) -> PythiaGenerator:
     gen = _MAKERS.get(job)
     if gen is None:
         _MAKERS.clear()
-        extra = job.settings[len(resolved_settings(job.config)) :]
-        label = " ".join([f"--config {job.config}", *(f"--set '{s}'" for s in extra)])
-        gen = PythiaGenerator(job.settings, derive_seed(*job.entropy), label)
+        gen = PythiaGenerator(job.settings, derive_seed(*job.entropy), job.label)
         _MAKERS[job] = gen
     return gen
 
@@ -194,9 +261,9 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_block(job: _Job, block: int) -> BlockRows:
+def _worker_block(job: BlockJob[R], block: int) -> R:
     """One block in a worker process (initialises Pythia on its first block)."""
-    return process_block(_generator(job), job.detector, job.entropy, block)
+    return job.reduce(_generator(job), job, block)
 
 
 def _main_is_importable() -> bool:
@@ -208,13 +275,13 @@ def _main_is_importable() -> bool:
     return Path(path).is_file()
 
 
-def _blocks(job: _Job, workers: int) -> Generator[BlockRows, None, None]:
+def _blocks(job: BlockJob[R], workers: int) -> Generator[R, None, None]:
     """Blocks 0, 1, 2, ... in order, made on ``workers`` processes (endless)."""
     if workers == 1:
         gen = _generator(job)
         k = 0
         while True:
-            yield process_block(gen, job.detector, job.entropy, k)
+            yield job.reduce(gen, job, k)
             k += 1
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers, initializer=_worker_init)
@@ -236,10 +303,10 @@ def _blocks(job: _Job, workers: int) -> Generator[BlockRows, None, None]:
         pool.join()
 
 
-def _run(job: _Job, n: int, workers: int, progress: bool | None) -> tuple[list[BlockRows], int]:
+def _run(job: BlockJob[R], n: int, workers: int, progress: bool | None) -> tuple[list[R], int]:
     from tqdm.auto import tqdm
 
-    kept: list[BlockRows] = []
+    kept: list[R] = []
     rows = 0
     blocks = _blocks(job, workers)
     try:
@@ -263,6 +330,31 @@ def _run(job: _Job, n: int, workers: int, progress: bool | None) -> tuple[list[B
     return kept, rows
 
 
+def run_blocks(
+    job: BlockJob[R], n: int, workers: int, progress: bool | None, rows_per_block: float
+) -> list[R]:
+    """Blocks ``0, 1, 2, ...`` of ``job`` until they hold ``n`` rows, in block order.
+
+    Args:
+        job: The run.
+        n: Rows wanted (>= 1).
+        workers: Processes (>= 1; capped at the CPUs and at the blocks expected); the
+            blocks do not depend on it.
+        progress: Progress bar on stderr (None: only on a terminal; False: never).
+        rows_per_block: Expected rows per block (sizes the worker cap only).
+
+    Returns:
+        The blocks; the last one may hold more rows than needed.
+    """
+    workers = check_workers(workers, max(1, math.ceil(n / rows_per_block)))
+    if workers > 1 and not _main_is_importable():
+        log.warning("workers=%d: __main__ cannot be re-imported; using 1 (same output)", workers)
+        workers = 1
+    log.info("generating %d %s events (seed %d) on %d worker(s)", n, job.config, job.seed, workers)
+    blocks, _ = _run(job, n, workers, progress)
+    return blocks
+
+
 def _assemble(blocks: list[BlockRows], n: int) -> tuple[dict[str, np.ndarray[Any, Any]], int, int]:
     """The first ``n`` rows, the events generated up to the last one, the unmatched count."""
     offsets = np.cumsum([0] + [b.n_events for b in blocks[:-1]])
@@ -281,14 +373,22 @@ def _assemble(blocks: list[BlockRows], n: int) -> tuple[dict[str, np.ndarray[Any
     return arrays, n_generated, unmatched
 
 
-def _load_cached(path: Path) -> EventSample | None:
+T = TypeVar("T")
+
+
+def read_cached(path: Path, reader: Callable[[Path], T]) -> T | None:
+    """``reader(path)``, or None if there is no such file or it cannot be read (a warning)."""
     if not path.is_file():
         return None
     try:
-        return read_sample(path)
+        return reader(path)
     except DataFormatError as exc:
         log.warning("cache file %s is unreadable (%s): generating it again", path, exc)
         return None
+
+
+def _load_cached(path: Path) -> EventSample | None:
+    return read_cached(path, read_sample)
 
 
 def generate_sample(
@@ -326,12 +426,7 @@ def generate_sample(
         MissingDependencyError: pythia8mc, fastjet or awkward missing
             (``pip install 'physgen[events]'``).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"--n: expected an integer >= 1 (rows to write), got {n!r}")
-    n = int(n)
-    seed = check_seed(seed)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers: expected an integer >= 1, got {workers!r}")
+    n, seed, workers = check_request(n, seed, workers)
     settings, extra = _settings(config, extra_settings)
     out_path = check_output(out) if out is not None else None
     require("pythia8mc", "events", "Pythia 8 events")
@@ -339,9 +434,9 @@ def generate_sample(
     require("awkward", "events", "jet clustering")
     check_settings(settings)
 
-    job = _Job(config, settings, seed, DetectorResponse())
+    job = _zjet_job(config, settings, seed, extra)
     provenance = _provenance(job, extra)
-    key = _key(provenance)
+    key = cache_key(provenance)
     cached = cache_dir() / f"{config}-{n}-{seed}-{key}.h5" if cache else None
     sample = _load_cached(cached) if cached is not None else None
     if sample is not None and cached is not None:
@@ -351,13 +446,8 @@ def generate_sample(
                 shutil.copyfile(cached, tmp)
         return dataclasses.replace(sample, path=out_path or cached, from_cache=True)
 
-    workers = check_workers(workers, max(1, math.ceil(n / (_ROWS_PER_EVENT * BLOCK_EVENTS))))
-    if workers > 1 and not _main_is_importable():
-        log.warning("workers=%d: __main__ cannot be re-imported; using 1 (same output)", workers)
-        workers = 1
-    log.info("generating %d %s events (seed %d) on %d worker(s)", n, config, seed, workers)
     t0 = time.perf_counter()
-    blocks, _ = _run(job, n, workers, progress)
+    blocks = run_blocks(job, n, workers, progress, _ROWS_PER_EVENT * BLOCK_EVENTS)
     arrays, n_generated, n_unmatched = _assemble(blocks, n)
     elapsed = time.perf_counter() - t0
     attrs = storable_attrs(

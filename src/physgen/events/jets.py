@@ -1,12 +1,14 @@
-"""Anti-kT jets of a block of events and the leading jet of each (FastJet).
+"""Anti-kT jets of a block of events: the leading jet, or the k hardest, of each (FastJet).
 
 Jets are clustered with FastJet's anti-kT algorithm (Cacciari, Salam and Soyez, JHEP 04
-(2008) 063, arXiv:0802.1189), R = 0.4, E-scheme recombination, through the awkward-array
+(2008) 063, arXiv:0802.1189), R = 0.4 by default (the Z+jet sample; the dijet sample of
+:mod:`physgen.events.dijet` uses R = 1.0), E-scheme recombination, through the awkward-array
 interface of the ``fastjet`` Python package: one ``ClusterSequence`` call clusters every
 event of a block in C++, about four times faster than building ``PseudoJet`` lists in
-Python. The *leading jet* of an event is the highest-pT jet with ``|y| < 2.5``
-(:data:`JET_Y_MAX`; rapidity of the E-scheme jet); jets softer than ``pt_min`` are never
-considered. FastJet's banner is switched off (the library never prints).
+Python. Only jets with ``|y| < 2.5`` (:data:`JET_Y_MAX`; rapidity of the E-scheme jet) and
+``pT >= pt_min`` are considered; the *leading jet* of an event is the highest-pT one
+(:func:`leading_jets`), :func:`hardest_jets` gives the ``k`` highest-pT ones with their
+four-momenta. FastJet's banner is switched off (the library never prints).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy.typing as npt
 from physgen._optional import require
 from physgen.events.particles import Particles
 
-__all__ = ["JET_RADIUS", "JET_Y_MAX", "LeadingJets", "leading_jets"]
+__all__ = ["JET_RADIUS", "JET_Y_MAX", "HardestJets", "LeadingJets", "hardest_jets", "leading_jets"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -64,24 +66,56 @@ class LeadingJets:
     constituents: tuple[IntArray, ...]
 
 
-def leading_jets(
+@dataclass(frozen=True, eq=False)
+class HardestJets:
+    """The ``k`` hardest jets of every event of a block, in decreasing pT (zeros where an
+    event has fewer).
+
+    Attributes:
+        count: ``(n_events,)`` jets found (``<= k``) with ``|y| < y_max``, ``pT >= pt_min``.
+        p4: ``(n_events, k, 4)`` jet four-momenta ``px, py, pz, E`` (GeV, E-scheme).
+        pt: ``(n_events, k)`` jet pT (GeV).
+        y: ``(n_events, k)`` jet rapidity.
+        phi: ``(n_events, k)`` jet azimuth (rad, ``(-pi, pi]``).
+        constituents: per event, ``count[e]`` arrays of indices into the flat particle
+            arrays, hardest jet first.
+    """
+
+    count: IntArray
+    p4: FloatArray
+    pt: FloatArray
+    y: FloatArray
+    phi: FloatArray
+    constituents: tuple[tuple[IntArray, ...], ...]
+
+    @property
+    def mass(self) -> FloatArray:
+        """``(n_events, k)`` jet masses (GeV; 0 for a missing jet or ``m² <= 0``)."""
+        p = self.p4
+        m2 = p[..., 3] ** 2 - p[..., 0] ** 2 - p[..., 1] ** 2 - p[..., 2] ** 2
+        return np.sqrt(np.maximum(m2, 0.0))
+
+
+def hardest_jets(
     particles: Particles,
+    k: int,
     *,
     radius: float = JET_RADIUS,
     y_max: float = JET_Y_MAX,
     pt_min: float = 100.0,
-) -> LeadingJets:
-    """Cluster every event with anti-kT and find its leading jet.
+) -> HardestJets:
+    """Cluster every event with anti-kT and keep its ``k`` hardest jets.
 
     Args:
         particles: The particles (or detector objects) of a block of events.
+        k: Jets to keep per event (>= 1).
         radius: Anti-kT R.
-        y_max: Only jets with ``|y| < y_max`` can be the leading jet.
+        y_max: Only jets with ``|y| < y_max`` are kept.
         pt_min: Jets below this pT (GeV) are not considered (saves time; keep it below
             the analysis cut).
 
     Returns:
-        The leading jet of every event.
+        The ``k`` hardest jets of every event.
 
     Raises:
         MissingDependencyError: fastjet (or awkward) is not installed (``physgen[events]``).
@@ -113,28 +147,65 @@ def leading_jets(
     starts = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
     np.cumsum(sizes, out=starts[1:])
 
-    found = np.zeros(n_events, dtype=bool)
-    pt = np.zeros(n_events)
-    rap = np.zeros(n_events)
-    phi = np.zeros(n_events)
-    chosen = np.full(n_events, -1, dtype=np.int64)
+    count = np.zeros(n_events, dtype=np.int64)
+    out_p4 = np.zeros((n_events, k, 4))
+    pt = np.zeros((n_events, k))
+    rap = np.zeros((n_events, k))
+    phi = np.zeros((n_events, k))
+    chosen = np.full((n_events, k), -1, dtype=np.int64)
     ok = np.flatnonzero(np.abs(jrap) < y_max)
     if ok.size:
-        # hardest accepted jet per event: sort by (event, -pt), take the first of each event
+        # accepted jets sorted by (event, -pt); the rank within its event picks the k hardest
         order = ok[np.lexsort((-jpt[ok], owner[ok]))]
+        ev_sorted = owner[order]
         first = np.ones(order.size, dtype=bool)
-        first[1:] = owner[order[1:]] != owner[order[:-1]]
-        best = order[first]
-        ev = owner[best]
-        chosen[ev] = best
-        found[ev] = True
-        pt[ev] = jpt[best]
-        rap[ev] = jrap[best]
-        phi[ev] = jphi[best]
+        first[1:] = ev_sorted[1:] != ev_sorted[:-1]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(order.size), 0))
+        rank = np.arange(order.size) - group_start
+        keep = rank < k
+        best, ev, r = order[keep], ev_sorted[keep], rank[keep]
+        chosen[ev, r] = best
+        np.add.at(count, ev, 1)
+        out_p4[ev, r] = np.stack([jx[best], jy[best], jz[best], je[best]], axis=-1)
+        pt[ev, r] = jpt[best]
+        rap[ev, r] = jrap[best]
+        phi[ev, r] = jphi[best]
     offsets = particles.offsets
-    empty = np.zeros(0, dtype=np.int64)
     constituents = tuple(
-        flat_index[starts[j] : starts[j + 1]] + offsets[e] if j >= 0 else empty
-        for e, j in enumerate(chosen.tolist())
+        tuple(flat_index[starts[j] : starts[j + 1]] + offsets[e] for j in row if j >= 0)
+        for e, row in enumerate(chosen.tolist())
     )
-    return LeadingJets(found=found, pt=pt, y=rap, phi=phi, constituents=constituents)
+    return HardestJets(count=count, p4=out_p4, pt=pt, y=rap, phi=phi, constituents=constituents)
+
+
+def leading_jets(
+    particles: Particles,
+    *,
+    radius: float = JET_RADIUS,
+    y_max: float = JET_Y_MAX,
+    pt_min: float = 100.0,
+) -> LeadingJets:
+    """Cluster every event with anti-kT and find its leading jet.
+
+    Args:
+        particles: The particles (or detector objects) of a block of events.
+        radius: Anti-kT R.
+        y_max: Only jets with ``|y| < y_max`` can be the leading jet.
+        pt_min: Jets below this pT (GeV) are not considered (saves time; keep it below
+            the analysis cut).
+
+    Returns:
+        The leading jet of every event.
+
+    Raises:
+        MissingDependencyError: fastjet (or awkward) is not installed (``physgen[events]``).
+    """
+    jets = hardest_jets(particles, 1, radius=radius, y_max=y_max, pt_min=pt_min)
+    empty = np.zeros(0, dtype=np.int64)
+    return LeadingJets(
+        found=jets.count > 0,
+        pt=jets.pt[:, 0].copy(),
+        y=jets.y[:, 0].copy(),
+        phi=jets.phi[:, 0].copy(),
+        constituents=tuple(c[0] if c else empty for c in jets.constituents),
+    )
