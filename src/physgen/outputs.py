@@ -63,6 +63,8 @@ __all__ = [
     "interrupt_requested",
     "interrupt_signal",
     "is_disk_full",
+    "json_ready",
+    "publish_staged",
     "quiet_disk_full_errors",
     "raise_if_interrupted",
     "remove_pending",
@@ -373,6 +375,46 @@ def staging_dir(target: str | Path) -> Iterator[Path]:
         _remove(tmp)
         with _lock:
             _pending.discard(tmp)
+
+
+def publish_staged(stage: Path, out: Path, *, created: bool, last: str | None = None) -> None:
+    """Move every file of a :func:`staging_dir` ``stage`` into the folder ``out`` (created if
+    missing; a rename when both lie in the same folder). ``last``: the name moved last (e.g.
+    the report that links the others). On failure a folder ``out`` that this command
+    ``created`` is removed again.
+
+    Raises:
+        Interrupted: A pending interrupt, before anything moves.
+    """
+    raise_if_interrupted()
+    out.mkdir(exist_ok=True)
+    try:
+        for p in sorted(stage.iterdir(), key=lambda p: (p.name == last, p.name)):
+            os.replace(p, out / p.name)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def json_ready(v: Any) -> Any:
+    """``v`` with numpy scalars and arrays turned into Python numbers and lists, tuples into
+    lists, and NaN/inf into None (strict JSON has neither)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_ready(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return json_ready(v.tolist())
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return json_ready(v.item())
+    return v
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -80,7 +80,8 @@ def test_idealized_and_supervised_need_their_samples(
     ("args", "message"),
     [
         (["cwola", "--events", "DATA", "--test", "TEST"], "no truth labels"),
-        (["cwola", "--events", "DATA", "--sr", "6:7"], "outside the m_jj range"),
+        (["cwola", "--events", "DATA", "--sr", "6:7"], "no events of --events"),
+        (["cwola", "--events", "DATA", "--sr", "4.9:5.5"], "must lie inside the m_jj range"),
         (["cwola", "--events", "DATA", "--sidebands", "3.4:4"], "enclose"),
         (["cwola", "--events", "DATA", "--oversample", "2"], "--oversample: not used by cwola"),
         (["cwola", "--events", "NAN"], "NaN"),
@@ -105,3 +106,26 @@ def test_bad_input_one_line_nothing_written(
     assert rc == 2
     assert message in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_bumphunt_failed_fit_is_an_error_unless_kept(
+    run: Run, files: dict[str, Path], tmp_path: Path
+) -> None:
+    m = np.load(files["data"])[:, 0]
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f["m_jj"] = m
+        f["score"] = np.random.default_rng(0).random(len(m))
+    out = tmp_path / "hunt"
+    rc, _, err = run("anomaly", "bumphunt", "--scores", tmp_path / "s.h5", "--efficiencies",
+                     "0.0005", "-o", out)  # fmt: skip
+    assert rc == 2 and "efficiency 0.0005" in err and err.count("\n") == 1
+    assert not out.exists()
+    rc, text, err = run("anomaly", "bumphunt", "--scores", tmp_path / "s.h5", "--efficiencies",
+                        "0.0005", "--keep-failed", "-o", out, "--json")  # fmt: skip
+    assert rc == 0, err
+    assert json.loads(text)["bump_hunt"][0]["fit"] is None
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f["m_jj"] = np.r_[m[:-1], np.nan]
+        f["score"] = np.zeros(len(m))
+    rc, _, err = run("anomaly", "bumphunt", "--scores", tmp_path / "nan.h5", "-o", tmp_path / "x")
+    assert rc == 2 and "NaN" in err and not (tmp_path / "x").exists()

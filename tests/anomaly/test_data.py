@@ -88,11 +88,19 @@ def test_regions() -> None:
     with pytest.raises(ConfigError, match="lo < hi"):
         Regions((3.7, 3.3))
     ev = AnomalyEvents(np.linspace(2.5, 3.2, 100), np.zeros((100, 1)), source="x")
-    with pytest.raises(ConfigError, match="outside the m_jj range"):
+    with pytest.raises(ConfigError, match="no events of x"):
         Regions().check(ev, need_sidebands=True)
     inside = AnomalyEvents(np.linspace(3.31, 3.69, 100), np.zeros((100, 1)), source="x")
-    with pytest.raises(ConfigError, match="sidebands: 0 events"):
+    with pytest.raises(ConfigError, match="must lie inside the m_jj range"):
         Regions().check(inside, need_sidebands=True)
+    Regions().check(inside, need_sidebands=False)  # SR-only methods need no sidebands
+    # partly outside: no upper sideband
+    edge = AnomalyEvents(np.linspace(4.0, 4.996, 100), np.zeros((100, 1)), source="x")
+    with pytest.raises(ConfigError, match="must lie inside"):
+        Regions((4.95, 5.5)).check(edge, need_sidebands=True)
+    gap = AnomalyEvents(np.r_[np.linspace(3.0, 3.6, 50), [3.95]], np.zeros((51, 1)), source="x")
+    with pytest.raises(ConfigError, match="at least 40 together"):
+        Regions((3.3, 3.7)).check(gap, need_sidebands=True, min_sb=40)
 
 
 @settings(max_examples=30, deadline=None)
@@ -149,3 +157,15 @@ def test_reads_physgen_pythia_dijet_files(tmp_path: Path) -> None:
     np.testing.assert_array_equal(two.features, feats[:, [3, 1]])
     with pytest.raises(ConfigError, match="nope"):
         read_events(path, features="nope")
+
+
+def test_named_columns_need_explicit_features_unless_lhco(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["m_jj"] = 3.0 + rng.random(20)
+        f["pt"] = rng.random(20)
+        f["is_signal"] = (rng.random(20) < 0.5).astype(float)
+    with pytest.raises(ConfigError, match="name the feature columns"):
+        read_events(tmp_path / "other.h5")
+    ev = read_events(tmp_path / "other.h5", features="pt", labels="is_signal")
+    assert ev.names == ("pt",) and ev.labels is not None

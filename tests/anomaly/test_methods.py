@@ -93,10 +93,10 @@ def test_cwola_scores_every_sr_and_sb_event_out_of_fold(monkeypatch: pytest.Monk
 
 
 def test_weak_classifiers_find_the_toy_signal() -> None:
-    ev = toy_events(6000, 300, seed=1)
-    test = toy_events(2000, 400, seed=2)
+    ev = toy_events(12000, 600, seed=1)
+    test = toy_events(4000, 400, seed=2)
     test = test.select(Regions().in_sr(test.mjj))
-    bkg = toy_events(6000, 0, seed=3)
+    bkg = toy_events(12000, 0, seed=3)
     r = Regions()
     for res in (
         cwola(ev, r, test=test, folds=3, classifier=TINY),
@@ -104,7 +104,9 @@ def test_weak_classifiers_find_the_toy_signal() -> None:
         supervised(toy_events(0, 500, seed=4), bkg, test=test, folds=3, classifier=TINY),
     ):
         assert res.test_scores is not None and np.isfinite(res.scores).all()
-        assert _auc(test.labels, res.test_scores) > 0.9, res.method
+        # one fold's classifier scores each test event (as the data are scored): single small
+        # networks, so the threshold leaves room for their spread
+        assert _auc(test.labels, res.test_scores) > 0.85, res.method
         assert res.train_cpu_s > 0
 
 
@@ -115,11 +117,11 @@ def test_supervised_scores_training_events_out_of_fold() -> None:
 
 
 def test_density_methods_run_and_score() -> None:
-    ev = toy_events(4000, 200, seed=1)
-    test = toy_events(1000, 200, seed=2)
+    ev = toy_events(8000, 400, seed=1)
+    test = toy_events(2000, 200, seed=2)
     test = test.select(Regions().in_sr(test.mjj))
     r = Regions()
-    c = cathode(ev, r, test=test, flow=FLOW, folds=2, classifier=TINY, oversample=2)
+    c = cathode(ev, r, test=test, flow=FLOW, folds=2, ensemble=2, classifier=TINY, oversample=2)
     assert c.info["n_samples"] == 2 * c.info["n_sr"]
     assert np.isfinite(c.scores).all() and c.test_scores is not None
     assert _auc(test.labels, c.test_scores) > 0.8
@@ -147,11 +149,23 @@ def test_method_errors() -> None:
 
 def test_coordinate_jacobian_closed_form() -> None:
     x = np.array([[0.5, 2.0, -1.0], [0.25, 1.0, 3.0]])
-    maps = coordinate_maps(x)
+    maps, floors = coordinate_maps(x)
     assert maps == ["logit", "log", "identity"]
     # d logit(u)/du = 1 / (u (1 - u)), d log(m)/dm = 1/m
     expect = np.array([-np.log(0.25) - np.log(2.0), -np.log(0.1875) - np.log(1.0)])
-    np.testing.assert_allclose(coordinate_log_jacobian(x, maps), expect)
+    np.testing.assert_allclose(coordinate_log_jacobian(x, maps, floors), expect)
+
+
+def test_coordinate_maps_by_name_and_floors() -> None:
+    # LHCO-like: a mass with a rounding-negative minimum, a mass difference below 1 TeV,
+    # a tau21 that is exactly zero once
+    x = np.array([[-2e-8, 0.3, 0.0], [0.1, 0.5, 0.4], [0.2, 0.05, 0.7]])
+    maps, floors = coordinate_maps(x, ("m_j1", "delta_mj", "tau21_j1"))
+    assert maps == ["log", "log", "logit"]
+    jac = coordinate_log_jacobian(x, maps, floors)
+    assert np.isfinite(jac).all()
+    # the floors bound what a zero can add: log(1/floor) for the mass, logit floor 1e-3
+    assert jac[0] <= -np.log(floors[0]) - np.log(0.3) - np.log(1e-3) - np.log1p(-1e-3) + 1e-9
 
 
 def test_null_chain_small_finds_no_excess() -> None:
@@ -167,3 +181,40 @@ def test_null_chain_small_finds_no_excess() -> None:
         assert hunt.fit is not None, hunt.error
         zs.append(hunt.significance)
     assert sum(z < 2 for z in zs) >= 2, zs
+
+
+@pytest.mark.parametrize("method", ["idealized", "cathode"])
+def test_no_sculpting_sr_and_sb_pass_alike(method: str) -> None:
+    """On pure background an SR-trained classifier must select SR and SB events alike: the
+    SR events (scored out of fold) and the SB events (no classifier saw them) are scored by
+    the same kind of function."""
+    ev = toy_events(12000, 0, seed=5)
+    r = Regions()
+    if method == "idealized":
+        res = idealized(ev, toy_events(12000, 0, seed=6), r, folds=3, classifier=TINY)
+    else:
+        res = cathode(ev, r, folds=3, classifier=TINY, flow=FLOW, oversample=1)
+    sr = r.in_sr(ev.mjj)
+    cut = np.quantile(res.scores, 0.95)
+    p_sr, p_sb = (res.scores[sr] >= cut).mean(), (res.scores[~sr] >= cut).mean()
+    n_sr, n_sb = sr.sum(), (~sr).sum()
+    sigma = np.sqrt(0.05 * 0.95 * (1 / n_sr + 1 / n_sb))
+    assert abs(p_sr - p_sb) < 4 * sigma, (p_sr, p_sb, sigma)
+
+
+def test_flow_density_depends_on_coordinates() -> None:
+    ev = toy_events(3000, 100, seed=1)
+    pos = type(ev)(ev.mjj, np.c_[np.exp(ev.features[:, 0]), 1 / (1 + np.exp(-ev.features[:, 1]))],
+                   ev.labels, ("m_j1", "tau21_j1"))  # fmt: skip
+    res = flow_density(pos, test=pos, flow=FLOW)
+    assert res.info["maps"] == {"m_j1": "log", "tau21_j1": "logit"}
+    assert res.test_scores is not None
+    assert not np.allclose(res.test_scores, res.extra["test_other"])
+    # the difference is exactly the log-Jacobian of the change of variables
+    maps, floors = coordinate_maps(pos.features, pos.names)
+    np.testing.assert_allclose(
+        res.extra["test_other"] - res.test_scores,
+        coordinate_log_jacobian(pos.features, maps, floors),
+        rtol=1e-6,
+        atol=1e-6,
+    )

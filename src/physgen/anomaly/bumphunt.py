@@ -40,6 +40,7 @@ __all__ = [
     "dijet_function",
     "fit_sidebands",
     "poisson_significance",
+    "sr_aligned_edges",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -273,6 +274,39 @@ def _edges(m: F64, bins: Any, hist_range: Any, sqrt_s: float) -> F64:
     return e
 
 
+def sr_aligned_edges(
+    fit_range: tuple[float, float], signal_region: tuple[float, float], bins: int = 40
+) -> F64:
+    """Equal-width bin edges over ``fit_range`` with the SR edges among them.
+
+    The width is the SR width divided by the whole number of bins closest to what ``bins``
+    equal bins over the range would give in the SR; bins are added outwards from the SR
+    edges while they fit inside the range (a partial bin at either end is dropped).
+
+    Raises:
+        ConfigError: The SR does not lie strictly inside ``fit_range``, or ``bins < 2``.
+    """
+    a, b = (float(v) for v in fit_range)
+    lo, hi = (float(v) for v in signal_region)
+    if bins < 2:
+        raise ConfigError(f"bins: need at least 2 bins, got {bins}")
+    if not a < lo < hi < b:
+        raise ConfigError(
+            f"signal region {signal_region}: must lie strictly inside the fit range "
+            f"({a:.4g}, {b:.4g}) TeV, with sidebands on both sides"
+        )
+    n_sr = max(1, round((hi - lo) * bins / (b - a)))
+    w = (hi - lo) / n_sr
+    n_left, n_right = int((lo - a) / w + 1e-9), int((b - hi) / w + 1e-9)
+    if n_left < 1 or n_right < 1:
+        raise ConfigError(
+            f"fit range ({a:.4g}, {b:.4g}) TeV: no room for a {w:.3g} TeV sideband bin on both "
+            "sides of the signal region; widen the range or use more bins"
+        )
+    edges: F64 = lo + w * np.arange(-n_left, n_sr + n_right + 1, dtype=np.float64)
+    return edges
+
+
 def _starts(n: F64, quad: tuple[F64, F64], n_shape: int) -> list[F64]:
     """Starting shape parameters: weighted least squares of ln(count) on the log-shape features
     at the bin centres, then a few textbook values."""
@@ -489,13 +523,16 @@ def bump_hunt(
     n_params: int = 4,
     sqrt_s: float = 13.0,
     skip_failed: bool = False,
+    skip_too_few: bool = False,
 ) -> list[BumpHuntResult]:
     """Cut on the anomaly score at several efficiencies and fit each selected spectrum.
 
     For each efficiency ``ε`` the threshold is the score of the ``ceil(ε N)``-th highest
     scored event among all ``N`` given (a quantile over all events, SR and sidebands), and the
     events with ``score >= threshold`` are fitted with :func:`fit_sidebands` on one binning
-    for all cuts (``range`` defaults to the min and max of all ``m_jj``).
+    for all cuts. With a number of ``bins`` the edges are :func:`sr_aligned_edges` of
+    ``range`` (default: the min and max of all ``m_jj``): the SR edges are bin edges, so no
+    bin straddles the SR and is lost to the fit.
 
     Args:
         m_jj: Dijet masses ``(N,)`` in TeV.
@@ -508,6 +545,8 @@ def bump_hunt(
         sqrt_s: Centre-of-mass energy in TeV.
         skip_failed: Record a failed fit (FitError, too few events) as ``fit=None`` with its
             message instead of raising.
+        skip_too_few: Record only a cut that leaves too few sideband events for a fit
+            (DataFormatError) as ``fit=None``; a fit that does not converge still raises.
 
     Returns:
         One :class:`BumpHuntResult` per efficiency, in the order given.
@@ -521,8 +560,9 @@ def bump_hunt(
     effs = [float(e) for e in efficiencies]
     if not effs or not all(0 < e <= 1 for e in effs):
         raise ConfigError(f"efficiencies: expected values in (0, 1], got {efficiencies}")
-    if isinstance(bins, (int, np.integer)) and range is None:
-        range = (float(m.min()), float(m.max()))
+    if isinstance(bins, (int, np.integer)):
+        span = range if range is not None else (float(m.min()), float(m.max()))
+        bins, range = sr_aligned_edges(span, signal_region, int(bins)), None
     ranked = np.sort(s)[::-1]
     out = []
     for eff in effs:
@@ -534,7 +574,8 @@ def bump_hunt(
             )
             error = None
         except (FitError, DataFormatError) as exc:
-            if not skip_failed:
+            too_few = isinstance(exc, DataFormatError)
+            if not (skip_failed or (skip_too_few and too_few)):
                 raise type(exc)(f"efficiency {eff:g}: {exc}") from None
             fit, error = None, str(exc)
             log.warning("bump hunt at efficiency %g: %s", eff, exc)

@@ -19,8 +19,14 @@ the two samples are the signal-region data (class 1) and a background template (
 Every data event is scored by classifiers that never saw it (k-fold cross-fitting, as in
 CWoLa hunting's nested cross-validation): the events of each class are split into ``folds``
 parts, and part ``f`` is scored by the classifier(s) trained on the other parts. Events that
-no classifier trained on (a test set, the sidebands for an SR classifier) get the mean
-probability of all fold classifiers (an ensemble, as CATHODE averages its classifiers).
+no classifier trained on (a test set, the sidebands for an SR classifier) are given a random
+fold too and scored by that fold's classifiers, so that every event's score comes from the
+same kind of function. Averaging all folds for them instead (an ensemble, as CATHODE does for
+its test set) narrows their score distribution: a cut over all events then keeps more SR than
+SB background, and the bump hunt finds an excess in pure background (measured on a 40k-event
+null toy with the idealized detector: 5.3 % of the SR background vs 0.37 % of the SB
+background passed a 1 % cut, local Z = 19). More classifiers per fold (``ensemble``) average
+all scores alike.
 """
 
 from __future__ import annotations
@@ -131,6 +137,7 @@ def kfold_scores(
     classifier: str | ClassifierConfig = "anomaly",
     seed: int = 0,
     threads: int | None = None,
+    names: tuple[str, str] = ("data", "template"),
 ) -> tuple[F64, F64, list[F64], dict[str, Any]]:
     """Cross-fitted classifier ``p(data | x)`` between ``data`` (class 1) and ``template``
     (class 0, optionally weighted; the classes are balanced by total weight).
@@ -139,12 +146,14 @@ def kfold_scores(
         data: ``(N, F)``.
         template: ``(M, F)``.
         template_weights: ``(M,)`` non-negative weights of the template.
-        extra: Arrays ``(T_i, F)`` scored by the mean of all classifiers.
+        extra: Arrays ``(T_i, F)`` no classifier trains on; each event is given a random fold
+            and scored by that fold's classifiers.
         folds: k >= 2: part f of each class is scored by the classifiers trained on the rest.
         ensemble: Classifiers per fold (seeds differ); their probabilities are averaged.
         classifier: Preset name or config (:func:`get_classifier`).
         seed: Seed of the fold assignment and the classifiers.
         threads: Torch threads (None: unchanged).
+        names: What ``data`` and ``template`` are, for messages.
 
     Returns:
         ``(data scores (N,), template scores (M,), [extra scores (T_i,)], info)``.
@@ -157,7 +166,7 @@ def kfold_scores(
     if ensemble < 1:
         raise ConfigError(f"ensemble: must be >= 1, got {ensemble}")
     cfg = get_classifier(classifier)
-    for name, a in (("data", data), ("template", template)):
+    for name, a in zip(names, (data, template)):
         if len(a) < folds * MIN_EVENTS:
             raise ConfigError(
                 f"{name}: {len(a)} events are too few for {folds} folds "
@@ -171,6 +180,7 @@ def kfold_scores(
     fd, ft = _fold_ids(len(data), folds, rng), _fold_ids(len(template), folds, rng)
     s_data, s_tmpl = np.zeros(len(data)), np.zeros(len(template))
     s_extra = [np.zeros(len(e)) for e in extra]
+    f_extra = [_fold_ids(len(e), folds, rng) for e in extra]
     for f in range(folds):
         td, tt = fd != f, ft != f
         for j in range(ensemble):
@@ -185,7 +195,8 @@ def kfold_scores(
             s_data[~td] += lr.probability(data[~td]) / ensemble
             s_tmpl[~tt] += lr.probability(template[~tt]) / ensemble
             for k, e in enumerate(extra):
-                s_extra[k] += lr.probability(e) / (folds * ensemble)
+                mine = f_extra[k] == f
+                s_extra[k][mine] += lr.probability(e[mine]) / ensemble
     info = {"folds": folds, "ensemble": ensemble, "classifier": cfg.to_dict()}
     return s_data, s_tmpl, s_extra, info
 
@@ -213,7 +224,7 @@ def cwola(
 
     Every event in the SR or the SB is scored by classifiers that never saw it; events
     outside both (beyond ``regions.sidebands``) get NaN. ``test`` events (labelled, for
-    ROC/SIC) get the mean of all classifiers.
+    ROC/SIC) are scored by the classifiers of a random fold each.
     """
     regions.check(events, need_sidebands=True, min_sb=folds * MIN_EVENTS)
     sr, sb = regions.in_sr(events.mjj), regions.in_sb(events.mjj)
@@ -227,6 +238,7 @@ def cwola(
         classifier=classifier,
         seed=seed,
         threads=threads,
+        names=(f"signal region of {events.source}", f"sidebands of {events.source}"),
     )
     scores = np.full(len(events), np.nan)
     scores[sr], scores[sb] = s_sr, s_sb
@@ -248,13 +260,19 @@ def idealized(
 ) -> AnomalyResult:
     """The idealized anomaly detector: SR data vs a background-only SR sample.
 
-    ``background`` events outside the SR are ignored. SR data events are scored out of fold,
-    all other events of ``events`` (the sidebands) and ``test`` by the mean of the
-    classifiers.
+    ``background`` events outside the SR are ignored (labelled signal in it is an error). SR
+    data events are scored out of fold, all other events of ``events`` (the sidebands) and
+    ``test`` by the classifiers of a random fold each.
     """
     regions.check(events, need_sidebands=False)
     sr = regions.in_sr(events.mjj)
-    bkg = background.features[regions.in_sr(background.mjj)]
+    bkg_sr = regions.in_sr(background.mjj)
+    bkg = background.features[bkg_sr]
+    if background.labels is not None and background.labels[bkg_sr].any():
+        raise DataFormatError(
+            f"{background.source}: {int(background.labels[bkg_sr].sum())} events labelled signal"
+            " in a background-only sample"
+        )
     if background.n_features != events.n_features:
         raise DataFormatError(
             f"{background.source}: {background.n_features} features, expected {events.n_features}"
@@ -269,6 +287,7 @@ def idealized(
         classifier=classifier,
         seed=seed,
         threads=threads,
+        names=(f"signal region of {events.source}", f"signal region of {background.source}"),
     )
     scores = np.empty(len(events))
     scores[sr], scores[~sr] = s_sr, ext[0]
@@ -292,8 +311,8 @@ def supervised(
 ) -> AnomalyResult:
     """The supervised reference: labelled signal vs labelled background.
 
-    ``scores`` are for ``events`` (the mean of the classifiers; None: the training events
-    signal then background, out of fold), ``test_scores`` for ``test``.
+    ``scores`` are for ``events`` (None: the training events, signal then background, out
+    of fold), ``test_scores`` for ``test``; both scored by a random fold's classifiers.
     """
     if background.n_features != signal.n_features:
         raise DataFormatError(
@@ -312,6 +331,7 @@ def supervised(
         classifier=classifier,
         seed=seed,
         threads=threads,
+        names=(signal.source, background.source),
     )
     scores = np.concatenate([s_sig, s_bkg]) if events is None else ext.pop(0)
     info.update(n_signal=len(signal), n_background=len(background))

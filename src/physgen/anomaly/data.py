@@ -172,26 +172,33 @@ class Regions:
         """Check that the regions fit the events' ``m_jj`` range.
 
         Raises:
-            ConfigError: The SR lies outside the data's range, holds no events, or the
-                sidebands hold fewer than ``min_sb`` events.
+            ConfigError: The SR is not inside the data's ``m_jj`` range, holds no events, or
+                (``need_sidebands``) one sideband is empty or both hold fewer than ``min_sb``
+                events together.
         """
         m = events.mjj
         lo, hi = self.signal_region
         if len(m) == 0:
             raise DataFormatError(f"{events.source}: no events")
-        if hi <= m.min() or lo >= m.max():
-            raise ConfigError(
-                f"signal region {self.signal_region}: outside the m_jj range of {events.source} "
-                f"({m.min():.4g} to {m.max():.4g})"
-            )
         if not self.in_sr(m).any():
-            raise ConfigError(f"signal region {self.signal_region}: no events of {events.source}")
+            raise ConfigError(
+                f"signal region {self.signal_region}: no events of {events.source} (its m_jj "
+                f"range is {m.min():.4g} to {m.max():.4g} TeV)"
+            )
         if need_sidebands:
-            n_sb = int(self.in_sb(m).sum())
-            if n_sb < max(min_sb, 1):
+            if lo <= m.min() or hi >= m.max():
                 raise ConfigError(
-                    f"sidebands: {n_sb} events of {events.source} outside the signal region "
-                    f"{self.signal_region}; at least {max(min_sb, 1)} are needed"
+                    f"signal region {self.signal_region}: must lie inside the m_jj range of "
+                    f"{events.source} ({m.min():.4g} to {m.max():.4g} TeV), with sidebands on "
+                    "both sides"
+                )
+            sb = self.in_sb(m)
+            below, above = int((sb & (m < lo)).sum()), int((sb & (m >= hi)).sum())
+            if below == 0 or above == 0 or below + above < max(min_sb, 1):
+                raise ConfigError(
+                    f"sidebands: {below} events of {events.source} below and {above} above the "
+                    f"signal region {self.signal_region}; both must hold events, at least "
+                    f"{max(min_sb, 1)} together"
                 )
 
 
@@ -283,7 +290,8 @@ def read_events(
             (a ``label`` column if the file has one; for ``.npy`` none) or None (no labels).
         mjj: Name of the resonant-feature column (named-column files).
         features: Feature columns (``physgen.columns`` specifications); None: ``.npy`` all
-            columns between ``m_jj`` and the label; HDF5/``.npz`` every other dataset.
+            columns between ``m_jj`` and the label; HDF5/``.npz`` the LHCO set
+            :data:`LHCO_FEATURES` (other files: required).
 
     Raises:
         DataFormatError: Missing file, NaN, labels that are not 0/1, too few columns.
@@ -339,10 +347,12 @@ def read_events(
                 available = list(z.files)
         else:
             available = _h5_names(p)
-        label_name = labels if labels not in (None, "auto", "last") else LABEL_NAME
-        feats: list[str] = [k for k in available if k not in (mjj, label_name)]
-        if set(LHCO_FEATURES) <= set(feats):  # the LHCO order, not the file's (alphabetical)
-            feats = list(LHCO_FEATURES) + [k for k in feats if k not in LHCO_FEATURES]
+        if not set(LHCO_FEATURES) <= set(available):
+            raise ConfigError(
+                f"features: name the feature columns of {p} (it has {', '.join(available)}); "
+                f"only the LHCO set {', '.join(LHCO_FEATURES)} is taken by default"
+            )
+        feats: list[str] = list(LHCO_FEATURES)  # never a label or weight column by accident
     else:
         feats = list(features.split(",") if isinstance(features, str) else features)
     if labels == "last":

@@ -123,7 +123,8 @@ def cathode(
         progress: Progress bar of the flow training (None: on a terminal).
 
     Returns:
-        Scores for every event (SR out of fold, others the classifiers' mean), test scores;
+        Scores for every event (SR out of fold, others by a random fold's classifiers), test
+        scores;
         ``info["flow"]`` has the flow's training summary and ``info["template"]`` the
         per-feature means of SR data and samples.
 
@@ -162,6 +163,7 @@ def cathode(
         classifier=classifier,
         seed=seed,
         threads=threads,
+        names=(f"signal region of {events.source}", "the flow's background samples"),
     )
     scores = np.empty(len(events))
     scores[sr], scores[~sr] = s_sr, ext[0]
@@ -207,9 +209,9 @@ def anode(
 
     ``p_bkg`` is fitted on the sidebands, ``p_data`` on the SR data in ``folds`` parts (each
     SR event is scored by the flow fitted without its part; every other event and ``test``
-    by the mean of the folds' log densities). Outside the SR both densities are
-    extrapolated in ``m``: the score of sideband events is given for the bump hunt's
-    selection but means little. Flows are unbounded (a test event outside a bounded support
+    by the flow of a random fold, so that all scores come from the same kind of function).
+    Outside the SR both densities are extrapolated in ``m``: the score of sideband events is
+    given for the bump hunt's selection but means little. Flows are unbounded (a test event outside a bounded support
     would get ``-inf``).
 
     Raises:
@@ -226,8 +228,12 @@ def anode(
     lp_bkg = _log_prob(bkg, events.features, events.mjj)
     tests = _test_features(test, events.n_features)
     lp_bkg_test = _log_prob(bkg, test.features, test.mjj) if test is not None else None
-    fold_of = _fold_ids(n_sr, folds, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    fold_of = _fold_ids(n_sr, folds, rng)
     sr_rows = np.flatnonzero(sr)
+    rest_rows = np.flatnonzero(~sr)
+    fold_rest = _fold_ids(len(rest_rows), folds, rng)
+    fold_test = _fold_ids(len(test), folds, rng) if test is not None else None
     lp_data = np.zeros(len(events))
     lp_data_test = np.zeros(len(test)) if test is not None else None
     summaries = []
@@ -244,10 +250,11 @@ def anode(
         summaries.append(_summary(est))
         held = sr_rows[fold_of == f]
         lp_data[held] = _log_prob(est, events.features[held], events.mjj[held])
-        rest = ~sr
-        lp_data[rest] += _log_prob(est, events.features[rest], events.mjj[rest]) / folds
-        if test is not None and lp_data_test is not None:
-            lp_data_test += _log_prob(est, test.features, test.mjj) / folds
+        rest = rest_rows[fold_rest == f]  # one fold's flow for each, as for the SR events
+        lp_data[rest] = _log_prob(est, events.features[rest], events.mjj[rest])
+        if test is not None and lp_data_test is not None and fold_test is not None:
+            mine = fold_test == f
+            lp_data_test[mine] = _log_prob(est, test.features[mine], test.mjj[mine])
     scores = lp_data - lp_bkg
     test_scores = None
     if tests and lp_data_test is not None and lp_bkg_test is not None:
@@ -257,26 +264,47 @@ def anode(
     return AnomalyResult("anode", scores, test_scores, time.process_time() - c0, info)
 
 
-def coordinate_maps(x: F64) -> list[str]:
-    """The coordinate change used to show the caveat, per column: ``logit`` for columns
-    inside [0, 1] (ratios such as τ21), ``log`` for non-negative columns (masses), else
-    ``identity``."""
-    maps = []
-    for col in x.T:
-        if col.min() >= 0 and col.max() <= 1:
-            maps.append("logit")
+def coordinate_maps(x: F64, names: Sequence[str] = ()) -> tuple[list[str], list[float]]:
+    """The change of variables used to show the caveat, per column, and its floors.
+
+    By name first: ``tau…`` (N-subjettiness ratios) -> ``logit``; ``m…``/``delta_m…``/
+    ``…mass…`` (masses) -> ``log``; otherwise by range: columns inside [0, 1] -> ``logit``,
+    non-negative columns -> ``log``, else ``identity`` (a tolerance of 1e-6 absorbs rounding
+    such as a mass of -2e-8). Floors keep a few exactly-zero values from dominating the
+    score: 1 % of the column's median for ``log``, 1e-3 from either end for ``logit``.
+
+    Returns:
+        ``(maps, floors)``, one entry per column.
+    """
+    maps: list[str] = []
+    floors: list[float] = []
+    tol = 1e-6
+    for j, col in enumerate(x.T):
+        name = names[j].lower() if j < len(names) else ""
+        if name.startswith("tau"):
+            kind = "logit"
+        elif name.startswith(("m", "delta_m")) or "mass" in name:
+            kind = "log"
+        elif col.min() >= -tol and col.max() <= 1 + tol:
+            kind = "logit"
         else:
-            maps.append("log" if col.min() >= 0 else "identity")
-    return maps
+            kind = "log" if col.min() >= -tol else "identity"
+        maps.append(kind)
+        positive = col[col > 0]
+        med = float(np.median(positive)) if positive.size else 1.0
+        floors.append(0.01 * med if kind == "log" else 1e-3)
+    return maps, floors
 
 
-def coordinate_log_jacobian(x: F64, maps: Sequence[str], eps: float = 1e-6) -> F64:
-    """``log |det dT/dx|`` ``(N,)`` of the per-column maps of :func:`coordinate_maps`;
-    values are clipped ``eps`` away from the boundaries of the maps' domains."""
-    if len(maps) != x.shape[1]:
-        raise ConfigError(f"maps: {len(maps)} for {x.shape[1]} columns")
+def coordinate_log_jacobian(x: F64, maps: Sequence[str], floors: Sequence[float]) -> F64:
+    """``log |det dT/dx|`` ``(N,)`` of the per-column maps of :func:`coordinate_maps`
+    (``d logit(u)/du = 1/(u (1-u))``, ``d log(m)/dm = 1/m``), values clipped to the floors."""
+    if len(maps) != x.shape[1] or len(floors) != x.shape[1]:
+        raise ConfigError(
+            f"maps: {len(maps)} maps and {len(floors)} floors for {x.shape[1]} columns"
+        )
     out = np.zeros(len(x))
-    for col, kind in zip(x.T, maps):
+    for col, kind, eps in zip(x.T, maps, floors):
         if kind == "logit":
             c = np.clip(col, eps, 1 - eps)
             out -= np.log(c) + np.log1p(-c)
@@ -318,11 +346,11 @@ def flow_density(
         )
     c0 = time.process_time()
     est = _fit_flow(events.features, None, events.names, flow, seed, progress)
-    maps = coordinate_maps(events.features)
+    maps, floors = coordinate_maps(events.features, events.names)
 
     def score(x: F64, coords: str) -> F64:
         nll = -np.asarray(est(n=len(x)).log_prob(x), dtype=np.float64)
-        return nll + coordinate_log_jacobian(x, maps) if coords == "log-logit" else nll
+        return nll + coordinate_log_jacobian(x, maps, floors) if coords == "log-logit" else nll
 
     other = "log-logit" if coordinates == "given" else "given"
     extra = {"scores_other": score(events.features, other)}
@@ -334,6 +362,7 @@ def flow_density(
         "coordinates": coordinates,
         "other_coordinates": other,
         "maps": dict(zip(events.names, maps)),
+        "floors": dict(zip(events.names, floors)),
         "flow": _summary(est),
     }
     scores = score(events.features, coordinates)

@@ -58,13 +58,16 @@ def summarize(
     efficiencies: Sequence[float] = (0.1, 0.01, 0.001),
     bins: int = 40,
     n_params: int = 4,
+    fit_range: tuple[float, float] | None = None,
 ) -> Summary:
     """Performance on the labelled ``test`` events and the bump hunt on ``events``.
 
     The bump hunt needs scored sideband events (the events must extend beyond the SR): it
     cuts on the score of the scored events (NaN scores: events outside the method's
-    regions are left out) and fits the selected ``m_jj`` spectrum outside the SR. Failed fits
-    are recorded with their message, never with a significance.
+    regions are left out) and fits the selected ``m_jj`` spectrum outside the SR, in
+    ``fit_range`` (default: ``regions.sidebands``, else all scored events). A cut that leaves
+    too few sideband events is recorded as not fitted; a fit that does not converge raises
+    :class:`~physgen.errors.FitError` (never a significance from a failed fit).
     """
     out = Summary()
     out.data = {"method": result.method, **result.to_dict()}
@@ -85,8 +88,9 @@ def summarize(
             efficiencies,
             signal_region=regions.signal_region,
             bins=bins,
+            range=fit_range or regions.sidebands,
             n_params=n_params,
-            skip_failed=True,
+            skip_too_few=True,
         )
         out.data["bump_hunt"] = [h.to_dict() for h in out.hunts]
     if events.labels is not None:  # pseudo-data: what the score did to the true signal
@@ -116,6 +120,12 @@ def _perf_rows(label: str, d: dict[str, Any]) -> str:
     )
 
 
+def _close(fig: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def write_report(out_dir: Path, summary: Summary, *, title: str) -> list[str]:
     """Write ``report.html`` and its figures (``performance.png``, ``bumphunt.png``) into
     ``out_dir``; returns the names written. Without matplotlib/mplhep the page has the tables
@@ -132,10 +142,10 @@ def write_report(out_dir: Path, summary: Summary, *, title: str) -> list[str]:
             if summary.performance_other is not None:
                 coords = d["performance_other"]["coordinates"]
                 bands[f"{d['method']} ({coords} coordinates)"] = summary.performance_other
-            plot_performance(bands, out_dir / "performance.png", title=title)
+            _close(plot_performance(bands, out_dir / "performance.png", title=title))
             figs["performance"] = "performance.png"
         if any(h.fit is not None for h in summary.hunts):
-            plot_bump_hunt(summary.hunts, out_dir / "bumphunt.png")
+            _close(plot_bump_hunt(summary.hunts, out_dir / "bumphunt.png"))
             figs["bumphunt"] = "bumphunt.png"
     except MissingDependencyError as exc:
         notes.append(f"Figures not drawn: {exc}")

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from physgen.anomaly.classify import AnomalyResult
 from physgen.anomaly.data import AnomalyEvents
 from physgen.errors import ConfigError, DataFormatError
+from physgen.metrics.classifier import torch_threads
 
 __all__ = ["autoencoder"]
 
@@ -53,6 +54,7 @@ def autoencoder(
     lr: float = 1e-3,
     validation_fraction: float = 0.2,
     seed: int = 0,
+    threads: int | None = None,
 ) -> AnomalyResult:
     """Train an autoencoder (F → hidden → hidden → latent → hidden → hidden → F, LeakyReLU)
     on the standardised features of all events and score each event by its mean squared
@@ -70,11 +72,11 @@ def autoencoder(
         lr: Adam learning rate.
         validation_fraction: Share of events held out for early stopping.
         seed: Seed of the split, the weights and the batch order.
+        threads: Torch threads (None: unchanged).
 
     Raises:
         ConfigError: ``latent`` not below F, bad training options.
     """
-    import torch
 
     f = events.n_features
     if not 1 <= latent < f:
@@ -86,6 +88,26 @@ def autoencoder(
         )
     if test is not None and test.n_features != f:
         raise DataFormatError(f"{test.source}: {test.n_features} features, expected {f}")
+    with torch_threads(threads):
+        return _autoencoder(events, test, latent, hidden, epochs, patience, batch_size, lr,
+                            validation_fraction, seed)  # fmt: skip
+
+
+def _autoencoder(
+    events: AnomalyEvents,
+    test: AnomalyEvents | None,
+    latent: int,
+    hidden: int,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    lr: float,
+    validation_fraction: float,
+    seed: int,
+) -> AnomalyResult:
+    import torch
+
+    f = events.n_features
     c0 = time.process_time()
     mu, sd = events.features.mean(axis=0), events.features.std(axis=0) + 1e-12
     x = torch.as_tensor((events.features - mu) / sd, dtype=torch.float32)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,8 +27,14 @@ import typer
 from physgen._version import __version__
 from physgen.checks import check_seed
 from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
-from physgen.errors import ConfigError
-from physgen.outputs import check_output, raise_if_interrupted, staging_dir
+from physgen.errors import ConfigError, DataFormatError
+from physgen.outputs import (
+    check_output,
+    json_ready,
+    publish_staged,
+    raise_if_interrupted,
+    staging_dir,
+)
 
 __all__ = ["anomaly"]
 
@@ -48,6 +53,7 @@ _ONLY_FOR = {
     "--background": ("idealized", "supervised"),
     "--signal": ("supervised",),
     "--folds": ("cwola", "cathode", "anode", "idealized", "supervised"),
+    "--keep-failed": ("bumphunt",),
     "--ensemble": ("cwola", "cathode", "idealized", "supervised"),
     "--classifier": ("cwola", "cathode", "idealized", "supervised"),
     "--flow-time": ("cathode", "anode", "flow-density"),
@@ -87,21 +93,23 @@ def _check_used(method: str, given: dict[str, bool]) -> None:
             raise ConfigError(f"{opt}: not used by {method} (only by {', '.join(methods)})")
 
 
-def _read(path: Path | None, labels: str | None, option: str) -> Any:
+def _read(path: Path | None, labels: str | None, option: str, features: str | None = None) -> Any:
     from physgen.anomaly.data import read_events
 
     if path is None:
         return None
-    ev = read_events(path, labels=labels)
+    ev = read_events(path, labels=labels, features=features)
     return type(ev)(ev.mjj, ev.features, ev.labels, ev.names, f"{option} {path}")
 
 
-def _events(method: str, files: dict[str, Path | None], labels: str | None) -> Any:
+def _events(
+    method: str, files: dict[str, Path | None], labels: str | None, features: str | None
+) -> Any:
     """The data events: ``--events``, or ``--signal-region`` and ``--sideband`` together."""
     if files["--events"] is not None and (files["--signal-region"] or files["--sideband"]):
         raise ConfigError("--events: give either --events or --signal-region/--sideband")
     parts = [
-        _read(files[o], labels, o)
+        _read(files[o], labels, o, features)
         for o in ("--events", "--signal-region", "--sideband")
         if files[o]
     ]
@@ -141,7 +149,7 @@ def _run_method(method: str, ev: Any, regions: Any, test: Any, o: dict[str, Any]
     from physgen.anomaly import classify, densities, unsupervised
 
     common = {"test": test, "seed": o["seed"]}
-    cls = {"folds": o["folds"], "ensemble": o["ensemble"], "classifier": o["classifier"]}
+    cls = {"folds": o["folds"] or 5, "ensemble": o["ensemble"], "classifier": o["classifier"]}
     cls["threads"] = o["threads"]
     flow = {"max_time": o["flow_time"]} if o["flow_time"] else None
     if method == "cwola":
@@ -162,11 +170,11 @@ def _run_method(method: str, ev: Any, regions: Any, test: Any, o: dict[str, Any]
         )
     if method == "anode":
         return densities.anode(
-            ev, regions, **common, flow=flow, folds=o["folds"], progress=o["progress"]
+            ev, regions, **common, flow=flow, folds=o["folds"] or 2, progress=o["progress"]
         )
     if method == "flow-density":
         return densities.flow_density(ev, **common, flow=flow, progress=o["progress"])
-    return unsupervised.autoencoder(ev, **common)
+    return unsupervised.autoencoder(ev, **common, threads=o["threads"])
 
 
 def anomaly(
@@ -210,12 +218,43 @@ def anomaly(
             "'auto' (a 'label' column if present). Default: none.",
         ),
     ] = None,
+    test_labels: Annotated[
+        str | None,
+        typer.Option("--test-labels", help="Labels of the --test file (default: as --labels)."),
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            "--features",
+            help="Feature columns: names in named-column files (m_jj is 'm_jj'), indices for "
+            ".npy. Default: .npy all columns between m_jj and the label; other files the LHCO "
+            "set m_j1, delta_mj, tau21_j1, tau21_j2.",
+        ),
+    ] = None,
     sr: Annotated[str, typer.Option("--sr", help="Signal region LO:HI in TeV.")] = "3.3:3.7",
+    fit_range: Annotated[
+        str | None,
+        typer.Option(
+            "--fit-range",
+            help="m_jj range LO:HI in TeV of the bump-hunt fit (default: --sidebands, else all "
+            "events); keep it above the trigger turn-on, where the dijet function holds.",
+        ),
+    ] = None,
+    keep_failed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-failed",
+            help="bumphunt: record a fit that fails instead of stopping with an error.",
+        ),
+    ] = False,
     sidebands: Annotated[
         str | None,
         typer.Option("--sidebands", help="Outer edges LO:HI of the sidebands (default: all)."),
     ] = None,
-    folds: Annotated[int, typer.Option("--folds", help="k-fold cross-fitting (>= 2).")] = 5,
+    folds: Annotated[
+        int | None,
+        typer.Option("--folds", help="k-fold cross-fitting (>= 2; default 5, anode 2)."),
+    ] = None,
     ensemble: Annotated[int, typer.Option("--ensemble", help="Classifiers per fold.")] = 1,
     classifier: Annotated[
         str, typer.Option("--classifier", help="anomaly (3 x 64 MLP), fast or official.")
@@ -252,7 +291,8 @@ def anomaly(
     given = {
         "--background": background is not None,
         "--signal": signal is not None,
-        "--folds": folds != 5,
+        "--folds": folds is not None,
+        "--keep-failed": keep_failed,
         "--ensemble": ensemble != 1,
         "--classifier": classifier != "anomaly",
         "--flow-time": flow_time is not None,
@@ -262,7 +302,7 @@ def anomaly(
     _check_used(method, given)
     check_seed(seed)
     for name, value, low in (
-        ("--folds", folds, 2),
+        ("--folds", 2 if folds is None else folds, 2),
         ("--ensemble", ensemble, 1),
         ("--bins", bins, 5),
     ):
@@ -272,9 +312,9 @@ def anomaly(
     from physgen.anomaly.data import Regions
 
     cfg = get_classifier(classifier)
-    sr_range = _range(sr, "--sr")
-    assert sr_range is not None
+    sr_range = _range(sr, "--sr") or (3.3, 3.7)
     regions = Regions(sr_range, _range(sidebands, "--sidebands"))
+    fit = _range(fit_range, "--fit-range") or regions.sidebands
     effs = _floats(efficiencies, "--efficiencies")
     files = {
         "--events": events,
@@ -289,15 +329,23 @@ def anomaly(
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: exists and is not an empty folder")
     if method == "bumphunt":
-        return _bumphunt(scores, files, regions, effs, bins, out, as_json, t0)
+        return _bumphunt(scores, files, regions, effs, bins, fit, keep_failed, out, as_json, t0)
     if method == "idealized" and background is None:
         raise ConfigError("--background: the idealized detector needs a background-only sample")
     if method == "supervised" and (background is None or signal is None):
         raise ConfigError("--signal, --background: the supervised reference needs both")
-    ev = _events(method, files, labels)
-    tst = _read(test, labels, "--test")
+    ev = _events(method, files, labels, features)
+    tst = _read(test, test_labels or labels, "--test", features)
+    test_info: dict[str, Any] = {}
     if tst is not None:
-        tst.require_labels("--test (use --labels)")
+        tst.require_labels("--test (use --test-labels or --labels)")
+        in_sr = regions.in_sr(tst.mjj)
+        test_info = {"test_events": len(tst), "test_events_in_sr": int(in_sr.sum())}
+        tst = tst.select(in_sr)  # SIC is defined for the signal region
+        if len(tst) == 0:
+            raise ConfigError(
+                f"--test {test}: no events in the signal region {regions.signal_region}"
+            )
     opts = {
         "seed": seed,
         "folds": folds,
@@ -307,8 +355,8 @@ def anomaly(
         "flow_time": flow_time,
         "oversample": oversample,
         "progress": progress(no_progress),
-        "background": _read(background, labels, "--background"),
-        "signal": _read(signal, labels, "--signal"),
+        "background": _read(background, labels, "--background", features),
+        "signal": _read(signal, labels, "--signal", features),
     }
     from physgen.anomaly.report import summarize, write_report
 
@@ -317,7 +365,9 @@ def anomaly(
         res = _run_method(method, ev, regions, tst, opts)
         raise_if_interrupted()
         if ev is not None:
-            summary = summarize(res, ev, regions, test=tst, efficiencies=effs, bins=bins)
+            summary = summarize(
+                res, ev, regions, test=tst, efficiencies=effs, bins=bins, fit_range=fit
+            )
         else:  # supervised without data: its training events' scores, the test performance
             summary = summarize(res, tst or opts["signal"], regions, test=tst, efficiencies=())
         _write_scores(stage / "scores.h5", res, ev, regions, tst)
@@ -329,6 +379,9 @@ def anomaly(
             "inputs": {k: str(v) for k, v in files.items() if v is not None},
             "signal_region": list(regions.signal_region),
             "sidebands": regions.sidebands,
+            "fit_range": fit,
+            "features": list((ev or tst or opts["signal"]).names),
+            **test_info,
             "seed": seed,
             "wall_s": time.perf_counter() - t0,
             "files": ["scores.h5", *files_written, "results.json"],
@@ -337,35 +390,11 @@ def anomaly(
     _echo(method, data, text, as_json)
 
 
-def _json_clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _json_clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_clean(x) for x in v]
-    if isinstance(v, (np.floating, np.integer)):
-        return _json_clean(v.item())
-    if isinstance(v, np.ndarray):
-        return _json_clean(v.tolist())
-    return v
-
-
 def _publish(stage: Path, out: Path, created: bool, data: dict[str, Any]) -> str:
     """Write ``results.json`` into the stage and move everything into ``out``."""
-    text = json.dumps(_json_clean(data), indent=2) + "\n"
+    text = json.dumps(json_ready(data), indent=2) + "\n"
     (stage / "results.json").write_text(text)
-    raise_if_interrupted()
-    out.mkdir(exist_ok=True)
-    try:
-        for p in sorted(stage.iterdir()):
-            os.replace(p, out / p.name)
-    except BaseException:
-        if created:
-            import shutil
-
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    publish_staged(stage, out, created=created)
     return text
 
 
@@ -397,6 +426,8 @@ def _bumphunt(
     regions: Any,
     effs: tuple[float, ...],
     bins: int,
+    fit: tuple[float, float] | None,
+    keep_failed: bool,
     out: Path,
     as_json: bool,
     t0: float,
@@ -411,11 +442,19 @@ def _bumphunt(
     if others:
         raise ConfigError(f"{others[0]}: not used by bumphunt (give --scores)")
     arr = read_columns(scores, ["m_jj", "score"], allow_nonfinite=True)
-    keep = np.isfinite(arr).all(axis=1)
+    if not np.isfinite(arr[:, 0]).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr[:, 0]))[0])
+        raise DataFormatError(f"--scores {scores}: m_jj holds NaN or inf (first: row {bad})")
+    keep = np.isfinite(arr[:, 1])  # NaN score: an event the method did not score
     hunts = bump_hunt(
-        arr[keep, 0], arr[keep, 1], effs, signal_region=regions.signal_region, bins=bins,
-        skip_failed=True,
-    )  # fmt: skip
+        arr[keep, 0],
+        arr[keep, 1],
+        effs,
+        signal_region=regions.signal_region,
+        bins=bins,
+        range=fit,
+        skip_failed=keep_failed,
+    )
     summary = Summary(
         hunts=hunts, data={"method": "bumphunt", "bump_hunt": [h.to_dict() for h in hunts]}
     )
@@ -428,6 +467,8 @@ def _bumphunt(
             **summary.data,
             "inputs": {"--scores": str(scores)},
             "n_events": int(keep.sum()),
+            "n_unscored": int((~keep).sum()),
+            "fit_range": fit,
             "signal_region": list(regions.signal_region),
             "wall_s": time.perf_counter() - t0,
             "files": [*written, "results.json"],

@@ -21,7 +21,6 @@ import importlib
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -34,7 +33,12 @@ from physgen._version import __version__
 from physgen.checks import check_device, check_seed
 from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
 from physgen.errors import ConfigError, MissingDependencyError
-from physgen.outputs import check_output, raise_if_interrupted, staging_dir
+from physgen.outputs import (
+    check_output,
+    json_ready,
+    publish_staged,
+    staging_dir,
+)
 
 __all__ = ["unfold"]
 
@@ -82,18 +86,6 @@ def _entry(x: F64, w: F64 | None = None, boot: F64 | None = None) -> dict[str, A
         d["mean_err"] = float(stats[:, 0].std(ddof=1))
         d["std_err"] = float(stats[:, 1].std(ddof=1))
     return d
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.floating, np.integer)):
-        return _clean(v.item())
-    return v
 
 
 def _check_int(name: str, value: int, low: int) -> None:
@@ -386,19 +378,9 @@ def unfold(
             "files": [*sorted(p.name for p in stage.iterdir()), "results.json"],
             "report": report,
         }
-        text = json.dumps(_clean(results_json), indent=2) + "\n"
+        text = json.dumps(json_ready(results_json), indent=2) + "\n"
         (stage / "results.json").write_text(text)
-        raise_if_interrupted()
-        out.mkdir(exist_ok=True)
-        try:
-            for p in sorted(stage.iterdir()):
-                os.replace(p, out / p.name)
-        except BaseException:
-            if created:
-                import shutil
-
-                shutil.rmtree(out, ignore_errors=True)
-            raise
+        publish_staged(stage, out, created=created)
     if as_json:
         typer.echo(text.rstrip())
         return

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -406,7 +404,7 @@ def write_report(
         MissingDependencyError: matplotlib or mplhep missing (``pip install 'physgen[plot]'``).
     """
     from physgen._version import __version__
-    from physgen.outputs import raise_if_interrupted, staging_dir
+    from physgen.outputs import publish_staged, raise_if_interrupted, staging_dir
 
     out = Path(out_dir)
     cols = [str(c) for c in columns]
@@ -498,15 +496,7 @@ def write_report(
         }
         (stage / "metrics.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         (stage / "report.html").write_text(_page(info, table, cols, names), encoding="utf-8")
-        raise_if_interrupted()
-        out.mkdir(exist_ok=True)
-        try:
-            for p in sorted(stage.iterdir(), key=lambda p: p.name == "report.html"):
-                os.replace(p, out / p.name)  # same folder as the stage: a rename
-        except BaseException:
-            if created:
-                shutil.rmtree(out, ignore_errors=True)
-            raise
+        publish_staged(stage, out, created=created, last="report.html")
     return out / "report.html"
 
 
