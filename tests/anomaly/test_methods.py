@@ -110,6 +110,16 @@ def test_weak_classifiers_find_the_toy_signal() -> None:
         assert res.train_cpu_s > 0
 
 
+def test_idealized_on_signal_region_only_data() -> None:
+    """The real LHCO arrays hold SR events only: no sidebands, nothing else to score."""
+    r = Regions()
+    ev = toy_events(20000, 300, seed=7)
+    sr_only = ev.select(r.in_sr(ev.mjj))
+    bkg = toy_events(20000, 0, seed=8)
+    res = idealized(sr_only, bkg, r, folds=2, classifier=TINY)
+    assert res.scores.shape == (len(sr_only),) and np.isfinite(res.scores).all()
+
+
 def test_supervised_scores_training_events_out_of_fold() -> None:
     sig, bkg = toy_events(0, 200, seed=4), toy_events(400, 0, seed=5)
     res = supervised(sig, bkg, folds=2, classifier=TINY)

@@ -196,7 +196,8 @@ def kfold_scores(
             s_tmpl[~tt] += lr.probability(template[~tt]) / ensemble
             for k, e in enumerate(extra):
                 mine = f_extra[k] == f
-                s_extra[k][mine] += lr.probability(e[mine]) / ensemble
+                if mine.any():
+                    s_extra[k][mine] += lr.probability(e[mine]) / ensemble
     info = {"folds": folds, "ensemble": ensemble, "classifier": cfg.to_dict()}
     return s_data, s_tmpl, s_extra, info
 
