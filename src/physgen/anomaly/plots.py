@@ -182,12 +182,16 @@ def plot_performance(
                     a_rej.fill_between(x, lo, hi, color=c, alpha=0.25, lw=0)
         for label, value in (references or {}).items():
             a_sic.axhline(value, color="0.4", ls=":", lw=1.2)
-            a_sic.text(0.99, value, f"{label} {value:g}", ha="right", va="bottom", fontsize=11,
+            a_sic.text(0.01, value, f"{label} {value:g}", ha="left", va="bottom", fontsize=10,
                        color="0.3", transform=a_sic.get_yaxis_transform())  # fmt: skip
         a_sic.set_xlabel(r"signal efficiency $\epsilon_S$")
         a_sic.set_ylabel(r"SIC $= \epsilon_S\,/\,\epsilon_B^{1/2}$")
         a_sic.set_xlim(0, 1)
-        a_sic.set_ylim(0, None)
+        tops = [
+            float(np.nanmax(b.sic_high)) for b in bands.values() if np.isfinite(b.sic_high).any()
+        ]
+        top = max([*tops, *(references or {}).values(), 1.0])
+        a_sic.set_ylim(0, 1.45 * top)  # room for the legend above the curves
         a_sic.legend(loc="best", frameon=False, fontsize=11)
         a_rej.set_yscale("log")
         a_rej.set_xlabel(r"signal efficiency $\epsilon_S$")
