@@ -344,12 +344,13 @@ def main() -> None:
         "| task | simulations | method | C2ST | C2ST-ES | train CPU [s] | sample [s] | epochs |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    not_run: list[str] = []
     for t in tasks:
         for n in budgets:
             for m in methods:
                 rs = [r for r in results if r["task"] == t and r["n"] == n and r["method"] == m]
                 if not rs:
-                    lines.append(f"| {t} | {n} | {m} | not run yet | | | | |")
+                    not_run.append(f"{t} {n} {m}")
                     continue
                 cpu = np.mean([r["train_cpu_s"] for r in rs])
                 smp = np.mean([np.mean(r["sample_wall_s"]) for r in rs])
@@ -367,6 +368,8 @@ def main() -> None:
                 lines.append(
                     f"| {t} | {n} | {m} | {cells[0]} | {cells[1]} | {cpu:.0f} | {smp:.2f} | {ep:.0f} |"
                 )
+    if not_run:
+        lines += ["", f"Not run (no cached result): {'; '.join(not_run)}."]
     if sbc_rows:
         lines += [
             "",
@@ -392,7 +395,10 @@ def main() -> None:
                 f"{'' if cpu is None else f'{cpu:.0f}'} | {r['n_sbc']} | {cells} | {r['passes']} "
                 f"| {r['figure']} |"
             )
-    lines += ["", f"Total wall time {meta['total_wall_s']:.0f} s.", ""]
+    if args.report_only:
+        lines += ["", "Tabulated from the cached results of the runs above (`--report-only`).", ""]
+    else:
+        lines += ["", f"Total wall time {meta['total_wall_s']:.0f} s.", ""]
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, out.with_suffix(".md"))
