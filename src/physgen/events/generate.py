@@ -314,7 +314,7 @@ def _run(job: BlockJob[R], n: int, workers: int, progress: bool | None) -> tuple
             total=n,
             unit="event",
             desc=f"pythia ({job.config})",
-            disable=True if progress is False else None,
+            disable=None if progress is None else not progress,
             smoothing=0.05,
         ) as bar:
             for block in blocks:
