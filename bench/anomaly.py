@@ -238,7 +238,12 @@ def performance_rows(
     if bands:
         refs = {f"published {k}": v for k, v in PUBLISHED.items() if k in bands}
         plot_performance(bands, figure, title=title, references=refs)
-    return {"rows": rows, "sizes": raw["sizes"], "n_eval_background": n_bkg, "figure": str(figure)}
+    return {
+        "rows": rows,
+        "sizes": raw["sizes"],
+        "n_eval_background": n_bkg,
+        "figure": str(figure.relative_to(BENCH.parent)),
+    }
 
 
 def summarize_lhco(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -300,7 +305,7 @@ def lhco_markdown(s: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "",
         *_table(s["rows"]),
         "",
-        f"Figure: `{Path(s['figure']).relative_to(BENCH.parent)}`",
+        f"Figure: `{s['figure']}`",
         "",
     ]
 
