@@ -296,6 +296,6 @@ def test_timing_callable(run: Run, tmp_path: Path) -> None:
     rc, _, err = run("timing", "--geometry", "2", "--callable", "nomodule_xyz:f")
     _one_line_error(rc, err, "--callable", "nomodule_xyz")
     rc, _, err = run("timing", "--geometry", "2")
-    _one_line_error(rc, err, "exactly one of --engine, --callable or --run")
+    _one_line_error(rc, err, "exactly one of --engine, --callable, --run or --onnx")
     rc, _, err = run("timing", "--geometry", "2", "--engine", "gflash", "--batch-sizes", "1,x")
     _one_line_error(rc, err, "--batch-sizes")

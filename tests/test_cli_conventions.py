@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "unfold": (True, True, True),
     "pythia": (True, True, True),
     "anomaly": (True, True, True),
+    "export": (True, True, True),
     "bench front": (True, True, True),
 }
 
@@ -83,6 +84,8 @@ DIMENSIONLESS: dict[str, str] = {
     "--bins": "a number of histogram bins",
     "--folds": "a number of cross-validation folds",
     "--oversample": "background samples per signal-region event (a ratio)",
+    "--opset": "an ONNX operator-set version",
+    "--check-n": "a number of showers",
 }
 
 #: Units a help text may name.

@@ -20,7 +20,7 @@ from physgen.calo.io import write_showers
 from physgen.errors import MissingDependencyError, PhysgenError
 from showerdata import toy_showers
 
-BLOCKED = ("matplotlib", "mplhep", "uproot", "pyarrow", "pylhe")
+BLOCKED = ("matplotlib", "mplhep", "uproot", "pyarrow", "pylhe", "onnx", "onnxruntime")
 
 SITECUSTOMIZE = f'''
 import importlib.abc
@@ -113,6 +113,12 @@ def test_base_install_commands(bare: tuple[Path, dict[str, str]]) -> None:
     ]
     assert proc.stdout == ""
     assert not (cwd / "ev-plots").exists()
+
+    run = Path(__file__).parent / "fixtures" / "legacy_runs" / "gan-0"
+    proc = _physgen(bare, "export", str(run), "--out", "m.onnx")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == ["error: ONNX exports need onnx: pip install 'physgen[export]'"]
+    assert not (cwd / "m.onnx").exists()
 
 
 @pytest.mark.parametrize(("name", "module"), [("x.parquet", "pyarrow"), ("x.root", "uproot")])

@@ -65,7 +65,10 @@ class Logit(Transform):
         return torch.log(z) - torch.log1p(-z)
 
     def inverse(self, y: Tensor) -> Tensor:
-        return ((torch.sigmoid(y) - self.alpha) / (1.0 - 2.0 * self.alpha)).clamp(0.0, 1.0)
+        # in double precision: for x << alpha the difference sigmoid(y) - alpha cancels, and
+        # float32 sigmoid kernels (torch's, ONNX Runtime's) differ by more than x there
+        x = (torch.sigmoid(y.double()) - self.alpha) / (1.0 - 2.0 * self.alpha)
+        return x.clamp(0.0, 1.0).to(y.dtype)
 
     def spec(self) -> dict[str, Any]:
         return {"name": "logit", "alpha": self.alpha}

@@ -21,6 +21,7 @@ Every transform is deterministic except the optional uniform dequantisation nois
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -155,6 +156,11 @@ class ShowerCodec(nn.Module):
     # ------------------------------------------------------------------ physics maps
     def layer_energies(self, showers: Tensor) -> Tensor:
         """``(N, V)`` -> ``(N, L)`` energy per layer."""
+        if torch.onnx.is_in_onnx_export():
+            # the tracer freezes the batch size of a new tensor: sum the contiguous layer
+            # slices instead (the same values up to the order of the float additions)
+            edges = [0, *itertools.accumulate(self.layer_sizes)]
+            return torch.stack([showers[:, a:b].sum(1) for a, b in itertools.pairwise(edges)], 1)
         out = torch.zeros(
             showers.shape[0], self.n_layers, dtype=showers.dtype, device=showers.device
         )
@@ -241,8 +247,13 @@ class ShowerCodec(nn.Module):
         return y  # type: ignore[no-any-return]
 
     def inverse_energy(self, energy: Tensor, incident_energy: Tensor) -> Tensor:
-        """Inverse of :meth:`transform_energy`: model variables ``(N, L)`` -> ``u`` (float32)."""
-        y = energy.float()
+        """Inverse of :meth:`transform_energy`: model variables ``(N, L)`` -> ``u`` (float64).
+
+        In double precision: ``u_i`` near 1 (a layer taking almost all the remaining energy)
+        leaves ``1 - u_i`` with few significant bits in float32, and the later layers'
+        energies are proportional to it.
+        """
+        y = energy.double()
         if self.energy_cond is not None:
             y = self.energy_cond.inverse(y, self.condition(incident_energy).to(y.device))
         return self.energy_transform.inverse(y)

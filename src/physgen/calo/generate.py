@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,9 @@ from physgen.errors import ConfigError, DataFormatError
 from physgen.models.base import ShowerGenerator
 from physgen.outputs import check_output
 
+if TYPE_CHECKING:
+    from physgen.export.runtime import OnnxShowerModel
+
 __all__ = ["SEED_BLOCK", "Shard", "generate_showers", "parse_shard"]
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ def _block_generator(seed: int, block: int) -> torch.Generator:
 
 
 def generate_showers(
-    model: ShowerGenerator,
+    model: ShowerGenerator | OnnxShowerModel,
     out: str | Path,
     *,
     energies: npt.ArrayLike | None = None,
@@ -51,7 +54,9 @@ def generate_showers(
     """Sample showers for given incident energies and write them atomically.
 
     Args:
-        model: A trained surrogate (see :func:`physgen.calo.rundir.load_run`).
+        model: A trained surrogate (see :func:`physgen.calo.rundir.load_run`) or an exported
+            one in ONNX Runtime (:func:`physgen.export.load_onnx`): the same seed blocks
+            feed both.
         out: Output file; its folder must exist.
         energies: Incident energies (N,) or (N, 1) in MeV for the whole (unsharded) run.
         energies_from: Or: take the incident energies of this CaloChallenge file.

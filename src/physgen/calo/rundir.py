@@ -36,6 +36,7 @@ __all__ = [
     "config_yaml",
     "load_run",
     "read_run_config",
+    "sampling_overrides",
 ]
 
 REQUIRED_FILES = ("config.yaml", "transforms.json", "weights.pt")
@@ -113,6 +114,30 @@ def load_run(
         ) from exc
     model.to(device).eval()
     return model  # type: ignore[no-any-return]
+
+
+def sampling_overrides(family: str, steps: int | None, solver: str | None) -> dict[str, Any]:
+    """The sampling options of :func:`load_run` that ``--steps`` and ``--solver`` ask for.
+
+    Args:
+        family: The run's model family.
+        steps: cfm ODE steps or diffusion sampler steps (None: the run's).
+        solver: cfm ODE solver or diffusion sampler (None: the run's).
+
+    Raises:
+        ConfigError: The family has no such option.
+    """
+    out: dict[str, Any] = {}
+    if steps is not None:
+        if family not in ("cfm", "diffusion"):
+            raise ConfigError(f"--steps applies to cfm and diffusion runs; this run is {family!r}")
+        out["steps"] = steps
+    if solver is not None:
+        key = {"cfm": "solver", "diffusion": "sampler"}.get(family)
+        if key is None:
+            raise ConfigError(f"--solver applies to cfm and diffusion runs; this run is {family!r}")
+        out[key] = solver
+    return out
 
 
 def config_yaml(cfg: TrainConfig) -> str:

@@ -273,6 +273,7 @@ def _register_commands() -> None:
     from physgen.cli.convert import convert
     from physgen.cli.density import fit, sample
     from physgen.cli.evaluate import evaluate
+    from physgen.cli.export import export
     from physgen.cli.nis import events, integrate
     from physgen.cli.pythia import pythia
     from physgen.cli.simulate import simulate
@@ -283,6 +284,7 @@ def _register_commands() -> None:
     app.command("simulate")(simulate)
     app.command("train")(train)
     app.command("generate")(generate)
+    app.command("export")(export)
     bench = typer.Typer(
         help="Benchmarks across models: the quality-versus-speed front.",
         no_args_is_help=True,

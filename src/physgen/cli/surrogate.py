@@ -143,7 +143,13 @@ def train(
 
 
 def generate(
-    run: Annotated[Path, typer.Argument(help="Run directory written by physgen train.")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="Run directory written by physgen train (or, with --backend onnxruntime, a "
+            "model written by physgen export)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5 file (written atomically).")],
     energies_from: Annotated[
         Optional[Path], typer.Option(help="Use the incident energies of this CaloChallenge file.")
@@ -183,6 +189,13 @@ def generate(
         typer.Option(help="cfm: euler, midpoint, rk4, adaptive; diffusion: ddim, dpm++2m or ddpm."),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="torch (a run directory) or onnxruntime (an exported .onnx model, CPU; the "
+            "same seed gives the torch showers up to float32 round-off)."
+        ),
+    ] = "torch",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
     no_progress: NoProgress = False,
     as_json: Annotated[
@@ -201,11 +214,35 @@ def generate(
 
     from physgen.calo.generate import generate_showers, parse_shard
     from physgen.calo.io import open_showers
-    from physgen.calo.rundir import load_run, read_run_config
+    from physgen.calo.rundir import load_run, read_run_config, sampling_overrides
 
     use_verbosity(quiet, verbose)
-    cfg = read_run_config(run)
-    check_output(out, "--out", inputs=[energies_from], read_dirs=[run])
+    onnx_model = None
+    if backend == "torch":
+        cfg = read_run_config(run)
+        family, geometry = cfg.model, cfg.geometry
+        check_output(out, "--out", inputs=[energies_from], read_dirs=[run])
+    elif backend == "onnxruntime":
+        from physgen.export.runtime import load_onnx
+
+        if run.is_dir():
+            raise ConfigError(
+                f"--backend onnxruntime: {run} is a run directory; give the .onnx file of "
+                "physgen export"
+            )
+        if steps is not None or solver is not None:
+            raise ConfigError(
+                "--steps/--solver: fixed in an exported model; export again with "
+                "physgen export --steps/--solver"
+            )
+        if device != "cpu":
+            raise ConfigError("--backend onnxruntime runs on the CPU; leave --device at cpu")
+        check_output(out, "--out", inputs=[energies_from, run])
+        onnx_model = load_onnx(run)
+        family = onnx_model.name
+        geometry = str(onnx_model.metadata.get("physgen.geometry", ""))
+    else:
+        raise ConfigError(f"--backend: expected torch or onnxruntime, got {backend!r}")
     check_seed(seed)
     check_device(device)
     shard_ = parse_shard(shard)
@@ -224,7 +261,7 @@ def generate(
         energies = parse_energy_spec(energy).sample(n, seed)
     else:
         assert energies_from is not None
-        with open_showers(energies_from, cfg.geometry) as f:
+        with open_showers(energies_from, geometry or None) as f:
             e = np.asarray(f.energies[()], dtype=np.float64).reshape(-1)
         if n is not None:
             if n > e.size:
@@ -232,21 +269,11 @@ def generate(
             e = e[:n]
         energies = e
     start, stop = shard_.check(len(energies))  # an empty shard: say why before loading
-    overrides: dict[str, Any] = {}
-    if steps is not None:
-        if cfg.model not in ("cfm", "diffusion"):
-            raise ConfigError(
-                f"--steps applies to cfm and diffusion runs; this run is {cfg.model!r}"
-            )
-        overrides["steps"] = steps
-    if solver is not None:
-        key = {"cfm": "solver", "diffusion": "sampler"}.get(cfg.model)
-        if key is None:
-            raise ConfigError(
-                f"--solver applies to cfm and diffusion runs; this run is {cfg.model!r}"
-            )
-        overrides[key] = solver
-    model = load_run(run, device, overrides=overrides or None)
+    if onnx_model is None:
+        overrides = sampling_overrides(family, steps, solver)
+        model: Any = load_run(run, device, overrides=overrides or None)
+    else:
+        model = onnx_model
     t0 = time.monotonic()
     path = generate_showers(
         model,
@@ -255,10 +282,14 @@ def generate(
         seed=seed,
         batch_size=batch_size,
         shard=shard_,
-        geometry=cfg.geometry,
+        geometry=geometry,
         compression=None if compression == "none" else compression,
         progress=progress(no_progress),
-        attrs={"run_dir": str(run.resolve()), "energy": energy or f"from {energies_from}"},
+        attrs={
+            "run_dir" if onnx_model is None else "onnx_model": str(run.resolve()),
+            "backend": backend,
+            "energy": energy or f"from {energies_from}",
+        },
     )
     dt = time.monotonic() - t0
     with open_showers(path) as f:
@@ -270,8 +301,9 @@ def generate(
             "n_total": len(energies),
             "shard": f"{shard_.index + 1}/{shard_.count}",
             "rows": [start, stop],
-            "model": cfg.model,
-            "geometry": cfg.geometry,
+            "model": family,
+            "backend": backend,
+            "geometry": geometry,
             "seed": seed,
             "elapsed_s": round(dt, 3),
             "ms_per_shower": 1e3 * dt / max(k, 1),
@@ -279,7 +311,7 @@ def generate(
         typer.echo(json.dumps(d))
         return
     typer.echo(
-        f"wrote {path}: {k} showers ({cfg.model}, geometry {cfg.geometry}), {dt:.1f} s "
+        f"wrote {path}: {k} showers ({family}, {backend}, geometry {geometry}), {dt:.1f} s "
         f"= {1e3 * dt / max(k, 1):.3g} ms/shower"
     )
 

@@ -79,6 +79,21 @@ def run_generator(
     return generate, model
 
 
+def onnx_generator(path: Path, seed: int) -> tuple[Generator, str]:
+    """An exported model (physgen export) as a timing callable, and its geometry."""
+    import torch
+
+    from physgen.export.runtime import load_onnx
+
+    model = load_onnx(path)
+    gen = torch.Generator().manual_seed(seed)
+
+    def generate(n: int, energies: npt.NDArray[np.float64]) -> Any:
+        return model(torch.from_numpy(np.asarray(energies, dtype=np.float64))).sample(generator=gen)
+
+    return generate, str(model.metadata.get("physgen.geometry", ""))
+
+
 def _energy_sampler(spec: str | None, geometry: str) -> Any:
     if spec is None:
         return geometry
@@ -109,6 +124,10 @@ def timing(
     run: Annotated[
         Optional[Path],
         typer.Option(help="Time a trained surrogate (run directory of physgen train)."),
+    ] = None,
+    onnx: Annotated[
+        Optional[Path],
+        typer.Option(help="Time an exported surrogate (physgen export) in ONNX Runtime, CPU."),
     ] = None,
     steps: Annotated[
         Optional[int], typer.Option(help="Sampling steps, a count (cfm ODE steps) for --run.")
@@ -150,9 +169,11 @@ def timing(
     check_seed(seed)
     check_device(device)
     if out is not None:
-        check_output(out, "--out", read_dirs=[run])
-    if sum(v is not None for v in (engine, callable_, run)) != 1:
-        raise ConfigError("timing: give exactly one of --engine, --callable or --run")
+        check_output(out, "--out", inputs=[onnx], read_dirs=[run])
+    if sum(v is not None for v in (engine, callable_, run, onnx)) != 1:
+        raise ConfigError("timing: give exactly one of --engine, --callable, --run or --onnx")
+    if onnx is not None and device != "cpu":
+        raise ConfigError("--onnx runs in ONNX Runtime on the CPU; leave --device at cpu")
     try:
         sizes = [int(v) for v in batch_sizes.split(",") if v.strip()]
     except ValueError as exc:
@@ -172,6 +193,10 @@ def timing(
             raise ConfigError(f"--geometry {geometry!r} differs from the run's {run_geo!r}")
         gen, model = run_generator(run, device, seed, {"steps": steps} if steps else None)
         n_params = count_parameters(model)
+    elif onnx is not None:
+        gen, onnx_geo = onnx_generator(onnx, seed)
+        if onnx_geo != geometry:
+            raise ConfigError(f"--geometry {geometry!r} differs from the model's {onnx_geo!r}")
     elif engine:
         gen = _engine_generator(engine, geometry, particle, seed, energy)
     else:
@@ -185,7 +210,10 @@ def timing(
         seed=seed,
         device=device,
     )
-    d = {"generator": engine or callable_ or str(run), "geometry": geometry, **res.to_dict()}
+    name = engine or callable_ or str(run if onnx is None else onnx)
+    d = {"generator": name, "geometry": geometry, **res.to_dict()}
+    if onnx is not None:
+        d["backend"] = "onnxruntime"
     if n_params is not None:
         d["n_parameters"] = n_params
     if out is not None:
