@@ -325,8 +325,12 @@ def main() -> None:
     ap.add_argument("--methods", default="supervised,idealized,autoencoder,flow-density")
     ap.add_argument("--methods-pythia", default="supervised,idealized,cathode,cwola,anode")
     ap.add_argument("--n-qcd", type=int, default=200_000, help="QCD events (full m_jj range)")
-    ap.add_argument("--n-extra", type=int, default=200_000,
-                    help="independent QCD (idealized template, test background, null test)")
+    ap.add_argument(
+        "--n-extra",
+        type=int,
+        default=200_000,
+        help="independent QCD (idealized template, test background, null test)",
+    )
     ap.add_argument("--n-signal", type=int, default=20_000, help="W' signal pool")
     ap.add_argument("--workers", type=int, default=2, help="Pythia worker processes")
     ap.add_argument("--null-seeds", type=int, default=10)

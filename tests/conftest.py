@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the official CaloChallenge files, small shower files."""
+"""Shared fixtures: paths to the official CaloChallenge files, small shower files, the CLI runner."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from clitools import Run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,3 +50,16 @@ def device(request: pytest.FixtureRequest) -> str:
     if dev.startswith("cuda") and not torch.cuda.is_available():
         pytest.skip(f"--device {dev}: CUDA is not available on this machine")
     return dev
+
+
+@pytest.fixture()
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """``run(*args) -> (exit status, stdout, stderr)`` of ``physgen ARGS`` in this process."""
+    from physgen.cli.main import main
+
+    def _run(*args: object) -> tuple[int, str, str]:
+        rc = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run

@@ -16,21 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
+from clitools import Run, one_line_error
 from physgen.calo.io import write_showers
-from physgen.cli.main import main
 from showerdata import make_showers
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def test_help_lists_subcommands(run: Run) -> None:
@@ -68,16 +56,6 @@ def test_geometry_json(run: Run, name: str, n_vox: int, binning_dir: Path) -> No
 def test_geometry_text(run: Run) -> None:
     rc, out, _ = run("geometry", "2")
     assert rc == 0 and "6480 voxels in 45 layers" in out
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> None:
-    assert rc == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def _raw(path: Path, **datasets: object) -> Path:
@@ -154,28 +132,28 @@ def test_bad_files(run: Run, tmp_path: Path, case: str) -> None:
     build, needles = BAD_FILES[case]
     bad = build(tmp_path / "bad.h5")
     rc, out, err = run("validate", bad)
-    _one_line_error(rc, err, str(bad), *needles)
+    one_line_error(rc, err, str(bad), *needles)
     assert out == ""
     # the same file as input of a command that writes: nothing left behind
     good = _valid(tmp_path / "good_shard.h5")
     target = tmp_path / "merged.h5"
     rc, _, err = run("merge", good, bad, "--out", target)
-    _one_line_error(rc, err, *needles)
+    one_line_error(rc, err, *needles)
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.h5")]
     rc, out, err = run("info", bad)
     if case == "negative voxel":  # info describes, and flags them
         assert rc == 0 and "1 negative voxel energies" in out
     else:
-        _one_line_error(rc, err, *needles)
+        one_line_error(rc, err, *needles)
 
 
 def test_wrong_geometry_asked(run: Run, tmp_path: Path) -> None:
     f = _valid(tmp_path / "a.h5")
     rc, _, err = run("validate", f, "--geometry", "3")
-    _one_line_error(rc, err, "368 voxels", "geometry '3' expects 40500")
+    one_line_error(rc, err, "368 voxels", "geometry '3' expects 40500")
     rc, _, err = run("merge", f, "--geometry", "2", "--out", tmp_path / "m.h5")
-    _one_line_error(rc, err, "geometry '2' expects 6480")
+    one_line_error(rc, err, "geometry '2' expects 6480")
     assert not (tmp_path / "m.h5").exists()
 
 
@@ -190,10 +168,10 @@ def test_clip_negative_flag(run: Run, tmp_path: Path) -> None:
 
 def test_unknown_geometry_and_bad_xml(run: Run, tmp_path: Path) -> None:
     rc, _, err = run("geometry", "ds7")
-    _one_line_error(rc, err, "unknown geometry 'ds7'", "1-photons")
+    one_line_error(rc, err, "unknown geometry 'ds7'", "1-photons")
     f = _valid(tmp_path / "a.h5")
     rc, _, err = run("validate", f, "--geometry", "ds7")
-    _one_line_error(rc, err, "unknown geometry 'ds7'")
+    one_line_error(rc, err, "unknown geometry 'ds7'")
     for body, needle in (
         (
             '<Bins><Bin name="photon"><Layer id="0" r_edges="0,5,2" n_bin_alpha="1"/></Bin></Bins>',
@@ -216,16 +194,16 @@ def test_unknown_geometry_and_bad_xml(run: Run, tmp_path: Path) -> None:
         xml = tmp_path / "b.xml"
         xml.write_text(body)
         rc, _, err = run("geometry", xml)
-        _one_line_error(rc, err, "b.xml", needle)
+        one_line_error(rc, err, "b.xml", needle)
         rc, _, err = run("validate", f, "--geometry", xml)
-        _one_line_error(rc, err, needle)
+        one_line_error(rc, err, needle)
 
 
 def test_output_in_missing_folder(run: Run, tmp_path: Path) -> None:
     f = _valid(tmp_path / "a.h5")
     target = tmp_path / "nope" / "m.h5"
     rc, _, err = run("merge", f, "--out", target)
-    _one_line_error(rc, err, "--out", "does not exist")
+    one_line_error(rc, err, "--out", "does not exist")
     assert not target.parent.exists()
 
 
@@ -294,8 +272,8 @@ def test_timing_callable(run: Run, tmp_path: Path) -> None:
     assert [b["batch_size"] for b in d["batches"]] == [1, 20]
     assert all(b["repeats"] == 3 and b["ms_per_shower_mean"] > 0 for b in d["batches"])
     rc, _, err = run("timing", "--geometry", "2", "--callable", "nomodule_xyz:f")
-    _one_line_error(rc, err, "--callable", "nomodule_xyz")
+    one_line_error(rc, err, "--callable", "nomodule_xyz")
     rc, _, err = run("timing", "--geometry", "2")
-    _one_line_error(rc, err, "exactly one of --engine, --callable, --run or --onnx")
+    one_line_error(rc, err, "exactly one of --engine, --callable, --run or --onnx")
     rc, _, err = run("timing", "--geometry", "2", "--engine", "gflash", "--batch-sizes", "1,x")
-    _one_line_error(rc, err, "--batch-sizes")
+    one_line_error(rc, err, "--batch-sizes")

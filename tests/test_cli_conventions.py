@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,10 @@ import numpy as np
 import pytest
 import typer
 
+from clitools import Run
 from physgen.calo.io import open_showers, write_showers
 from physgen.cli.main import app, main
 from showerdata import make_showers
-
-Run = Callable[..., tuple[int, str, str]]
 
 #: command -> (writes a file or folder, draws random numbers, has --json)
 COMMANDS: dict[str, tuple[bool, bool, bool]] = {
@@ -104,16 +103,6 @@ def _walk(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
 
 
 ALL = dict(_walk(typer.main.get_command(app)))
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def _options(cmd: Any) -> dict[str, Any]:

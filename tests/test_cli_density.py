@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 import physgen.density
+from clitools import Run, one_line_error
 from physgen.cli.main import main
 from physgen.columns import read_columns
 from physgen.density import read_config
 
-Run = Callable[..., tuple[int, str, str]]
 REPO = Path(__file__).resolve().parents[1]
 LEGACY_CFM = REPO / "tests" / "fixtures" / "legacy_runs" / "cfm-0"
 M = 4  # condition rows in the --c file
@@ -37,27 +37,6 @@ def _steps_as_sized() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(physgen.density, "_MIN_STEPS_PER_EPOCH", 1, raising=False)
         yield
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> str:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _sha(path: Path) -> str:
@@ -239,14 +218,14 @@ def test_sample_unconditional(run: Run, tmp_path: Path, uncond_run: Path) -> Non
 def test_fit_unknown_column(run: Run, files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "R"
     rc, _, err = run("fit", "--data", files["data"], "--x", "nope", "--out", out)
-    _one_line_error(rc, err, str(files["data"]), "no column 'nope'", "available: obs, v, x")
+    one_line_error(rc, err, str(files["data"]), "no column 'nope'", "available: obs, v, x")
     assert not out.exists()
 
 
 def test_fit_missing_file(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "R"
     rc, _, err = run("fit", "--data", tmp_path / "gone.h5", "--x", "x", "--out", out)
-    _one_line_error(rc, err, "gone.h5", "no such file")
+    one_line_error(rc, err, "gone.h5", "no such file")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -255,7 +234,7 @@ def test_fit_non_empty_out(run: Run, files: dict[str, Path], tmp_path: Path) -> 
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     rc, _, err = run("fit", "--data", files["data"], "--x", "x", "--out", out)
-    _one_line_error(rc, err, "--out", "exists and is not an empty folder")
+    one_line_error(rc, err, "--out", "exists and is not an empty folder")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "mine"
 
@@ -275,28 +254,28 @@ def test_fit_bad_bounds(
     x = "v" if bounds != "0:1,0:1" else "x"
     out = tmp_path / "R"
     rc, _, err = run("fit", "--data", files["data"], "--x", x, "--bounds", bounds, "--out", out)
-    _one_line_error(rc, err, needle)
+    one_line_error(rc, err, needle)
     assert not out.exists()
 
 
 def test_fit_out_is_the_input(run: Run, files: dict[str, Path]) -> None:
     before = _sha(files["data"])
     rc, _, err = run("fit", "--data", files["data"], "--x", "x", "--out", files["data"])
-    _one_line_error(rc, err, "--out", str(files["data"]))
+    one_line_error(rc, err, "--out", str(files["data"]))
     assert _sha(files["data"]) == before
 
 
 def test_sample_calorimeter_run(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "S.h5"
     rc, _, err = run("sample", LEGACY_CFM, "--n", 3, "--out", out)
-    _one_line_error(rc, err, str(LEGACY_CFM), "calorimeter surrogate run, not a density run")
+    one_line_error(rc, err, str(LEGACY_CFM), "calorimeter surrogate run, not a density run")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_generate_on_density_run(run: Run, tmp_path: Path, cond_run: tuple[Path, object]) -> None:
     out = tmp_path / "G.h5"
     rc, _, err = run("generate", cond_run[0], "--energy", "1GeV", "--n", 3, "--out", out)
-    _one_line_error(rc, err, str(cond_run[0]), "a density run (physgen fit)", "physgen sample")
+    one_line_error(rc, err, str(cond_run[0]), "a density run (physgen fit)", "physgen sample")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -306,11 +285,11 @@ def test_sample_condition_width(
     out = tmp_path / "S.h5"
     args = ("sample", cond_run[0], "--c", files["cond"], "--out", out)
     rc, _, err = run(*args, "--c-columns", "cc")
-    _one_line_error(rc, err, "--c: 2 columns, the density was fitted with 1")
+    one_line_error(rc, err, "--c: 2 columns, the density was fitted with 1")
     rc, _, err = run(*args, "--c-columns", "nope")
-    _one_line_error(rc, err, "no column 'nope'", "available: cc, obs")
+    one_line_error(rc, err, "no column 'nope'", "available: cc, obs")
     rc, _, err = run("sample", cond_run[0], "--out", out)
-    _one_line_error(rc, err, "a conditional density; give --c FILE with 1 columns")
+    one_line_error(rc, err, "a conditional density; give --c FILE with 1 columns")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -319,7 +298,7 @@ def test_sample_c_on_unconditional(
 ) -> None:
     out = tmp_path / "S.h5"
     rc, _, err = run("sample", uncond_run, "--c", files["cond"], "--out", out)
-    _one_line_error(rc, err, "an unconditional density; drop --c")
+    one_line_error(rc, err, "an unconditional density; drop --c")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -328,7 +307,7 @@ def test_sample_out_is_the_input(
 ) -> None:
     before = _sha(files["cond"])
     rc, _, err = run("sample", cond_run[0], "--c", files["cond"], "--out", files["cond"])
-    _one_line_error(rc, err, "--out", "is the input")
+    one_line_error(rc, err, "--out", "is the input")
     assert _sha(files["cond"]) == before
 
 
@@ -337,12 +316,12 @@ def test_sample_out_inside_run_and_bad_n(
 ) -> None:
     before = sorted(p.name for p in cond_run[0].iterdir())
     rc, _, err = run("sample", cond_run[0], "--c", files["cond"], "--out", cond_run[0] / "s.h5")
-    _one_line_error(rc, err, "--out", "lies inside the run directory")
+    one_line_error(rc, err, "--out", "lies inside the run directory")
     assert sorted(p.name for p in cond_run[0].iterdir()) == before
     rc, _, err = run(
         "sample", cond_run[0], "--c", files["cond"], "--n", 0, "--out", tmp_path / "s.h5"
     )
-    _one_line_error(rc, err, "--n must be >= 1, got 0")
+    one_line_error(rc, err, "--n must be >= 1, got 0")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -365,7 +344,7 @@ def test_failed_fit_removes_its_new_out(run: Run, tmp_path: Path, files: dict[st
     rc, _, err = run(
         "fit", "--data", files["data"], "--x", "x", "--config", cfg, "--no-progress", "--out", out
     )
-    _one_line_error(rc, err, "training diverged")
+    one_line_error(rc, err, "training diverged")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diverge.yaml"]
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from clitools import Run, one_line_error
 from physgen.calo.io import open_showers, validate_file, write_showers
 from physgen.calo.rundir import REQUIRED_FILES
 from physgen.cli.main import main
@@ -22,7 +22,6 @@ from physgen.cli.surrogate import parse_duration
 from physgen.errors import ConfigError
 from showerdata import make_showers, toy_showers
 
-Run = Callable[..., tuple[int, str, str]]
 RUN_FILES = (
     "config.yaml",
     "transforms.json",
@@ -32,26 +31,6 @@ RUN_FILES = (
     "provenance.json",
     "summary.json",
 )
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> None:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def _tree(d: Path) -> dict[str, bytes]:
@@ -241,7 +220,7 @@ def test_train_wrong_geometry_data(run: Run, tmp_path: Path) -> None:
         out,
         "--no-progress",
     )
-    _one_line_error(rc, err, str(bad), "6480")
+    one_line_error(rc, err, str(bad), "6480")
     assert not out.exists()
 
 
@@ -278,7 +257,7 @@ def test_train_bad_config(
         out,
         "--no-progress",
     )
-    _one_line_error(rc, err, *needles)
+    one_line_error(rc, err, *needles)
     assert not out.exists()
 
 
@@ -301,7 +280,7 @@ def test_train_existing_nonempty_out(run: Run, train_file: Path, tmp_path: Path)
         out,
         "--no-progress",
     )
-    _one_line_error(rc, err, str(out), "not empty", "choose a new --out")
+    one_line_error(rc, err, str(out), "not empty", "choose a new --out")
     assert _tree(out) == before
 
 
@@ -311,14 +290,14 @@ def test_train_resume_without_checkpoint(
     empty = tmp_path / "empty"
     empty.mkdir()
     rc, _, err = run("train", "--resume", "--data", train_file, "--out", empty, "--no-progress")
-    _one_line_error(rc, err, str(empty), "config.yaml missing")
+    one_line_error(rc, err, str(empty), "config.yaml missing")
     assert list(empty.iterdir()) == []
     no_ck = tmp_path / "no_ck"
     shutil.copytree(cfm_run, no_ck)
     (no_ck / "checkpoint.pt").unlink()
     before = _tree(no_ck)
     rc, _, err = run("train", "--resume", "--data", train_file, "--out", no_ck, "--no-progress")
-    _one_line_error(rc, err, str(no_ck), "checkpoint.pt missing")
+    one_line_error(rc, err, str(no_ck), "checkpoint.pt missing")
     assert _tree(no_ck) == before
 
 
@@ -326,11 +305,11 @@ def test_train_bad_options(run: Run, train_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     base = ("train", "--data", train_file, "--out", out, "--no-progress")
     rc, _, err = run(*base, "--model", "cfm")
-    _one_line_error(rc, err, "--model and --geometry are required")
+    one_line_error(rc, err, "--model and --geometry are required")
     rc, _, err = run(*base, "--model", "nosuch", "--geometry", "1-photons")
-    _one_line_error(rc, err, "unknown model 'nosuch'")
+    one_line_error(rc, err, "unknown model 'nosuch'")
     rc, _, err = run(*base, "--model", "cfm", "--geometry", "1-photons", "--max-time", "abc")
-    _one_line_error(rc, err, "--max-time", "'abc'")
+    one_line_error(rc, err, "--max-time", "'abc'")
     assert not out.exists()
 
 
@@ -345,7 +324,7 @@ def test_generate_missing_weights(
     (broken / "weights.pt").unlink()
     out = tmp_path / "g.h5"
     rc, _, err = run("generate", broken, "--energies-from", train_file, "--out", out)
-    _one_line_error(rc, err, str(broken), "missing weights.pt")
+    one_line_error(rc, err, str(broken), "missing weights.pt")
     assert not out.exists()
 
 
@@ -363,7 +342,7 @@ def test_generate_weights_of_another_model(
         (mixed / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "g.h5"
     rc, _, err = run("generate", mixed, "--energies-from", train_file, "--out", out)
-    _one_line_error(rc, err, "weights.pt", "written by model 'cfm'", "'flow'")
+    one_line_error(rc, err, "weights.pt", "written by model 'cfm'", "'flow'")
     assert not out.exists()
 
 
@@ -394,7 +373,7 @@ def test_generate_bad_options(
     out = tmp_path / "g.h5"
     argv = [str(train_file) if a == "TRAIN" else a for a in args]
     rc, _, err = run("generate", flow_run, "--out", out, "--no-progress", *argv)
-    _one_line_error(rc, err, *needles)
+    one_line_error(rc, err, *needles)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".g.h5")]
 
@@ -402,9 +381,9 @@ def test_generate_bad_options(
 def test_generate_not_a_run_dir(run: Run, train_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "g.h5"
     rc, _, err = run("generate", tmp_path / "nope", "--energies-from", train_file, "--out", out)
-    _one_line_error(rc, err, "no such run directory")
+    one_line_error(rc, err, "no such run directory")
     rc, _, err = run("generate", tmp_path, "--energies-from", train_file, "--out", out)
-    _one_line_error(rc, err, "config.yaml missing")
+    one_line_error(rc, err, "config.yaml missing")
     assert not out.exists()
 
 

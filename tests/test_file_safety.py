@@ -14,18 +14,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from clitools import Run, one_line_error
 from physgen.calo.io import open_showers, write_showers
 from physgen.cli.main import main
 from showerdata import make_showers, toy_showers
 
-Run = Callable[..., tuple[int, str, str]]
 TMP_NAME = re.compile(r"^\..*\.tmp-\d+-[0-9a-f]+$")
 
 
@@ -52,29 +52,8 @@ def test_ignored_sigint_stays_ignored() -> None:
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> str:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _no_temporaries(folder: Path) -> None:
@@ -137,7 +116,7 @@ def test_1_generate_refuses_to_overwrite_its_energy_file(
         os.link(ref, out)
     before = _sha(ref)
     rc, _, err = run("generate", flow_run, "--energies-from", ref, "--out", out, "--no-progress")
-    _one_line_error(rc, err, "--out", "is the input")
+    one_line_error(rc, err, "--out", "is the input")
     assert _sha(ref) == before
     _no_temporaries(tmp_path)
 
@@ -151,7 +130,7 @@ def test_2_generate_refuses_to_write_into_the_run_it_reads(
         rc, _, err = run(
             "generate", flow_run, "--n", "5", "--energy", "10GeV", "--out", target, "--no-progress"
         )
-        _one_line_error(rc, err, "inside the run directory")
+        one_line_error(rc, err, "inside the run directory")
     after = {p.name: _sha(p) for p in flow_run.iterdir() if p.is_file()}
     assert after == before
 
@@ -160,7 +139,7 @@ def test_timing_out_is_guarded_too(run: Run, flow_run: Path) -> None:
     rc, _, err = run(
         "timing", "--geometry", "1-photons", "--run", flow_run, "--out", flow_run / "t.json"
     )
-    _one_line_error(rc, err, "inside the run directory")
+    one_line_error(rc, err, "inside the run directory")
 
 
 # ------------------------------------------------------------------ 3, 4: merge
@@ -171,7 +150,7 @@ def test_3_merge_refuses_shards_of_different_particles(run: Run, tmp_path: Path)
     b = _photons(tmp_path / "electrons.h5", particle="electron", seed=2)
     out = tmp_path / "m.h5"
     rc, _, err = run("merge", a, b, "--out", out)
-    _one_line_error(rc, err, "differ in particle", "photons.h5: photon", "--allow-mixed")
+    one_line_error(rc, err, "differ in particle", "photons.h5: photon", "--allow-mixed")
     assert not out.exists()
     rc, _, err = run("merge", a, b, "--out", out, "--allow-mixed")
     assert rc == 0, err
@@ -190,7 +169,7 @@ def test_3_merge_refuses_different_generators_and_records_every_seed(
     a = _photons(tmp_path / "a.h5", seed=1, generator="physgen simulate --engine cascade")
     b = _photons(tmp_path / "b.h5", seed=2, generator="physgen generate")
     rc, _, err = run("merge", a, b, "--out", tmp_path / "m.h5")
-    _one_line_error(rc, err, "differ in generator")
+    one_line_error(rc, err, "differ in generator")
     c = _photons(tmp_path / "c.h5", seed=3, generator="physgen generate")
     rc, _, err = run("merge", b, c, "--out", tmp_path / "m.h5")
     assert rc == 0, err
@@ -210,7 +189,7 @@ def test_4_merge_refuses_the_same_file_twice(run: Run, tmp_path: Path, alias: st
         twin = tmp_path / "twin.h5"
         twin.symlink_to(a)
     rc, _, err = run("merge", a, twin, "--out", tmp_path / "m.h5")
-    _one_line_error(rc, err, "given twice")
+    one_line_error(rc, err, "given twice")
     assert not (tmp_path / "m.h5").exists()
 
 
@@ -219,7 +198,7 @@ def test_merge_refuses_an_output_that_is_a_shard(run: Run, tmp_path: Path) -> No
     b = _photons(tmp_path / "b.h5", seed=2)
     before = _sha(b)
     rc, _, err = run("merge", a, b, "--out", b)
-    _one_line_error(rc, err, "is the input")
+    one_line_error(rc, err, "is the input")
     assert _sha(b) == before
 
 
@@ -307,12 +286,12 @@ def test_5_generate_and_merge_on_a_full_disk(
     b = _photons(tmp_path / "b.h5", n=400, seed=2)
     _fake_full_disk(monkeypatch)
     rc, _, err = run("merge", a, b, "--out", tmp_path / "m.h5", "--compression", "none")
-    _one_line_error(rc, err, f"disk full while writing {tmp_path / 'm.h5'}: nothing written")
+    one_line_error(rc, err, f"disk full while writing {tmp_path / 'm.h5'}: nothing written")
     rc, _, err = run(
         "generate", flow_run, "--n", "3000", "--energy", "10GeV", "--out", tmp_path / "g.h5",
         "--compression", "none", "--no-progress",
     )  # fmt: skip
-    _one_line_error(rc, err, "disk full while writing", "nothing written")
+    one_line_error(rc, err, "disk full while writing", "nothing written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5"]
 
 
@@ -334,7 +313,7 @@ def test_5_train_on_a_full_disk_leaves_no_run_folder(
         "train", "--model", "flow", "--geometry", "1-photons", "--preset", "tiny", "--epochs",
         "1", "--data", data, "--out", out, "--no-progress",
     )  # fmt: skip
-    _one_line_error(rc, err, f"disk full while writing {out}")
+    one_line_error(rc, err, f"disk full while writing {out}")
     assert not out.exists()
     _no_temporaries(tmp_path)
 
@@ -356,7 +335,7 @@ def test_5_evaluate_on_a_full_disk_leaves_no_output_folder(
     rc, _, err = run(
         "evaluate", a, b, "--geometry", "1-photons", "--mode", "hist", "--no-plots", "--out", out
     )
-    _one_line_error(rc, err, f"disk full while writing {out}")
+    one_line_error(rc, err, f"disk full while writing {out}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5"]
 
 
@@ -522,7 +501,7 @@ def test_7_generate_seed_out_of_range(run: Run, flow_run: Path, tmp_path: Path, 
         "generate", flow_run, "--n", "2", "--energy", "10GeV", "--seed", seed, "--out",
         tmp_path / "g.h5",
     )  # fmt: skip
-    _one_line_error(rc, err, "--seed", "[0, 2**63)")
+    one_line_error(rc, err, "--seed", "[0, 2**63)")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -539,7 +518,7 @@ def test_7_one_seed_range_for_every_command(run: Run, tmp_path: Path, argv: list
     _photons(tmp_path / "a.h5")
     argv = [str(tmp_path / a) if a in ("a.h5", "e.lhe", "x") else a for a in argv]
     rc, _, err = run(*argv)
-    _one_line_error(rc, err, "--seed", "[0, 2**63)")
+    one_line_error(rc, err, "--seed", "[0, 2**63)")
 
 
 def test_8_python_tag_in_config_yaml(run: Run, flow_run: Path, tmp_path: Path) -> None:
@@ -549,7 +528,7 @@ def test_8_python_tag_in_config_yaml(run: Run, flow_run: Path, tmp_path: Path) -
     shutil.copytree(flow_run, bad)
     (bad / "config.yaml").write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
     rc, out, err = run("generate", bad, "--n", "2", "--energy", "10GeV", "--out", tmp_path / "g")
-    _one_line_error(rc, err, "config.yaml", "not a valid physgen config")
+    one_line_error(rc, err, "config.yaml", "not a valid physgen config")
     assert "pwned" not in out
 
 
@@ -563,9 +542,9 @@ def test_9_unknown_or_missing_device(run: Run, flow_run: Path, tmp_path: Path, d
         "generate", flow_run, "--n", "2", "--energy", "10GeV", "--out", tmp_path / "g.h5",
         "--device", device,
     )  # fmt: skip
-    _one_line_error(rc, err, "--device")
+    one_line_error(rc, err, "--device")
     rc, _, err = run("timing", "--geometry", "2", "--engine", "gflash", "--device", device)
-    _one_line_error(rc, err, "--device")
+    one_line_error(rc, err, "--device")
 
 
 def test_9_cuda_on_a_cpu_only_torch(run: Run, flow_run: Path, tmp_path: Path) -> None:
@@ -577,7 +556,7 @@ def test_9_cuda_on_a_cpu_only_torch(run: Run, flow_run: Path, tmp_path: Path) ->
         "generate", flow_run, "--n", "2", "--energy", "10GeV", "--out", tmp_path / "g.h5",
         "--device", "cuda",
     )  # fmt: skip
-    _one_line_error(rc, err, "--device cuda", "CUDA is not available", "--device cpu")
+    one_line_error(rc, err, "--device cuda", "CUDA is not available", "--device cpu")
 
 
 def test_10_requests_larger_than_the_machine(run: Run, tmp_path: Path) -> None:
@@ -585,15 +564,15 @@ def test_10_requests_larger_than_the_machine(run: Run, tmp_path: Path) -> None:
         "simulate", "--geometry", "2", "--particle", "electron", "--n", "1000000000000",
         "--energy", "10GeV", "--out", tmp_path / "s.h5",
     )  # fmt: skip
-    _one_line_error(rc, err, "--n", "of memory")
+    one_line_error(rc, err, "--n", "of memory")
     rc, _, err = run("integrate", "--integrand", "camel", "--dim", "100000")
-    _one_line_error(rc, err, "--dim", "<= 128")
+    one_line_error(rc, err, "--dim", "<= 128")
     rc, _, err = run("integrate", "--integrand", "camel", "--calls", str(10**15))
-    _one_line_error(rc, err, "--calls", "of memory")
+    one_line_error(rc, err, "--calls", "of memory")
     rc, _, err = run(
         "events", "--process", "ee-mumu", "--n", str(10**14), "--out", tmp_path / "e.lhe"
     )
-    _one_line_error(rc, err, "--n", "of memory")
+    one_line_error(rc, err, "--n", "of memory")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -654,14 +633,14 @@ def test_13_front_checks_sampling_values_before_training(run: Run, tmp_path: Pat
         "bench", "front", "--geometry", "1-photons", "--train", t, "--reference", r, "--out",
         out, "--models", "cfm", "--preset", "tiny", "--sampling", "cfm:steps=abc",
     )  # fmt: skip
-    _one_line_error(rc, err, "cfm sampling option", "steps", "integer")
+    one_line_error(rc, err, "cfm sampling option", "steps", "integer")
     assert time.monotonic() - t0 < 30  # no training happened (a tiny run takes minutes)
     assert not out.exists()
     rc, _, err = run(
         "bench", "front", "--geometry", "1-photons", "--train", t, "--reference", r, "--out",
         out, "--train-time", "2x",
     )  # fmt: skip
-    _one_line_error(rc, err, "--train-time")
+    one_line_error(rc, err, "--train-time")
     assert "--max-time" not in err
 
 
@@ -670,7 +649,7 @@ def test_14_folder_where_a_file_is_expected(run: Run, tmp_path: Path) -> None:
     folder.mkdir()
     for argv in (["info", folder], ["validate", folder]):
         rc, _, err = run(*argv)
-        _one_line_error(rc, err, str(folder), "is a folder")
+        one_line_error(rc, err, str(folder), "is a folder")
         assert "no such file" not in err
 
 
@@ -682,7 +661,7 @@ def test_14_file_given_as_train_out(run: Run, tmp_path: Path) -> None:
         "train", "--model", "flow", "--geometry", "1-photons", "--preset", "tiny", "--data",
         data, "--out", target,
     )  # fmt: skip
-    _one_line_error(rc, err, str(target), "is a file")
+    one_line_error(rc, err, str(target), "is a file")
     assert "--resume" not in err
     assert target.read_text() == "mine"
 
@@ -695,7 +674,7 @@ def test_14_training_data_with_inf_names_the_file(run: Run, tmp_path: Path) -> N
         "train", "--model", "flow", "--geometry", "1-photons", "--preset", "tiny", "--data",
         data, "--out", tmp_path / "run", "--no-progress",
     )  # fmt: skip
-    _one_line_error(rc, err, str(data), "NaN or inf", "row 17")
+    one_line_error(rc, err, str(data), "NaN or inf", "row 17")
     assert "negative" not in err
     assert not (tmp_path / "run").exists()
 
@@ -710,7 +689,7 @@ def test_14_weights_that_fail_the_safe_load(run: Run, flow_run: Path, tmp_path: 
 
     torch.save({"model": "flow", "state_dict": Pickled()}, bad / "weights.pt")
     rc, _, err = run("generate", bad, "--n", "2", "--energy", "10GeV", "--out", tmp_path / "g")
-    _one_line_error(rc, err, "weights.pt", "cannot load")
+    one_line_error(rc, err, "weights.pt", "cannot load")
 
 
 def test_truncated_hdf5_input_is_one_line(run: Run, tmp_path: Path) -> None:
@@ -718,6 +697,6 @@ def test_truncated_hdf5_input_is_one_line(run: Run, tmp_path: Path) -> None:
     cut = tmp_path / "cut.h5"
     cut.write_bytes(good.read_bytes()[:4000])
     rc, _, err = run("info", cut)
-    _one_line_error(rc, err, str(cut))
+    one_line_error(rc, err, str(cut))
     with h5py.File(good) as f:
         assert f["showers"].shape == (40, 368)

@@ -117,7 +117,9 @@ def test_base_install_commands(bare: tuple[Path, dict[str, str]]) -> None:
     run = Path(__file__).parent / "fixtures" / "legacy_runs" / "gan-0"
     proc = _physgen(bare, "export", str(run), "--out", "m.onnx")
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.splitlines() == ["error: ONNX exports need onnx: pip install 'physgen[export]'"]
+    assert proc.stderr.splitlines() == [
+        "error: ONNX exports need onnx: pip install 'physgen[export]'"
+    ]
     assert not (cwd / "m.onnx").exists()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from clitools import Run
 from physgen.calo.convert import convert_showers, read_any
 from physgen.calo.formats import open_source
 from physgen.calo.io import raw_attrs, write_showers
 from physgen.calo.provenance import provenance_from_json, provenance_to_json
-from physgen.cli.main import main
 from physgen.errors import ConfigError, DataFormatError, PhysgenError
 from showerdata import make_showers
 
 uproot = pytest.importorskip("uproot")
 
-Run = Callable[..., tuple[int, str, str]]
 N_VOX = 368  # dataset 1 photons
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +12,14 @@ import h5py
 import numpy as np
 import pytest
 
+from clitools import Run
 from physgen.calo.io import open_showers, raw_attrs, write_showers
 from physgen.calo.merge import ADDED_ATTRS, merge_files
 from physgen.cli.main import main
 from physgen.errors import DataFormatError
 from showerdata import make_showers, toy_showers
 
-Run = Callable[..., tuple[int, str, str]]
 N = 2100  # three seed blocks of 1000: shards of 1000, 1000 and 100 showers
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 @pytest.fixture(scope="module")

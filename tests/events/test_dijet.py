@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from physgen.cli.main import main
+from clitools import Run
 from physgen.errors import ConfigError, DataFormatError
 from physgen.events import (
     DIJET_FEATURES,
@@ -24,8 +23,6 @@ from physgen.events import (
     read_dijets,
     write_dijets,
 )
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 def _needs_events() -> None:
@@ -289,16 +286,6 @@ def test_read_dijets_rejects_other_files(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ CLI
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 @pytest.mark.parametrize(

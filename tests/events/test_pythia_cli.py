@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from physgen.cli.main import main
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
+from clitools import Run
 
 
 @pytest.fixture(autouse=True)

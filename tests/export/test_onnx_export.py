@@ -9,7 +9,6 @@ must give the torch showers to the export tolerance with the same threshold patt
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,10 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from clitools import Run, one_line_error
 from physgen.calo.generate import generate_showers
 from physgen.calo.io import read_showers
 from physgen.calo.rundir import load_run
-from physgen.cli.main import main
 from physgen.errors import (
     ConfigError,
     DataFormatError,
@@ -40,25 +39,6 @@ from physgen.export import (
 RUNS = Path(__file__).parents[1] / "fixtures" / "legacy_runs"
 #: flow-1 is fully autoregressive (MAF, one pass per voxel): refused, see test below
 VARIANTS = sorted(p.name for p in RUNS.iterdir() if p.is_dir() and p.name != "flow-1")
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: object) -> tuple[int, str, str]:
-        rc = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
-
-
-def _one_line_error(rc: int, err: str, *needles: str) -> None:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def test_variants_cover_every_family() -> None:
@@ -159,28 +139,28 @@ def test_cli_export_generate_timing(run: Run, tmp_path: Path) -> None:
 
 def test_cli_export_bad_input(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
-    _one_line_error(*run("export", RUNS / "gan-0", "--out", out, "--opset", "13")[::2], "opset")
-    _one_line_error(
+    one_line_error(*run("export", RUNS / "gan-0", "--out", out, "--opset", "13")[::2], "opset")
+    one_line_error(
         *run("export", RUNS / "cfm-0", "--out", out, "--solver", "adaptive")[::2],
         "adaptive", "cannot be exported",
     )  # fmt: skip
-    _one_line_error(*run("export", RUNS / "gan-0", "--out", out, "--steps", "4")[::2], "--steps")
-    _one_line_error(
+    one_line_error(*run("export", RUNS / "gan-0", "--out", out, "--steps", "4")[::2], "--steps")
+    one_line_error(
         *run("export", RUNS / "flow-1", "--out", out)[::2], "fully autoregressive", "shape_passes"
     )
-    _one_line_error(*run("export", tmp_path, "--out", out)[::2])
+    one_line_error(*run("export", tmp_path, "--out", out)[::2])
     assert not out.exists()
     # generate: an ONNX backend needs an exported file, and fixes the sampling options
     gen = ("--energy", "1GeV", "--n", "3", "--out", tmp_path / "x.h5")
-    _one_line_error(
+    one_line_error(
         *run("generate", RUNS / "gan-0", "--backend", "onnxruntime", *gen)[::2], "run directory"
     )
-    _one_line_error(
+    one_line_error(
         *run("generate", RUNS / "gan-0", "--backend", "tensorrt", *gen)[::2], "--backend"
     )
     not_physgen = tmp_path / "other.onnx"
     not_physgen.write_bytes(b"not an onnx model")
-    _one_line_error(
+    one_line_error(
         *run("generate", not_physgen, "--backend", "onnxruntime", *gen)[::2],
         "ONNX Runtime cannot load",
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clitools import one_line_error
 from physgen.calo.evaluate.pipeline import evaluate, expand_modes
 from physgen.calo.evaluate.report import final_results
 from physgen.calo.geometry import get_geometry
@@ -179,14 +180,6 @@ def test_final_results_table() -> None:
     assert final_results("calogan") == []
 
 
-def _one_line_error(rc: int, err: str, *needles: str) -> None:
-    assert rc == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
 def test_cli_bad_inputs(
     samples: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -221,7 +214,7 @@ def test_cli_bad_inputs(
         out = tmp_path / "evalout"
         rc = main(["evaluate", *map(str, args), "--out", str(out)])
         _, err = capsys.readouterr()
-        _one_line_error(rc, err, *needles)
+        one_line_error(rc, err, *needles)
         assert not out.exists(), args
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".evalout")]
     rc = main(
@@ -236,7 +229,7 @@ def test_cli_bad_inputs(
         ]
     )
     _, err = capsys.readouterr()
-    _one_line_error(rc, err, "--out", "does not exist")
+    one_line_error(rc, err, "--out", "does not exist")
 
 
 def test_energy_distribution_warning(samples: dict[str, Path], tmp_path: Path) -> None:
