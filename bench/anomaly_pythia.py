@@ -91,21 +91,25 @@ def run_pythia(args: argparse.Namespace) -> dict[str, Any]:
     s = pythia_samples(args)
     data, reg, test = s["data"], s["regions"], s["test"]
     flow = {"max_time": args.flow_time}
+    common = {"folds": args.folds, "ensemble": args.ensemble}  # classifiers: k folds x ensemble
     methods: dict[str, Any] = {
         "supervised": lambda seed: supervised(
-            s["signal_train"], s["template"], events=data, test=test, folds=args.folds, seed=seed
+            s["signal_train"], s["template"], events=data, test=test, seed=seed, **common
         ),
         "idealized": lambda seed: idealized(
-            data, s["template"], reg, test=test, folds=args.folds, seed=seed
+            data, s["template"], reg, test=test, seed=seed, **common
         ),
         "cathode": lambda seed: cathode(
-            data, reg, test=test, folds=args.folds, seed=seed, flow=flow, progress=False
+            data, reg, test=test, seed=seed, flow=flow, progress=False, **common
         ),
-        "cwola": lambda seed: cwola(data, reg, test=test, folds=args.folds, seed=seed),
+        "cwola": lambda seed: cwola(data, reg, test=test, seed=seed, **common),
         "anode": lambda seed: anode(data, reg, test=test, flow=flow, seed=seed, progress=False),
     }
+    # the ensemble size enters the keys only when > 1: results of one classifier per fold were
+    # cached before this option reached the Pythia part, under keys without it
+    ens = [f"ensemble {args.ensemble}"] if args.ensemble != 1 else []
     base = [DESIGN, args.n_qcd, args.n_extra, args.n_signal, args.folds, args.flow_time,
-            args.threads]  # fmt: skip
+            args.threads, *ens]  # fmt: skip
     out: dict[str, Any] = {
         "labels": test.labels,
         "sizes": {
@@ -142,7 +146,7 @@ def run_pythia(args: argparse.Namespace) -> dict[str, Any]:
     for seed, sub in enumerate(subsets):
 
         def null_job(seed: int = seed, sub: Any = sub) -> dict[str, Any]:
-            res = cathode(sub, reg, folds=args.folds, seed=seed, flow=flow, progress=False)
+            res = cathode(sub, reg, seed=seed, flow=flow, progress=False, **common)
             ok = np.isfinite(res.scores)
             hunts = bump_hunt(sub.mjj[ok], res.scores[ok], effs, range=_fit(args), skip_failed=True)
             print(f"null seed {seed}: Z {[round(h.significance, 2) for h in hunts]}", flush=True)
@@ -201,7 +205,8 @@ def pythia_markdown(s: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"{z['injected_sr'] / np.sqrt(max(z['data_sr'] - z['injected_sr'], 1)):.2f}, LHCO "
         f"R&D {LHCO_S_OVER_SQRT_B:.2f}). Idealized template {z['template']:,} SR background "
         f"events; test {z['test']:,} ({z['test_signal']:,} signal); supervised signal "
-        f"{z['signal_train']:,}. {args.folds}-fold classifiers, flows limited to "
+        f"{z['signal_train']:,}. {args.folds}-fold classifiers, {args.ensemble} per fold, flows "
+        f"limited to "
         f"{args.flow_time}.",
         "",
     ]
