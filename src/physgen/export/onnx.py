@@ -284,8 +284,7 @@ def export_onnx(
 def _metadata(model: Any, cfg: Any, run: Path, opset: int) -> dict[str, Any]:
     codec = model.codec
     lo, hi = codec.training_range_mev
-    sampling = {k: cfg.model_config.get(k) for k in type(model).sampling_options}
-    sampling.update({k: getattr(model.config, k) for k in type(model).sampling_options})
+    sampling = {k: getattr(model.config, k) for k in type(model).sampling_options}
     return {
         "physgen.version": __version__,
         "physgen.family": cfg.model,
