@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "pythia": (True, True, True),
     "anomaly": (True, True, True),
     "export": (True, True, True),
+    "job-script": (False, False, False),
     "bench front": (True, True, True),
 }
 
@@ -85,6 +86,7 @@ DIMENSIONLESS: dict[str, str] = {
     "--oversample": "background samples per signal-region event (a ratio)",
     "--opset": "an ONNX operator-set version",
     "--check-n": "a number of showers",
+    "--task-size": "showers per cluster task",
 }
 
 #: Units a help text may name.

@@ -20,7 +20,8 @@ from physgen.calo.io import write_showers
 from physgen.errors import MissingDependencyError, PhysgenError
 from showerdata import toy_showers
 
-BLOCKED = ("matplotlib", "mplhep", "uproot", "pyarrow", "pylhe", "onnx", "onnxruntime")
+BLOCKED = ("matplotlib", "mplhep", "uproot", "pyarrow", "pylhe", "onnx", "onnxruntime",
+           "distributed", "dask_jobqueue")  # fmt: skip
 
 SITECUSTOMIZE = f'''
 import importlib.abc
@@ -121,6 +122,22 @@ def test_base_install_commands(bare: tuple[Path, dict[str, str]]) -> None:
         "error: ONNX exports need onnx: pip install 'physgen[export]'"
     ]
     assert not (cwd / "m.onnx").exists()
+
+    sim = ("simulate", "--geometry", "2", "--particle", "e-", "--n", "5", "--energy", "10GeV",
+           "--engine", "gflash", "--out", "s.h5")  # fmt: skip
+    proc = _physgen(bare, *sim, "--cluster", "local:2")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: Dask clusters (--cluster local:2) need distributed: pip install 'physgen[dist]'"
+    ]
+    (cwd / "q.yaml").write_text("cores: 2\nmemory: 2GB\n")
+    proc = _physgen(bare, *sim, "--cluster", "slurm", "--cluster-config", "q.yaml")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: batch-system clusters (--cluster slurm) need dask_jobqueue: "
+        "pip install 'physgen[dist]'"
+    ]
+    assert not (cwd / "s.h5").exists()
 
 
 @pytest.mark.parametrize(("name", "module"), [("x.parquet", "pyarrow"), ("x.root", "uproot")])

@@ -118,6 +118,24 @@ def test_idealized_on_signal_region_only_data() -> None:
     bkg = toy_events(20000, 0, seed=8)
     res = idealized(sr_only, bkg, r, folds=2, classifier=TINY)
     assert res.scores.shape == (len(sr_only),) and np.isfinite(res.scores).all()
+    # the background's own out-of-fold scores: defined exactly in the SR
+    b = res.extra["background_scores"]
+    assert b.shape == (len(bkg),)
+    np.testing.assert_array_equal(np.isfinite(b), r.in_sr(bkg.mjj))
+
+
+def test_idealized_background_scores_serve_as_test_background() -> None:
+    """Out-of-fold background scores + test signal separate like an independent test set."""
+    r = Regions()
+    ev, bkg = toy_events(12000, 600, seed=1), toy_events(12000, 0, seed=3)
+    sig = toy_events(0, 1500, seed=2)
+    sig = sig.select(r.in_sr(sig.mjj))
+    res = idealized(ev, bkg, r, test=sig, folds=3, classifier=TINY)
+    assert res.test_scores is not None
+    b = res.extra["background_scores"]
+    b = b[np.isfinite(b)]
+    labels = np.r_[np.zeros(len(b)), np.ones(len(sig))]
+    assert _auc(labels, np.r_[b, res.test_scores]) > 0.85
 
 
 def test_supervised_scores_training_events_out_of_fold() -> None:

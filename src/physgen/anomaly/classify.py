@@ -263,7 +263,10 @@ def idealized(
 
     ``background`` events outside the SR are ignored (labelled signal in it is an error). SR
     data events are scored out of fold, all other events of ``events`` (the sidebands) and
-    ``test`` by the classifiers of a random fold each.
+    ``test`` by the classifiers of a random fold each. The out-of-fold scores of the SR
+    background events are returned as ``extra["background_scores"]`` (NaN outside the SR):
+    with them the background sample serves as the test background too, every event scored
+    by classifiers that never saw it, as for the LHCO R&D idealized detector.
     """
     regions.check(events, need_sidebands=False)
     sr = regions.in_sr(events.mjj)
@@ -279,7 +282,7 @@ def idealized(
             f"{background.source}: {background.n_features} features, expected {events.n_features}"
         )
     c0 = time.process_time()
-    s_sr, _, ext, info = kfold_scores(
+    s_sr, s_bkg, ext, info = kfold_scores(
         events.features[sr],
         bkg,
         extra=[events.features[~sr], *_test_features(test, events.n_features)],
@@ -293,8 +296,15 @@ def idealized(
     scores = np.empty(len(events))
     scores[sr], scores[~sr] = s_sr, ext[0]
     info.update(n_sr=int(sr.sum()), n_background=len(bkg))
+    bkg_scores = np.full(len(background), np.nan)
+    bkg_scores[bkg_sr] = s_bkg
     return AnomalyResult(
-        "idealized", scores, ext[1] if len(ext) > 1 else None, time.process_time() - c0, info
+        "idealized",
+        scores,
+        ext[1] if len(ext) > 1 else None,
+        time.process_time() - c0,
+        info,
+        extra={"background_scores": bkg_scores},
     )
 
 

@@ -8,7 +8,10 @@ sharded run, merged in order, are the unsharded file.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +20,7 @@ import numpy.typing as npt
 import torch
 
 from physgen._version import __version__
+from physgen.calo.distributed import DEFAULT_TASK_SHOWERS, cluster_client
 from physgen.calo.io import ShowerWriter, open_showers
 from physgen.calo.shards import SEED_BLOCK, Shard, parse_shard
 from physgen.checks import check_seed
@@ -27,7 +31,7 @@ from physgen.outputs import check_output
 if TYPE_CHECKING:
     from physgen.export.runtime import OnnxShowerModel
 
-__all__ = ["SEED_BLOCK", "Shard", "generate_showers", "parse_shard"]
+__all__ = ["SEED_BLOCK", "Shard", "generate_showers", "parse_shard", "sample_blocks"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,24 @@ log = logging.getLogger(__name__)
 def _block_generator(seed: int, block: int) -> torch.Generator:
     s = int(np.random.SeedSequence([seed, 0x47454E, block]).generate_state(1)[0])
     return torch.Generator().manual_seed(s)
+
+
+def sample_blocks(
+    model: ShowerGenerator | OnnxShowerModel,
+    energies: npt.NDArray[np.float64],
+    seed: int,
+    start: int,
+    stop: int,
+) -> Iterator[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float32]]]:
+    """``(first row, energies (b, 1), showers (b, V) float32)`` of each seed block of rows
+    ``[start, stop)`` (``start`` on a block boundary) of a run with incident energies
+    ``energies`` (N,) MeV: one model call per block, with the block's own generator."""
+    for b0 in range(start, stop, SEED_BLOCK):
+        b1 = min(b0 + SEED_BLOCK, stop)
+        e = energies[b0:b1].reshape(-1, 1)
+        g = _block_generator(seed, b0 // SEED_BLOCK)
+        x = model(torch.from_numpy(e)).sample(generator=g)
+        yield b0, e, x.cpu().numpy().astype(np.float32, copy=False)
 
 
 def generate_showers(
@@ -50,8 +72,14 @@ def generate_showers(
     compression: str | None = "gzip",
     progress: bool | None = None,
     attrs: dict[str, Any] | None = None,
+    cluster: Any = None,
+    task_showers: int = DEFAULT_TASK_SHOWERS["generate"],
 ) -> Path:
     """Sample showers for given incident energies and write them atomically.
+
+    With ``cluster`` the seed blocks are sampled by tasks on a Dask cluster (the model is
+    sent to every worker) and the file written is byte-identical to the single-process
+    one (:mod:`physgen.calo.distributed`).
 
     Args:
         model: A trained surrogate (see :func:`physgen.calo.rundir.load_run`) or an exported
@@ -68,6 +96,10 @@ def generate_showers(
         compression: HDF5 compression.
         progress: tqdm bar (None: only on a terminal).
         attrs: Extra provenance.
+        cluster: None (this process), a ``--cluster`` string (``local:4``,
+            ``tcp://host:8786``...), a :class:`physgen.dist.ClusterSpec` or a
+            ``distributed.Client``. Not with ``shard``.
+        task_showers: Showers per cluster task (rounded to whole seed blocks).
 
     Returns:
         The output path.
@@ -103,6 +135,8 @@ def generate_showers(
             hi,
         )
     start, stop = shard.check(e_all.size)
+    if cluster is not None and shard.count > 1:
+        raise ConfigError("--shard and --cluster: use one (the cluster runs all shards)")
     meta = {
         "generator": "physgen generate",
         "model": model.name,
@@ -115,28 +149,77 @@ def generate_showers(
         **(attrs or {}),
     }
     model.eval()
-    with (
-        ShowerWriter(out_p, model.codec.n_voxels, compression=compression, attrs=meta) as w,
-        tqdm(
-            total=stop - start,
-            disable=None if progress is None else not progress,
-            unit="shower",
-            desc="generate",
-        ) as bar,
-    ):
+    with contextlib.ExitStack() as stack:
+        source: Iterator[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float32]]]
+        job = None
+        if cluster is None:
+            source = sample_blocks(model, e_all, seed, start, stop)
+        else:
+            client = stack.enter_context(cluster_client(cluster))
+            job, source = _cluster_blocks(client, model, out_p, e_all, seed, meta, task_showers,
+                                          progress, compression)  # fmt: skip
+        w = stack.enter_context(
+            ShowerWriter(out_p, model.codec.n_voxels, compression=compression, attrs=meta)
+        )
+        bar = stack.enter_context(
+            tqdm(
+                total=stop - start,
+                disable=True if job is not None else None if progress is None else not progress,
+                unit="shower",
+                desc="generate",
+            )
+        )
         pending_e: list[npt.NDArray[np.float64]] = []
         pending_x: list[npt.NDArray[np.float32]] = []
         n_pending = 0
-        for b0 in range(start, stop, SEED_BLOCK):
-            b1 = min(b0 + SEED_BLOCK, stop)
-            e = e_all[b0:b1].reshape(-1, 1)
-            g = _block_generator(seed, b0 // SEED_BLOCK)
-            x = model(torch.from_numpy(e)).sample(generator=g)
+        for b0, e, x in source:
+            b1 = b0 + e.shape[0]
             pending_e.append(e)
-            pending_x.append(x.cpu().numpy().astype(np.float32, copy=False))
+            pending_x.append(x)
             n_pending += b1 - b0
             if n_pending >= batch_size or b1 == stop:
                 w.append(np.concatenate(pending_e), np.concatenate(pending_x))
                 pending_e, pending_x, n_pending = [], [], 0
             bar.update(b1 - b0)
+    if job is not None:
+        job.cleanup()
     return out_p
+
+
+def _cluster_blocks(
+    client: Any,
+    model: Any,
+    out: Path,
+    e_all: npt.NDArray[np.float64],
+    seed: int,
+    meta: dict[str, Any],
+    task_showers: int,
+    progress: bool | None,
+    compression: str | None,
+) -> tuple[Any, Iterator[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float32]]]]:
+    """The seed blocks of the run, sampled by cluster tasks and read back in order."""
+    from physgen.calo.distributed import generate_task, part_matches, read_parts, task_rows
+    from physgen.dist import PartsJob
+
+    rows = task_rows(e_all.size, task_showers, SEED_BLOCK)
+    plan = {"command": "generate", **meta, "model_state": _model_digest(model),
+            "energies_sha256": hashlib.sha256(e_all.tobytes()).hexdigest()}  # fmt: skip
+    args = (client.scatter(model, broadcast=True), client.scatter(e_all), rows, seed)
+    job = PartsJob(client, out, plan, rows, generate_task, args,
+                   check_part=lambda i, p: part_matches(p, rows[i]), desc="generate",
+                   unit="shower", progress=progress)  # fmt: skip
+    return job, read_parts(job.run(), rows, e_all, SEED_BLOCK)
+
+
+def _model_digest(model: Any) -> str:
+    """SHA-256 of the model's weights (torch) or file (ONNX): parts of another model are
+    never reused."""
+    h = hashlib.sha256()
+    path = getattr(model, "path", None)
+    if isinstance(path, Path):
+        h.update(path.read_bytes())
+        return h.hexdigest()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

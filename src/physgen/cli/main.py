@@ -270,6 +270,7 @@ def merge_cmd(
 def _register_commands() -> None:
     """Commands whose modules live in their own files."""
     from physgen.cli.anomaly import anomaly
+    from physgen.cli.cluster import job_script
     from physgen.cli.convert import convert
     from physgen.cli.density import fit, sample
     from physgen.cli.evaluate import evaluate
@@ -285,6 +286,7 @@ def _register_commands() -> None:
     app.command("train")(train)
     app.command("generate")(generate)
     app.command("export")(export)
+    app.command("job-script")(job_script)
     bench = typer.Typer(
         help="Benchmarks across models: the quality-versus-speed front.",
         no_args_is_help=True,

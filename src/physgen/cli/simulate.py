@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from physgen.cli.cluster import Cluster, ClusterConfig, TaskSize, cluster_spec
 from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
 
 __all__ = ["simulate"]
@@ -79,6 +80,9 @@ def simulate(
             "physgen merge are the unsharded run.",
         ),
     ] = None,
+    cluster: Cluster = None,
+    cluster_config: ClusterConfig = None,
+    task_size: TaskSize = None,
     no_progress: NoProgress = False,
     as_json: Annotated[
         bool,
@@ -101,6 +105,7 @@ def simulate(
 
     use_verbosity(quiet, verbose)
     shard_ = parse_shard(shard)
+    spec = cluster_spec(cluster, cluster_config, workers=workers, shard=shard)
     t0 = time.perf_counter()
     path = run_simulate(
         geometry=geometry,
@@ -115,6 +120,8 @@ def simulate(
         progress=progress(no_progress) is not False,
         detector=detector,
         shard=shard_,
+        cluster=spec,
+        task_showers=100 if task_size is None else task_size,
     )
     elapsed = time.perf_counter() - t0
     start, stop = shard_.rows(n, block=1)

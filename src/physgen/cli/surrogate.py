@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from physgen.checks import check_device, check_memory, check_seed, parse_duration
+from physgen.cli.cluster import Cluster, ClusterConfig, TaskSize, cluster_spec
 from physgen.cli.conventions import NoProgress, Quiet, Verbose, progress, use_verbosity
 from physgen.errors import ConfigError
 from physgen.outputs import check_output
@@ -197,6 +198,9 @@ def generate(
         ),
     ] = "torch",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
+    cluster: Cluster = None,
+    cluster_config: ClusterConfig = None,
+    task_size: TaskSize = None,
     no_progress: NoProgress = False,
     as_json: Annotated[
         bool,
@@ -246,6 +250,9 @@ def generate(
     check_seed(seed)
     check_device(device)
     shard_ = parse_shard(shard)
+    spec = cluster_spec(cluster, cluster_config, shard=shard)
+    if spec is not None and device != "cpu":
+        raise ConfigError("--device and --cluster: cluster workers sample on their CPUs")
     if (energies_from is None) == (energy is None):
         raise ConfigError("generate: give exactly one of --energies-from or --energy (with --n)")
     if n is not None and n < 1:
@@ -290,6 +297,8 @@ def generate(
             "backend": backend,
             "energy": energy or f"from {energies_from}",
         },
+        cluster=spec,
+        task_showers=10_000 if task_size is None else task_size,
     )
     dt = time.monotonic() - t0
     with open_showers(path) as f:

@@ -124,6 +124,7 @@ class OnnxShowerModel:
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
+        self.threads = threads
         self.session = onnx_session(self.path, threads)
         self.metadata = read_metadata(self.session, self.path)
         latent = self.metadata["physgen.latent"]
@@ -136,6 +137,14 @@ class OnnxShowerModel:
             raise DataFormatError(f"{self.path}: malformed physgen metadata ({exc})") from exc
         self.name = str(self.metadata["physgen.family"])
         self.codec = OnnxCodecInfo(n_voxels, threshold, (float(lo), float(hi)))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as its file (an ONNX Runtime session does not pickle): Dask workers open
+        the model again."""
+        return {"path": str(self.path), "threads": self.threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["threads"])  # type: ignore[misc]
 
     @property
     def noise_dim(self) -> int:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from physgen.calo.io import read_showers
-from physgen.calo.simulate import run
+from physgen.calo.simulate import pool, run
 from physgen.calo.simulate.run import (
     DS1_ENERGIES_MEV,
     DS1_FREQUENCIES,
@@ -403,7 +403,7 @@ def test_poll_notices_an_interrupt_while_waiting_for_workers() -> None:
     flag = threading.Event()
     flag.set()
     with pytest.raises(KeyboardInterrupt):
-        next(run._poll(Slow(), flag, every_s=0.01))
+        next(pool.poll_results(Slow(), flag, every_s=0.01))
 
 
 def test_script_on_stdin_with_workers_does_not_hang(tmp_path):

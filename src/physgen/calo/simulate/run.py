@@ -17,15 +17,13 @@ Energy specifications: :mod:`physgen.calo.simulate.energies` (re-exported here).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import multiprocessing
-import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +34,7 @@ import numpy.typing as npt
 
 from physgen._version import __version__
 from physgen.calo.shards import Shard
-from physgen.calo.simulate.detector import Detector, get_detector
+from physgen.calo.simulate.detector import get_detector
 from physgen.calo.simulate.energies import (
     DS1_ENERGIES_MEV,
     DS1_FREQUENCIES,
@@ -44,16 +42,14 @@ from physgen.calo.simulate.energies import (
     parse_energy_spec,
 )
 from physgen.calo.simulate.engine import ShowerEngine, available_engines, get_engine
+from physgen.calo.simulate.pool import poll_results, run_chunk, start_pool, stop_pool, worker_chunk
 from physgen.checks import check_memory, check_seed, check_workers
 from physgen.errors import ConfigError
 from physgen.outputs import (
-    Interrupted,
     check_free_space,
     check_output,
     deferred_signals,
-    interrupt_signal,
     raise_if_interrupted,
-    request_hard_exit,
 )
 
 __all__ = [
@@ -93,150 +89,6 @@ def shower_seeds(seed: int, n: int, start: int = 0) -> npt.NDArray[np.uint64]:
         ],
         dtype=np.uint64,
     )
-
-
-# -- workers ----------------------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
-
-
-def _build_engine(
-    engine: str, detector: str, geometry: str, options: dict[str, Any]
-) -> tuple[Detector, ShowerEngine]:
-    det = get_detector(detector, geometry=geometry)
-    return det, get_engine(engine, det, **options)
-
-
-def _worker_init(
-    engine: str,
-    detector: str,
-    geometry: str,
-    options: dict[str, Any],
-    sampling_fraction: float,
-    ready: Any = None,
-) -> None:
-    # The parent handles Ctrl-C and SIGTERM (also when they reach the whole process group)
-    # and stops the workers with SIGKILL: a worker that died of the signal by itself could
-    # do so holding the pool's queue lock, and the parent's clean-up would wait forever.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # blocked while spawning: now handled as above
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    if ready is not None:
-        ready.release()
-    _WORKER["engine"] = _build_engine(engine, detector, geometry, options)[1]
-    _WORKER["sampling_fraction"] = sampling_fraction
-
-
-def _stop_pool(pool: Any) -> None:
-    """Stop a pool whose workers ignore SIGTERM: SIGKILL them, then let the pool clean up.
-
-    A killed worker may have held the task queue's lock, on which ``Pool.terminate`` can
-    then wait forever; the clean-up runs in a daemon thread given 5 s, and the command
-    line leaves with ``os._exit`` so that no exit handler waits on it either.
-    """
-    for proc in list(getattr(pool, "_pool", [])):
-        if proc.exitcode is None:
-            proc.kill()
-    cleanup = threading.Thread(target=pool.terminate, daemon=True, name="physgen-pool-stop")
-    cleanup.start()
-    cleanup.join(timeout=5.0)
-    if cleanup.is_alive():
-        request_hard_exit()
-    # a worker the pool started in place of a killed one ignores SIGTERM too, and the
-    # interpreter's exit handler would wait for it: kill what is left
-    for proc in multiprocessing.active_children():
-        proc.kill()
-        proc.join(timeout=1.0)
-
-
-def _run_chunk(
-    engine: ShowerEngine,
-    sampling_fraction: float,
-    particle: str,
-    energies: npt.NDArray[np.float64],
-    seeds: npt.NDArray[np.uint64],
-) -> npt.NDArray[np.float32]:
-    """Calibrated float32 showers: ``float32(raw_float64 / sampling_fraction)``, in any process."""
-    rows = [engine.simulate_one(particle, float(e), int(s)) for e, s in zip(energies, seeds)]
-    raw = np.stack(rows).astype(np.float64, copy=False)
-    return (raw / sampling_fraction).astype(np.float32)
-
-
-def _worker_chunk(
-    args: tuple[str, npt.NDArray[np.float64], npt.NDArray[np.uint64]],
-) -> npt.NDArray[np.float32]:
-    particle, energies, seeds = args
-    return _run_chunk(_WORKER["engine"], _WORKER["sampling_fraction"], particle, energies, seeds)
-
-
-def _start_pool(ctx: Any, workers: int, initargs: tuple[Any, ...]) -> Any:
-    """A spawned pool whose workers cannot be caught half-started by a signal.
-
-    A terminal's Ctrl-C (or a batch system's SIGTERM) reaches the whole process group; a
-    worker still unpickling its start-up data, or whose pipe the parent has just closed,
-    would print a traceback. So SIGINT and SIGTERM stay blocked in the parent until every
-    worker has installed its own handlers (the workers inherit the blocked mask through
-    exec and unblock it in :func:`_worker_init`); a signal that arrives meanwhile is
-    delivered to the parent as soon as the block ends, so none is lost.
-    """
-    blockable = threading.current_thread() is threading.main_thread() and hasattr(
-        signal, "pthread_sigmask"
-    )
-    if not blockable:
-        return ctx.Pool(workers, initializer=_worker_init, initargs=initargs)
-    # multiprocessing's resource tracker unblocks SIGINT/SIGTERM after starting itself:
-    # start it first, so that it does so before the block below rather than inside it
-    from multiprocessing import resource_tracker
-
-    # After an interrupt the pool's semaphores may be left to the tracker to unlink (see
-    # _stop_pool); it does so, and need not warn about it on the user's terminal.
-    old = os.environ.get("PYTHONWARNINGS")
-    os.environ["PYTHONWARNINGS"] = ",".join(
-        w for w in (old, "ignore:resource_tracker:UserWarning") if w
-    )
-    try:
-        resource_tracker.ensure_running()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONWARNINGS", None)
-        else:
-            os.environ["PYTHONWARNINGS"] = old
-    ready = ctx.Semaphore(0)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    pool = None
-    try:
-        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(*initargs, ready))
-        # each worker releases once its handlers are in place; a signal that arrives
-        # meanwhile ends the wait at once (the workers are then killed, see _stop_pool)
-        started, deadline = 0, time.monotonic() + 120
-        while started < workers and time.monotonic() < deadline:
-            if signal.sigpending() & {signal.SIGINT, signal.SIGTERM}:
-                break
-            if ready.acquire(timeout=0.05):
-                started += 1
-    finally:
-        try:  # a signal that arrived meanwhile is raised here: stop the new pool first
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        except BaseException:
-            if pool is not None:
-                _stop_pool(pool)
-            raise
-    return pool
-
-
-def _poll(
-    results: Any, interrupted: threading.Event, every_s: float = 0.25
-) -> Iterator[npt.NDArray[np.float32]]:
-    """Ordered results of ``Pool.imap``, waking up regularly to notice an interrupt."""
-    while True:
-        try:
-            yield results.next(timeout=every_s)
-        except multiprocessing.TimeoutError:
-            if interrupted.is_set():
-                raise Interrupted(interrupt_signal()) from None
-        except StopIteration:
-            return
 
 
 def _chunks(
@@ -324,6 +176,8 @@ def simulate(
     detector: str | None = None,
     engine_options: dict[str, Any] | None = None,
     shard: Shard = Shard(),
+    cluster: Any = None,
+    task_showers: int = 100,
 ) -> Path:
     """Simulate ``n`` showers and write them to a CaloChallenge HDF5 file.
 
@@ -347,6 +201,12 @@ def simulate(
         engine_options: Extra keyword arguments for the engine's constructor.
         shard: Which rows of the run to produce (default: all); recorded as ``shard``
             (``"I/K"``), ``rows`` (``[start, stop)``) and ``n_total`` attributes.
+        cluster: Run on a Dask cluster instead of ``workers`` processes: a ``--cluster``
+            string (``local:4``, ``tcp://host:8786``...), a :class:`physgen.dist.ClusterSpec`
+            or a ``distributed.Client``; tasks of ``task_showers`` showers write parts
+            that are merged in order into a file byte-identical to the single-process one
+            (:mod:`physgen.calo.distributed`). Not with ``shard``.
+        task_showers: Showers per cluster task.
 
     Returns:
         The path written.
@@ -358,6 +218,8 @@ def simulate(
     out = Path(out)
     comp = _check_inputs(n, seed, workers, compression, out)
     start, stop = shard.check(n, block=1)
+    if cluster is not None and shard.count > 1:
+        raise ConfigError("--shard and --cluster: use one (the cluster runs all shards)")
     spec = parse_energy_spec(energy)
     particle_name = PARTICLE_ALIASES.get(str(particle).strip().lower())
     if particle_name is None:
@@ -432,32 +294,43 @@ def simulate(
         )
         workers = 1
     t0 = time.perf_counter()
-    pool = None
-    with deferred_signals() as interrupted:
+    pool = job = None
+    with deferred_signals() as interrupted, contextlib.ExitStack() as stack:
         try:
+            if cluster is not None:  # connect (or fail) before anything is written
+                from physgen.calo.distributed import cluster_client, simulate_parts
+
+                client = stack.enter_context(cluster_client(cluster))
+                task = {"geometry": geometry, "particle": particle_name, "n": n_total,
+                        "energy": spec, "seed": int(seed), "engine": engine,
+                        "detector": det.name, "engine_options": options}  # fmt: skip
+                job, parts = simulate_parts(client, out, task, attrs, energies, task_showers,
+                                            progress)  # fmt: skip
             with (
                 ShowerWriter(out, n_voxels, compression=comp, attrs=attrs) as writer,
                 tqdm(
                     total=n,
                     unit="shower",
                     desc=f"simulate ({eng.name})",
-                    disable=None if progress else True,
+                    disable=None if progress and job is None else True,
                     smoothing=0.05,
                 ) as bar,
             ):
-                if workers == 1:
-                    results: Iterator[npt.NDArray[np.float32]] = (
-                        _run_chunk(eng, sampling_fraction, p, e, s)
+                if job is not None:
+                    results: Iterator[npt.NDArray[np.float32]] = parts
+                elif workers == 1:
+                    results = (
+                        run_chunk(eng, sampling_fraction, p, e, s)
                         for p, e, s in _chunks(particle_name, energies, int(seed), 1, start)
                     )
                 else:
                     ctx = multiprocessing.get_context("spawn")
-                    pool = _start_pool(
+                    pool = start_pool(
                         ctx, workers, (engine, det.name, geometry, options, sampling_fraction)
                     )
                     raise_if_interrupted()
                     tasks = _chunks(particle_name, energies, int(seed), chunk, start)
-                    results = _poll(pool.imap(_worker_chunk, tasks), interrupted)
+                    results = poll_results(pool.imap(worker_chunk, tasks), interrupted)
                 buffer: list[npt.NDArray[np.float32]] = []
                 buffered = written = 0
                 for raw in results:
@@ -479,7 +352,9 @@ def simulate(
                     pool = None
         finally:
             if pool is not None:
-                _stop_pool(pool)
+                stop_pool(pool)
+    if job is not None:
+        job.cleanup()
     elapsed = time.perf_counter() - t0
     log.info(
         "wrote %s: %d showers in %.1f s (%.2f showers/s)", out, n, elapsed, n / max(elapsed, 1e-9)
