@@ -167,14 +167,48 @@ def test_task_rows_cover_the_run_once() -> None:
     assert len(task_rows(10_000, 2500, 1000)) == 4
 
 
-def test_generate_library_on_a_client(cluster: Any, tmp_path: Path) -> None:
-    """The library call with a client (models pickled to the workers; ONNX models by path)."""
+@pytest.mark.parametrize("name", ["cfm-1", "diffusion-0", "flow-0", "gan-0", "vae-1", "onnx"])
+def test_every_family_on_a_client(cluster: Any, tmp_path: Path, name: str) -> None:
+    """The library call with a client: models pickled to the workers (an ONNX Runtime model
+    by its path), the single-process bytes."""
     from physgen.calo.generate import generate_showers
     from physgen.calo.rundir import load_run
 
-    model = load_run(RUNS / "gan-0")
-    e = np.geomspace(1e3, 1e5, 2100)
+    if name == "onnx":
+        pytest.importorskip("onnxruntime")
+        from physgen.export import export_onnx, load_onnx
+
+        export_onnx(RUNS / "gan-0", tmp_path / "m.onnx", check_n=50)
+        model: Any = load_onnx(tmp_path / "m.onnx")
+    else:
+        model = load_run(RUNS / name)
+    e = np.geomspace(1e3, 1e5, 1500)
     generate_showers(model, tmp_path / "a.h5", energies=e, seed=2, progress=False)
     generate_showers(model, tmp_path / "b.h5", energies=e, seed=2, progress=False,
                      cluster=cluster, task_showers=1000)  # fmt: skip
     assert sha(tmp_path / "a.h5") == sha(tmp_path / "b.h5")
+
+
+def test_evaluate_per_file_passes_on_the_cluster(cluster: Any, run: Run, tmp_path: Path) -> None:
+    """hist and avg-E with the feature passes as cluster tasks: the same results."""
+    import json
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for path, seed in ((a, 1), (b, 2)):
+        rc, _, err = run(*SIM, "--n", 500, "--out", path, "--seed", seed)
+        assert rc == 0, err
+    common = ["evaluate", a, b, "--geometry", "2", "--mode", "hist,avg-E", "--no-plots",
+              "--batch-size", 64]  # fmt: skip
+    rc, _, err = run(*common, "--out", tmp_path / "here")
+    assert rc == 0, err
+    rc, _, err = run(*common, "--out", tmp_path / "there", "--cluster", cluster.scheduler.address)
+    assert rc == 0, err
+    here, there = (
+        json.loads((tmp_path / d / "results.json").read_text()) for d in ("here", "there")
+    )
+    for r in (here, there):
+        r.pop("timing_s")
+    assert here == there
+    assert here["separation_power_summary"]
+    prefixes = cluster.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "batch_task" in prefixes  # the passes did run on the cluster

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from physgen.cli.cluster import ClusterConfig, cluster_spec
 from physgen.cli.conventions import Quiet, Verbose, is_quiet, use_verbosity
 from physgen.errors import ConfigError
 
@@ -70,6 +71,16 @@ def evaluate(
     batch_size: Annotated[
         Optional[int], typer.Option(help="Showers per streamed batch (default: ~64 MB).")
     ] = None,
+    cluster: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cluster",
+            help="Run the per-file feature passes as batch tasks on a Dask cluster (local:N, "
+            "tcp://host:port, slurm|htcondor|pbs; pip install 'physgen[dist]'); the workers "
+            "must see the files. Same results as without.",
+        ),
+    ] = None,
+    cluster_config: ClusterConfig = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -80,6 +91,7 @@ def evaluate(
     use_verbosity(quiet, verbose)
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size: must be >= 1, got {batch_size}")
+    spec = cluster_spec(cluster, cluster_config)
 
     def say(msg: str) -> None:
         # progress for people at a terminal; batch logs, pipes and --quiet stay clean
@@ -103,6 +115,7 @@ def evaluate(
         plot_formats=[f for f in plot_format.split(",") if f.strip()],
         argv=["physgen", *sys.argv[1:]],
         progress=say,
+        cluster=spec,
     )
     r = res.results
     if as_json:

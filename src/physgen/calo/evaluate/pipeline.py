@@ -18,6 +18,7 @@ and the HTML report in :mod:`physgen.calo.evaluate.report`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -87,6 +88,7 @@ def evaluate(
     plot_formats: Sequence[str] = ("png",),
     argv: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    cluster: Any = None,
 ) -> EvaluationResult:
     """Run the CaloChallenge evaluation.
 
@@ -112,6 +114,11 @@ def evaluate(
             talks and papers; each doubles the plotting time of the 363 figures of dataset 2).
         argv: Command line recorded in the official text files.
         progress: Callback receiving short status strings.
+        cluster: Run the per-file passes (features, voxel spectra, per-energy sums) of
+            *files* as batch tasks on a Dask cluster: a ``--cluster`` string, a
+            :class:`physgen.dist.ClusterSpec` or a ``distributed.Client``; the workers must
+            see the files. Results are identical to the in-process passes. Classifiers and
+            plots run here.
 
     Returns:
         The results; see ``results.json`` for the layout.
@@ -160,14 +167,20 @@ def evaluate(
 
     t0 = time.perf_counter()
     ranges = energy_ranges(geo) if "avg-E" in mode_list else []
-    say("features of the reference")
-    ref = summarise(reference, geo, ranges, None, batch_size)
-    max_voxel = max(ref.features.max_voxel, 1e-12) if "hist" in mode_list else None
-    if max_voxel is not None:
-        ref.spectrum = VoxelSpectrum(geo, max_voxel, ref.features.energy_dtype)
-        spectrum_pass(reference, geo, ref.spectrum, batch_size)
-    say("features of the generated sample")
-    gen = summarise(generated, geo, ranges, max_voxel, batch_size, ref.features.energy_dtype)
+    with contextlib.ExitStack() as stack:
+        if cluster is not None:
+            from physgen.calo.distributed import cluster_client
+            from physgen.calo.evaluate.streaming import on_cluster
+
+            stack.enter_context(on_cluster(stack.enter_context(cluster_client(cluster))))
+        say("features of the reference")
+        ref = summarise(reference, geo, ranges, None, batch_size)
+        max_voxel = max(ref.features.max_voxel, 1e-12) if "hist" in mode_list else None
+        if max_voxel is not None:
+            ref.spectrum = VoxelSpectrum(geo, max_voxel, ref.features.energy_dtype)
+            spectrum_pass(reference, geo, ref.spectrum, batch_size)
+        say("features of the generated sample")
+        gen = summarise(generated, geo, ranges, max_voxel, batch_size, ref.features.energy_dtype)
     t_features = time.perf_counter() - t0
 
     warning = compare_energy_distributions(ref.features, gen.features)
