@@ -44,6 +44,18 @@ def cli(*args: object, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """References in this process with the workers' one torch thread: torch's float32 sums
+    may differ in the last bits with the thread count."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two worker processes (one thread each) behind a scheduler the tests can reach."""

@@ -19,7 +19,8 @@ Cluster = Annotated[
         help="Run on a Dask cluster (pip install 'physgen[dist]'): local:N (N worker "
         "processes here), tcp://host:port (a running scheduler), or slurm, htcondor, pbs "
         "(batch jobs through dask-jobqueue, options in --cluster-config). The output is "
-        "byte-identical to a run without it; parts are kept in OUT.parts until the output "
+        "byte-identical to a run without it (generate: to one with OMP_NUM_THREADS=1, the "
+        "workers' torch threads); parts are kept in OUT.parts until the output "
         "is written, and the same command resumes from them.",
     ),
 ]

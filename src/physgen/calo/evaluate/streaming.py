@@ -16,7 +16,7 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,13 +76,24 @@ def _on_client(
     """The batches of a file as cluster tasks, results in order, a bounded number in flight."""
     with batch_reader(sample, geometry, batch_size) as (ranges, _):
         pass
-    window = max(4, 2 * len(client.nthreads()))
+    yield from _in_order(
+        ranges,
+        lambda i, j: client.submit(
+            _batch_task, sample, geometry, batch_size, work, i, j, pure=False
+        ),
+        max(4, 2 * len(client.nthreads())),
+    )
+
+
+def _in_order(
+    ranges: list[tuple[int, int]], submit: Callable[[int, int], Any], window: int
+) -> Iterator[Any]:
+    """Results of ``submit(i, j)`` futures (thread-pool or Dask) for every range, in order,
+    at most ``window`` submitted ahead; the rest is cancelled when the consumer stops."""
     pending: deque[Any] = deque()
     try:
         for i, j in ranges:
-            pending.append(
-                client.submit(_batch_task, sample, geometry, batch_size, work, i, j, pure=False)
-            )
+            pending.append(submit(i, j))
             while len(pending) > window:
                 yield pending.popleft().result()
         while pending:
@@ -168,15 +179,5 @@ def in_threads(
             for i, j in ranges:
                 yield task(i, j)
             return
-        pending: deque[Future[_T]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="physgen-eval") as pool:
-            try:
-                for i, j in ranges:
-                    pending.append(pool.submit(task, i, j))
-                    while len(pending) > workers:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-            finally:
-                for fut in pending:
-                    fut.cancel()
+            yield from _in_order(ranges, lambda i, j: pool.submit(task, i, j), workers)
