@@ -155,3 +155,21 @@ def test_scheduler_that_does_not_answer(tmp_path: Path, run: Run) -> None:
         rc, _, err = run(*SIM, "--out", out, "--cluster", f"tcp://127.0.0.1:{port}")
     one_line_error(rc, err, f"tcp://127.0.0.1:{port}", "no Dask scheduler answered within 2 s")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_torchrun_sbatch_script_launches_one_torchrun_per_node() -> None:
+    """``examples/slurm/train-torchrun.sbatch``: valid bash; in a 4-node allocation it starts
+    torchrun with a c10d rendezvous on the first node (DRY_RUN prints the command)."""
+    import subprocess
+
+    script = Path(__file__).parents[2] / "examples" / "slurm" / "train-torchrun.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "SLURM_NNODES": "4", "SLURM_JOB_ID": "42",
+           "SLURM_JOB_NODELIST": "gpu07", "SLURM_GPUS_ON_NODE": "4", "SLURM_CPUS_PER_TASK": "32"}  # fmt: skip
+    out = subprocess.run(["bash", str(script), "--data", "d.h5", "--out", "run"], env=env,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert out.split() == [
+        "srun", "--ntasks-per-node", "1", "torchrun", "--nnodes", "4", "--nproc-per-node", "4",
+        "--rdzv-id", "42", "--rdzv-backend", "c10d", "--rdzv-endpoint", "gpu07:29500",
+        "-m", "physgen", "train", "--data", "d.h5", "--out", "run",
+    ]  # fmt: skip
