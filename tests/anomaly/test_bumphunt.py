@@ -167,6 +167,17 @@ def test_fit_errors() -> None:
         fit_sidebands(m, SR, bins=32, range=(LO, 14.0))
 
 
+def test_runaway_normalisation_is_a_fit_error() -> None:
+    """A minimum whose normalisation ran off to e^700 (a 0.1 % cut of a null sample) is a
+    FitError, which ``skip_failed`` reports, not an OverflowError."""
+    from physgen.anomaly.sideband_fit import _normalisation
+
+    assert _normalisation(math.log(5.0)) == pytest.approx(5.0)
+    for bad in (750.0, math.inf, math.nan):
+        with pytest.raises(FitError, match="normalisation ran away"):
+            _normalisation(bad)
+
+
 def _toy_hunt(seed: int, n_signal: int) -> tuple[np.ndarray, np.ndarray]:
     """Background with scores uniform and independent of m_jj; a signal subpopulation at
     3.5 TeV with scores near 1 (Beta(200, 1): 87 % of them above 0.99)."""
