@@ -200,8 +200,8 @@ def plan_markdown(
     g2 = next(b for b in p["bytes"] if b["geometry"] == "2" and b["engine"] == "gflash")
     eff = 1.0
     two = [r for r in scal if r["job"] == "simulate cascade"]
-    if len(two) == 4:
-        eff = two[0]["wall_s"] / two[3]["wall_s"] / 2
+    if len(two) == 4:  # Dask 1 -> 2 workers on the cascade: local:1 wall / local:2 wall / 2
+        eff = two[2]["wall_s"] / two[3]["wall_s"] / 2
     cores, total = args.node_cores, 1e9
     lines = ["## The billion-shower plan (dataset 2: 6480 voxels, 1 GeV-1 TeV log-uniform)", "",
              "Bytes per shower on disk (float32 voxels + float64 energy, HDF5 chunks of ~1 MB):",
@@ -209,8 +209,8 @@ def plan_markdown(
     for b in p["bytes"]:
         lines.append(f"| {b['geometry']} | {b['engine']} | {b['n']:,} | {b['gzip']:,.0f} | "
                      f"{b['lzf']:,.0f} | {b['none']:,.0f} |")  # fmt: skip
-    lines += ["", f"Parallel efficiency used below: {eff:.2f} per worker (cascade, local:2 against "
-              "one process, measured above). A node = "
+    lines += ["", f"Parallel efficiency used below: {eff:.2f} per worker (the cascade's Dask "
+              "scaling from local:1 to local:2, measured above). A node = "
               f"{cores} cores (one single-threaded Dask worker per core); CPU figures from this "
               "machine's cores. No GPU was available in this session (GPU rows: not measured).",
               "", "| generator | showers/s per core | per node | node-hours for 10^9 | nodes for 24 h "
@@ -254,6 +254,11 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python bench/scale_out.py " + " ".join(sys.argv[1:]),
     }
+    old = RESULTS / "scale_out.json"
+    if args.part != "all" and old.exists():  # keep the other part's last results
+        prev = json.loads(old.read_text())
+        res.update({k: prev[k] for k in ("scaling", "plan") if k in prev})
+        res["command"] = f"{prev.get('command', '')}; then {res['command']}"
     with tempfile.TemporaryDirectory(dir=RESULTS.parent) as d:
         if args.part in ("scaling", "all"):
             res["scaling"] = scaling(args, Path(d))

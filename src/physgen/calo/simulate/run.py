@@ -24,6 +24,7 @@ import logging
 import math
 import multiprocessing
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy.typing as npt
 
 from physgen._version import __version__
 from physgen.calo.shards import Shard
-from physgen.calo.simulate.detector import get_detector
+from physgen.calo.simulate.detector import Detector, get_detector
 from physgen.calo.simulate.energies import (
     DS1_ENERGIES_MEV,
     DS1_FREQUENCIES,
@@ -231,9 +232,8 @@ def simulate(
             f"--engine: unknown engine {engine!r}; choose one of {', '.join(available_engines())}"
         )
     options = dict(engine_options or {})
-    det = get_detector(detector or _default_detector(geometry), geometry=geometry)
+    det, eng = _engine(engine, detector or _default_detector(geometry), geometry, options)
     det.check_request(particle_name, spec.bounds_mev)
-    eng = get_engine(engine, det, **options)
     validate = getattr(eng, "validate", None)
     if callable(validate):
         validate(particle_name, spec.bounds_mev)
@@ -360,6 +360,25 @@ def simulate(
         "wrote %s: %d showers in %.1f s (%.2f showers/s)", out, n, elapsed, n / max(elapsed, 1e-9)
     )
     return out
+
+
+#: The last detector and engine built in each thread, reused by the next call with the same
+#: settings (an engine keeps its scratch buffers between showers; showers depend only on
+#: their seeds). Cluster tasks call :func:`simulate` many times per worker thread.
+_LAST_ENGINE = threading.local()
+
+
+def _engine(
+    engine: str, detector: str, geometry: str, options: dict[str, Any]
+) -> tuple[Detector, ShowerEngine]:
+    key = json.dumps([engine, detector, str(geometry), options], sort_keys=True, default=str)
+    cached = getattr(_LAST_ENGINE, "value", None)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]  # type: ignore[no-any-return]
+    det = get_detector(detector, geometry=geometry)
+    eng = get_engine(engine, det, **options)
+    _LAST_ENGINE.value = (key, det, eng)
+    return det, eng
 
 
 def _default_detector(geometry: str) -> str:
