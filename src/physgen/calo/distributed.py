@@ -10,7 +10,7 @@ whatever the number of workers, the order in which tasks finish, or workers kill
 tasks re-run on the way (tested). For ``generate`` "the single-process run" means one with
 the workers' one torch thread (``OMP_NUM_THREADS=1``; Dask's nanny sets it): torch's
 float32 reductions may split differently over more threads and differ in the last bits
-(measured on the production dataset-2 flow: 27 % of the voxels, at most 8e-6 relative).
+(measured on the production dataset-2 flow with 2 threads: up to 3e-5 relative).
 
 Parts are written with LZF (fast; they live only until the output is written).
 """
