@@ -173,3 +173,33 @@ def test_the_torchrun_sbatch_script_launches_one_torchrun_per_node() -> None:
         "--rdzv-id", "42", "--rdzv-backend", "c10d", "--rdzv-endpoint", "gpu07:29500",
         "-m", "physgen", "train", "--data", "d.h5", "--out", "run",
     ]  # fmt: skip
+
+
+def test_dask_config_files_and_odd_specs(tmp_path: Path) -> None:
+    """Hyphenated keys of a dask configuration file; non-ASCII digits; other schemes."""
+    cfg = tmp_path / "dask.yaml"
+    cfg.write_text(
+        "distributed:\n  comm:\n    timeouts:\n      connect: 10s\n"
+        "jobqueue:\n  slurm:\n    cores: 2\n    memory: 4GB\n    job-extra-directives: ['-C gpu']\n"
+    )
+    assert dict(parse_cluster("slurm", cfg).options)["job_extra_directives"] == ["-C gpu"]
+    cfg.write_text("jobqueue:\n  slurm: 3\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_cluster("slurm", cfg)
+    for bad in ("local:²", "tcp://host:8²", "tls://host:8786", "inproc://x"):
+        with pytest.raises(ConfigError, match="--cluster"):
+            parse_cluster(bad)
+
+
+def test_a_foreign_parts_folder_is_never_removed(tmp_path: Path) -> None:
+    """``OUT.parts`` without physgen's plan.json is somebody's data: refused, kept."""
+    from physgen.dist import PartsJob
+    from physgen.errors import ConfigError as CE
+
+    keep = tmp_path / "out.h5.parts"
+    keep.mkdir()
+    (keep / "mine.txt").write_text("data")
+    job = PartsJob(None, tmp_path / "out.h5", {"a": 1}, [(0, 1)], print)
+    with pytest.raises(CE, match="not a physgen parts folder"):
+        next(job.run())
+    assert (keep / "mine.txt").read_text() == "data"

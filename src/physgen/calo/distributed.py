@@ -120,8 +120,10 @@ def read_parts(
                 yield a, e, np.asarray(x_part[a - start : b - start], dtype=np.float32)
 
 
-def simulate_task(kwargs: dict[str, Any], count: int, index: int, path: str) -> str:
-    """Task: rows ``Shard(index, count)`` of a ``simulate`` run into the part ``path``."""
+def simulate_task(
+    kwargs: dict[str, Any], count: int, index: int, rows: tuple[int, int], path: str
+) -> str:
+    """Task: rows ``Shard(index, count)`` (= ``rows``) of a ``simulate`` run into ``path``."""
     from physgen.calo.simulate.run import simulate
 
     simulate(
@@ -138,16 +140,22 @@ def simulate_task(kwargs: dict[str, Any], count: int, index: int, path: str) -> 
 def generate_task(
     model: Any,
     energies: npt.NDArray[np.float64],
-    rows: Sequence[tuple[int, int]],
     seed: int,
     index: int,
+    rows: tuple[int, int],
     path: str,
 ) -> str:
-    """Task: rows ``rows[index]`` of a ``generate`` run (whole seed blocks) into ``path``."""
+    """Task: ``rows`` (whole seed blocks) of a ``generate`` run into ``path``,
+    sampled with one torch thread (whatever the worker's environment: the bytes must not
+    depend on how the workers were started)."""
+    import torch
+
     from physgen.calo.generate import sample_blocks
     from physgen.calo.io import ShowerWriter
 
-    start, stop = rows[index]
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    start, stop = rows
     model.eval()
     attrs = {"rows": [start, stop], "seed": seed}
     with ShowerWriter(path, model.codec.n_voxels, compression=PART_COMPRESSION, attrs=attrs) as w:

@@ -202,9 +202,11 @@ def _cluster_blocks(
     from physgen.dist import PartsJob
 
     rows = task_rows(e_all.size, task_showers, SEED_BLOCK)
-    plan = {"command": "generate", **meta, "model_state": _model_digest(model),
+    sampling = {k: getattr(model.config, k) for k in getattr(type(model), "sampling_options", ())}
+    plan = {"command": "generate", **meta, "model_state": _model_digest(model), "sampling": sampling,
             "energies_sha256": hashlib.sha256(e_all.tobytes()).hexdigest()}  # fmt: skip
-    args = (client.scatter(model, broadcast=True), client.scatter(e_all), rows, seed)
+    # replicated on every worker: a dying worker must not take the only copy with it
+    args = (client.scatter(model, broadcast=True), client.scatter(e_all, broadcast=True), seed)
     job = PartsJob(client, out, plan, rows, generate_task, args,
                    check_part=lambda i, p: part_matches(p, rows[i]), desc="generate",
                    unit="shower", progress=progress)  # fmt: skip

@@ -5,7 +5,7 @@ Specifications (:func:`parse_cluster`):
 
 * ``local:N`` (or ``local``: one worker per CPU) starts a ``distributed.LocalCluster`` of N
   worker processes with one thread each;
-* ``tcp://host:port`` (``tls://``, ``ws://``, ``inproc://`` too) joins a running scheduler
+* ``tcp://host:port`` joins a running scheduler
   (``dask scheduler`` on a login node, workers started by hand or by a batch job);
 * ``slurm``, ``htcondor`` or ``pbs`` start workers as batch jobs through ``dask-jobqueue``,
   with its options (``queue``, ``cores``, ``memory``, ``walltime``,
@@ -19,6 +19,7 @@ Everything here imports ``distributed``/``dask_jobqueue`` lazily (extra ``physge
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import inspect
@@ -53,7 +54,7 @@ PHYSGEN_KEYS = ("jobs",)
 #: Constructor parameters that are not user options.
 _INTERNAL = {"self", "scheduler", "name", "config_name", "base_class_kwargs", "job_kwargs",
              "job_cls", "loop", "asynchronous", "n_workers"}  # fmt: skip
-_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|inproc|ucx)://\S+$")
+_ADDRESS = re.compile(r"^tcp://\S+$")
 
 
 class SchedulerTimeoutError(PhysgenError):
@@ -134,13 +135,18 @@ def jobqueue_options(system: str) -> set[str]:
 def _batch_options(system: str, config: Path | None) -> tuple[dict[str, Any], int]:
     data = _read_yaml(config) if config is not None else {}
     nested = data.get("jobqueue")
-    if isinstance(nested, dict):  # a dask configuration file
+    if isinstance(nested, dict):  # a dask configuration file: only jobqueue.<system> counts
         if system not in nested:
             raise ConfigError(
                 f"--cluster-config: {config} has a jobqueue section without {system!r} "
                 f"(it has {', '.join(map(str, nested)) or 'nothing'})"
             )
-        data = {**{k: v for k, v in data.items() if k != "jobqueue"}, **(nested[system] or {})}
+        section = nested[system] or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"--cluster-config: {config}: jobqueue.{system} must be a mapping")
+        data = dict(section)
+    # dask's configuration files spell the keys with hyphens (job-extra-directives)
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
     known = jobqueue_options(system)
     for key in data:
         if key in PHYSGEN_KEYS or key in known:
@@ -187,14 +193,14 @@ def parse_cluster(text: str, config: str | Path | None = None) -> ClusterSpec:
         return ClusterSpec("local", workers=os.cpu_count() or 1, text=t)
     kind, sep, n = t.partition(":")
     if kind == "local" and sep:
-        if not n.isdigit() or int(n) < 1:
+        if not n.isdecimal() or not n.isascii() or int(n) < 1:
             raise ConfigError(
                 f"--cluster {t}: local:N needs a number of workers N >= 1, e.g. local:4"
             )
         return ClusterSpec("local", workers=int(n), text=t)
     if _ADDRESS.match(t):
         port = t.rsplit(":", 1)[-1]
-        if t.startswith(("tcp://", "tls://")) and not port.isdigit():
+        if not (port.isascii() and port.isdecimal()):
             raise ConfigError(f"--cluster {t}: a scheduler address needs a port, e.g. "
                               "tcp://login01:8786")  # fmt: skip
         return ClusterSpec("address", address=t, text=t)
@@ -237,11 +243,13 @@ def job_script(spec: ClusterSpec) -> str:
                                     "interface": "lo"}  # fmt: skip
     logs = options.get("log_directory")
     created = logs is not None and not Path(str(logs)).exists()
-    cluster = _batch_cluster(spec, options)
+    cluster = None
     try:
+        cluster = _batch_cluster(spec, options)
         return str(cluster.job_script())
     finally:
-        cluster.close()
+        if cluster is not None:
+            cluster.close()
         if created:  # dask-jobqueue makes it when the cluster is built: printing makes nothing
             with contextlib.suppress(OSError):
                 Path(str(logs)).rmdir()
@@ -313,7 +321,7 @@ def _connect(spec: ClusterSpec, timeout_s: float | None) -> tuple[Any, Any]:
     elif spec.kind == "address":
         try:
             client = Client(spec.address, timeout=f"{timeout_s}s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # distinct before 3.11
             raise SchedulerTimeoutError(
                 f"--cluster {spec.address}: no Dask scheduler answered within {timeout_s:g} s "
                 f"({type(exc).__name__}); start one (dask scheduler) or check the address"

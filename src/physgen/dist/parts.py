@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from physgen import outputs
-from physgen.errors import PhysgenError
+from physgen.errors import ConfigError, PhysgenError
 
 __all__ = ["PartsJob", "parts_dir"]
 
@@ -54,10 +54,12 @@ class PartsJob:
             folder with another plan is not reused.
         rows: ``[start, stop)`` of each part among the job's rows (the progress bar counts
             rows).
-        task: Picklable ``task(*args, index, path)`` that writes part ``index`` to ``path``
-            atomically (run on the workers; a module-level function).
+        task: Picklable ``task(*args, index, (start, stop), path)`` that writes part
+            ``index``, rows ``[start, stop)``, to ``path`` atomically (run on the workers; a
+            module-level function).
         args: Leading arguments of every task call; Dask futures among them (scattered
-            data) are resolved on the workers.
+            data: scatter with ``broadcast=True``, so that a dying worker takes no only copy
+            with it) are resolved on the workers.
         check_part: ``check_part(index, path) -> bool``: whether an existing part of a
             previous run is complete and belongs to this job (on the driver).
         desc: Progress-bar label.
@@ -83,14 +85,16 @@ class PartsJob:
         retries: int = 1,
     ) -> None:
         self.client = client
-        self.out = Path(out)
-        self.dir = parts_dir(out)
+        self.out = Path(out).resolve()  # workers elsewhere resolve paths against their own cwd
+        self.dir = parts_dir(self.out)
         self.plan = json.loads(json.dumps(dict(plan), sort_keys=True, default=str))
         self.rows = [(int(a), int(b)) for a, b in rows]
         self.task, self.args = task, tuple(args)
         self.check_part = check_part
         self.desc, self.unit, self.progress, self.retries = desc, unit, progress, retries
-        token = json.dumps([self.plan, self.rows], sort_keys=True)
+        # the output path is part of the task keys: runs of the same settings into other files
+        # on one scheduler must not share tasks
+        token = json.dumps([self.plan, self.rows, str(self.out)], sort_keys=True)
         self.token = hashlib.sha256(token.encode()).hexdigest()[:12]
         self.reused = 0
 
@@ -103,11 +107,17 @@ class PartsJob:
         record = {"plan": self.plan, "rows": [list(r) for r in self.rows], "token": self.token}
         plan_file = self.dir / _PLAN
         done: list[int] = []
-        if self.dir.exists():
+        if self.dir.exists() or self.dir.is_symlink():
             try:
-                same = json.loads(plan_file.read_text()) == record
+                recorded = json.loads(plan_file.read_text())
             except (OSError, ValueError):
-                same = False
+                recorded = None
+            if not self.dir.is_dir() or self.dir.is_symlink() or not isinstance(recorded, dict):
+                raise ConfigError(
+                    f"{self.dir} exists and is not a physgen parts folder (no readable "
+                    "plan.json): move it away, a --cluster run keeps its parts there"
+                )
+            same = recorded == record
             if same:
                 for i in range(len(self.rows)):
                     p = self.path(i)
@@ -124,8 +134,7 @@ class PartsJob:
                 )
             else:
                 log.warning(
-                    "%s holds parts of a run with other settings (or no plan.json): removing it "
-                    "and starting over",
+                    "%s holds parts of a run with other settings: removing it and starting over",
                     self.dir,
                 )
                 shutil.rmtree(self.dir)
@@ -133,7 +142,8 @@ class PartsJob:
             self.dir.mkdir()
             outputs.atomic_write_text(plan_file, json.dumps(record, indent=1, sort_keys=True))
         self.reused = len(done)
-        return [i for i in range(len(self.rows)) if i not in set(done)]
+        have = set(done)
+        return [i for i in range(len(self.rows)) if i not in have]
 
     def run(self) -> Iterator[tuple[int, Path]]:
         """Submit the missing parts; yield ``(index, path)`` of every part in index order as
@@ -143,10 +153,12 @@ class PartsJob:
             PhysgenError: A task failed (its error, with the part named), or its workers kept
                 dying (``KilledWorker``).
         """
-        from distributed import wait
+        from distributed import as_completed
         from tqdm.auto import tqdm
 
         todo = self._prepare()
+        if not self.client.nthreads():
+            log.warning("%s: no Dask worker is connected yet: waiting for one", self.desc)
         n_rows = sum(b - a for a, b in self.rows)
         futures: dict[Any, int] = {}
         for i in todo:
@@ -154,6 +166,7 @@ class PartsJob:
                 self.task,
                 *self.args,
                 i,
+                self.rows[i],
                 str(self.path(i)),
                 key=f"physgen-{self.desc}-{self.token}-part-{i}",
                 pure=False,
@@ -163,8 +176,9 @@ class PartsJob:
         ready = set(range(len(self.rows))) - set(todo)
         done_rows = sum(b - a for i, (a, b) in enumerate(self.rows) if i in ready)
         nxt = 0
-        pending = set(futures)
         t0 = time.perf_counter()
+        finished = as_completed(list(futures))
+        complete = False
         with tqdm(
             total=n_rows,
             initial=done_rows,
@@ -178,33 +192,40 @@ class PartsJob:
                     while nxt < len(self.rows) and nxt in ready:
                         yield nxt, self.path(nxt)
                         nxt += 1
-                    if not pending:
+                    if nxt == len(self.rows):
                         break
-                    try:
-                        finished, pending = wait(
-                            list(pending), timeout=0.5, return_when="FIRST_COMPLETED"
-                        )
-                    except TimeoutError:
+                    batch = finished.next_batch(block=False)
+                    if not batch:
                         outputs.raise_if_interrupted()
+                        time.sleep(0.1)
                         continue
-                    for fut in finished:
+                    for fut in batch:
                         i = futures[fut]
                         self._result(fut, i)
                         ready.add(i)
                         bar.update(self.rows[i][1] - self.rows[i][0])
+                complete = True
             finally:
-                for fut in pending:
-                    fut.cancel()
+                if not complete:
+                    for fut in futures:
+                        fut.cancel()
+                    log.warning("%s: the parts written so far stay in %s: the same command "
+                                "resumes from them", self.desc, self.dir)  # fmt: skip
         log.info(
             "%s: %d parts (%d reused) in %.1f s", self.desc, len(self.rows), self.reused,
             time.perf_counter() - t0,
         )  # fmt: skip
 
     def _result(self, fut: Any, index: int) -> None:
-        from distributed import KilledWorker
+        from distributed import CancelledError, KilledWorker
 
         try:
             fut.result()
+        except CancelledError:
+            raise PhysgenError(
+                f"part {index + 1}/{len(self.rows)} was cancelled by the scheduler (lost "
+                f"connection?); parts written so far are kept in {self.dir} for a re-run"
+            ) from None
         except KilledWorker as exc:
             raise PhysgenError(
                 f"part {index + 1}/{len(self.rows)}: the workers running it kept dying "

@@ -141,10 +141,12 @@ class OnnxShowerModel:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled as its file (an ONNX Runtime session does not pickle): Dask workers open
         the model again."""
-        return {"path": str(self.path), "threads": self.threads}
+        return {"path": str(self.path.resolve()), "threads": self.threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["threads"])  # type: ignore[misc]
+        # one thread unless chosen: on a cluster worker, as torch there (byte-identical runs)
+        threads = state["threads"] if state["threads"] is not None else 1
+        self.__init__(state["path"], threads)  # type: ignore[misc]
 
     @property
     def noise_dim(self) -> int:

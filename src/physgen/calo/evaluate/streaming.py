@@ -167,7 +167,7 @@ def in_threads(
     """
     client = _CLIENT.get()
     if client is not None and isinstance(sample, (str, Path)):
-        yield from _on_client(client, Path(sample), geometry, batch_size, work)
+        yield from _on_client(client, Path(sample).resolve(), geometry, batch_size, work)
         return
     with batch_reader(sample, geometry, batch_size) as (ranges, read):
 

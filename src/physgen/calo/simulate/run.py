@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import multiprocessing
+import pickle
 import sys
 import threading
 import time
@@ -371,7 +372,7 @@ _LAST_ENGINE = threading.local()
 def _engine(
     engine: str, detector: str, geometry: str, options: dict[str, Any]
 ) -> tuple[Detector, ShowerEngine]:
-    key = json.dumps([engine, detector, str(geometry), options], sort_keys=True, default=str)
+    key = pickle.dumps((engine, detector, str(geometry), sorted(options.items())))
     cached = getattr(_LAST_ENGINE, "value", None)
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]  # type: ignore[no-any-return]
