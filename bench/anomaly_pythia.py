@@ -210,8 +210,9 @@ def summarize_pythia(raw: dict[str, Any], args: argparse.Namespace) -> dict[str,
         zs = [h["fit"]["significance"] if h["fit"] else None for h in r["bump_hunt"]]
         null.append({"seed": k, "z": zs, "train_cpu_s": r["train_cpu_s"],
                      "n_events": int(r["n_events"])})  # fmt: skip
+        # the fit of the table (same range), shown for the 1 % cut
         (h1,) = bump_hunt(r["mjj"], r["scores"], (0.01,), signal_region=Regions().signal_region,
-                          skip_failed=True)  # fmt: skip
+                          range=_fit(args), skip_failed=True)  # fmt: skip
         if h1.fit is not None:
             fits.append((h1, f"null seed {k}, top 1 %"))
     for part in range(0, len(fits), 5):
