@@ -157,7 +157,7 @@ def generate_showers(
         else:
             client = stack.enter_context(cluster_client(cluster))
             job, source = _cluster_blocks(client, model, out_p, e_all, seed, meta, task_showers,
-                                          progress, compression)  # fmt: skip
+                                          progress)  # fmt: skip
         w = stack.enter_context(
             ShowerWriter(out_p, model.codec.n_voxels, compression=compression, attrs=meta)
         )
@@ -195,7 +195,6 @@ def _cluster_blocks(
     meta: dict[str, Any],
     task_showers: int,
     progress: bool | None,
-    compression: str | None,
 ) -> tuple[Any, Iterator[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float32]]]]:
     """The seed blocks of the run, sampled by cluster tasks and read back in order."""
     from physgen.calo.distributed import generate_task, part_matches, read_parts, task_rows

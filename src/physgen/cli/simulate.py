@@ -100,6 +100,7 @@ def simulate(
     Writes incident_energies (N, 1) and showers (N, n_voxels) in MeV, calibrated by the
     engine's sampling fraction, with the provenance (seed, engine, energy spec...) as attributes.
     """
+    from physgen.calo.distributed import DEFAULT_TASK_SHOWERS
     from physgen.calo.shards import parse_shard
     from physgen.calo.simulate.run import simulate as run_simulate
 
@@ -121,7 +122,7 @@ def simulate(
         detector=detector,
         shard=shard_,
         cluster=spec,
-        task_showers=100 if task_size is None else task_size,
+        task_showers=DEFAULT_TASK_SHOWERS["simulate"] if task_size is None else task_size,
     )
     elapsed = time.perf_counter() - t0
     start, stop = shard_.rows(n, block=1)

@@ -216,6 +216,7 @@ def generate(
     """Generate showers (MeV) with a trained surrogate into a CaloChallenge file."""
     import numpy as np
 
+    from physgen.calo.distributed import DEFAULT_TASK_SHOWERS
     from physgen.calo.generate import generate_showers, parse_shard
     from physgen.calo.io import open_showers
     from physgen.calo.rundir import load_run, read_run_config, sampling_overrides
@@ -298,7 +299,7 @@ def generate(
             "energy": energy or f"from {energies_from}",
         },
         cluster=spec,
-        task_showers=10_000 if task_size is None else task_size,
+        task_showers=DEFAULT_TASK_SHOWERS["generate"] if task_size is None else task_size,
     )
     dt = time.monotonic() - t0
     with open_showers(path) as f:

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen._version import __version__
+from physgen.calo.distributed import DEFAULT_TASK_SHOWERS
 from physgen.calo.shards import Shard
 from physgen.calo.simulate.detector import Detector, get_detector
 from physgen.calo.simulate.energies import (
@@ -179,7 +180,7 @@ def simulate(
     engine_options: dict[str, Any] | None = None,
     shard: Shard = Shard(),
     cluster: Any = None,
-    task_showers: int = 100,
+    task_showers: int = DEFAULT_TASK_SHOWERS["simulate"],
 ) -> Path:
     """Simulate ``n`` showers and write them to a CaloChallenge HDF5 file.
 
