@@ -12,6 +12,8 @@ Three benchmarks (issue 17), each a sub-command; ``all`` runs them in order:
   between each unfolded result and nature's particle level (conventions of arXiv:2404.18807),
   a 6-D classifier AUC unfolded vs truth, and the coverage of nature's truth by the bootstrap
   bands.
+* ``noise``: OmniFold's training noise: the Z+jet events unfolded with several classifier
+  seeds, one classifier per step against an ensemble; the metrics' spread over the seeds.
 * ``reference``: the same Z+jet events, iterations and network (3 × 100 LeakyReLU) with the
   reference package ``omnifold`` 0.1.36 (TensorFlow, run in its own venv by
   ``bench/omnifold_peer.py``; ``bash bench/make_omnifold_venv.sh``): metrics and CPU time side
@@ -178,6 +180,7 @@ def run_gaussian(args: argparse.Namespace) -> dict[str, Any]:
                 model=model,
                 iterations=args.gen_iterations,
                 samples_per_event=1,
+                classifier="small",  # prior, purity and efficiency: OmniFold's classifier
                 seed=0,
                 max_time=args.gen_max_time,
             )
@@ -256,6 +259,7 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "iterations": args.iterations,
         "bootstrap": args.bootstrap,
+        "bootstrap_mc": args.bootstrap_mc,
         "classifier": args.classifier,
         "n_mc": mc.n_events,
         "n_data": data.n_events,
@@ -271,6 +275,7 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
             iterations=args.iterations,
             ensemble=args.ensemble,
             bootstrap=args.bootstrap,
+            bootstrap_mc=args.bootstrap_mc,
             classifier=bench_classifier(args.classifier),
             seed=0,
             threads=args.threads,
@@ -298,7 +303,14 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
             # binning, 40 bins or integer bins, as for the metrics
             edges = default_bins(prior[0][:, j], prior[1])
             r = ibu(
-                mc, data, j, edges, iterations=args.iterations, bootstrap=args.bootstrap, seed=0
+                mc,
+                data,
+                j,
+                edges,
+                iterations=args.iterations,
+                bootstrap=args.bootstrap,
+                bootstrap_mc=args.bootstrap_mc,
+                seed=0,
             )
             w = event_weights(r, mc)
             res[c] = w.tolist()
@@ -425,6 +437,69 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- noise
+
+
+def run_noise(args: argparse.Namespace) -> dict[str, Any]:
+    """OmniFold's training noise on Z+jet: the same events unfolded with several classifier
+    seeds, for one classifier per step and for an ensemble; W1 and Δ of the final iteration,
+    mean and spread over the seeds, beside IBU (deterministic)."""
+    from physgen.unfold.data import data_from_truth
+    from physgen.unfold.ibu import event_weights, ibu
+    from physgen.unfold.metrics import default_bins, summary_table
+    from physgen.unfold.omnifold import omnifold
+
+    mc, nature = zjet_samples(args)
+    data = data_from_truth(nature)
+    cols = list(mc.columns)
+    truth = (nature.gen[nature.pass_gen], nature.weight[nature.pass_gen])
+    prior = (mc.gen[mc.pass_gen], mc.weight[mc.pass_gen])
+    bins = {c: default_bins(truth[0][:, j], truth[1]) for j, c in enumerate(cols)}
+    m = mc.pass_gen
+    out: dict[str, Any] = {
+        "settings": {"n": args.n, "iterations": args.iterations, "classifier": args.classifier},
+        "columns": cols,
+        "runs": {},
+    }
+    for ens in args.noise_ensembles:
+        for seed in range(args.noise_seeds):
+            settings = {**out["settings"], "ensemble": ens, "seed": seed}
+
+            def run(ens: int = ens, seed: int = seed) -> dict[str, Any]:
+                t0 = time.process_time()
+                r = omnifold(
+                    mc,
+                    data,
+                    iterations=args.iterations,
+                    ensemble=ens,
+                    classifier=bench_classifier(args.classifier),
+                    seed=seed,
+                    threads=args.threads,
+                )
+                cpu = time.process_time() - t0
+                t = summary_table(
+                    truth, {"of": (mc.gen[m], r.push[-1][m] * mc.weight[m])}, cols, bins
+                )
+                return {"cpu_s": cpu, "table": t["of"]}
+
+            out["runs"][f"{ens}-{seed}"] = _cached(
+                "noise-omnifold", [settings], run, not args.no_cache
+            )
+            print(f"ensemble {ens} seed {seed}: cpu {out['runs'][f'{ens}-{seed}']['cpu_s']:.0f} s")
+    ibu_rows = {}
+    for j, c in enumerate(cols):
+        r = ibu(mc, data, j, default_bins(prior[0][:, j], prior[1]), args.iterations, bootstrap=0)
+        t1 = summary_table(
+            (truth[0][:, [j]], truth[1]),
+            {"ibu": (prior[0][:, [j]], event_weights(r, mc))},
+            [c],
+            {c: bins[c]},
+        )
+        ibu_rows[c] = t1["ibu"][c]
+    out["ibu"] = ibu_rows
+    return out
+
+
 # --------------------------------------------------------------------------- reference
 
 
@@ -534,6 +609,33 @@ def _fmt_table(table: dict[str, Any], cols: list[str], key: str) -> list[str]:
     return lines
 
 
+def _noise_md(z: dict[str, Any]) -> list[str]:
+    cols = z["columns"]
+    md = [
+        "## OmniFold's training noise (Z+jet, the same events, several classifier seeds)",
+        "",
+        f"Settings: {z['settings']}. Mean ± standard deviation over the seeds of the final "
+        "iteration's metrics; IBU (one observable at a time, no training) for comparison.",
+        "",
+    ]
+    for key, label in (("w1_x10", "W1 ×10"), ("delta_x1e3", "Δ ×10³")):
+        md += [f"{label}:", "", "| method | seeds | CPU [s] | " + " | ".join(cols) + " |"]
+        md.append("|---|---|---|" + "---|" * len(cols))
+        for ens in sorted({int(k.split("-")[0]) for k in z["runs"]}):
+            runs = [v for k, v in z["runs"].items() if int(k.split("-")[0]) == ens]
+            vals = np.array([[r["table"][c][key] for c in cols] for r in runs])
+            cpu = np.mean([r["cpu_s"] for r in runs])
+            sd = vals.std(0, ddof=1) if len(runs) > 1 else np.full(len(cols), np.nan)
+            md.append(
+                f"| OmniFold, ensemble {ens} | {len(runs)} | {cpu:.0f} | "
+                + " | ".join(f"{a:.3f} ± {b:.3f}" for a, b in zip(vals.mean(0), sd))
+                + " |"
+            )
+        md.append("| IBU | – | – | " + " | ".join(f"{z['ibu'][c][key]:.3f}" for c in cols) + " |")
+        md.append("")
+    return md
+
+
 def write_results(res: dict[str, Any], command: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     old = {}
@@ -630,6 +732,8 @@ def write_results(res: dict[str, Any], command: str) -> None:
             + ", ".join(f"generative {k} {v['cpu_s']:.0f} s" for k, v in z["generative"].items()),
             "",
         ]
+    if "noise" in old:
+        md += _noise_md(old["noise"])
     if "reference" in old:
         r = old["reference"]
         cols = list(next(iter(r["table"].values())).keys())
@@ -657,7 +761,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("what", choices=["gaussian", "zjet", "reference", "all", "report"])
+    ap.add_argument("what", choices=["gaussian", "zjet", "noise", "reference", "all", "report"])
     ap.add_argument("--n", type=int, default=50_000, help="Z+jet events per sample")
     ap.add_argument("--n-gauss", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=1)
@@ -667,6 +771,13 @@ def main() -> None:
     ap.add_argument("--gauss-generative", default="flow,cfm", help="families, Gaussian")
     ap.add_argument("--bootstrap", type=int, default=10)
     ap.add_argument("--ensemble", type=int, default=1, help="OmniFold classifiers per step")
+    ap.add_argument(
+        "--bootstrap-mc",
+        action="store_true",
+        help="Z+jet: replicas fluctuate the MC too (OmniFold, IBU): bands with MC statistics",
+    )
+    ap.add_argument("--noise-seeds", type=int, default=4, help="noise: seeds per ensemble size")
+    ap.add_argument("--noise-ensembles", default="1,5", help="noise: ensemble sizes")
     ap.add_argument("--classifier", default="3x100", help="3x100, small, fast or official")
     ap.add_argument("--generative", default="flow", help="families for Z+jet (flow,cfm)")
     ap.add_argument("--gen-max-time", default="6m", help="per training")
@@ -680,6 +791,7 @@ def main() -> None:
     args = ap.parse_args()
     args.generative = [s for s in args.generative.split(",") if s]
     args.gauss_generative = [s for s in args.gauss_generative.split(",") if s]
+    args.noise_ensembles = [int(s) for s in args.noise_ensembles.split(",") if s]
     import torch
 
     torch.set_num_threads(args.threads)
@@ -689,6 +801,8 @@ def main() -> None:
         res["gaussian"] = run_gaussian(args)
     if args.what in ("zjet", "all"):
         res["zjet"] = run_zjet(args)
+    if args.what in ("noise", "all"):
+        res["noise"] = run_noise(args)
     if args.what in ("reference", "all"):
         res["reference"] = run_reference(args)
     write_results(res, command)

@@ -37,6 +37,7 @@ def test_ibu_run(run: Run, files, tmp_path: Path):
         12,
         "--bootstrap",
         3,
+        "--bootstrap-mc",
         "--json",
         "-q",
     )
@@ -50,8 +51,10 @@ def test_ibu_run(run: Run, files, tmp_path: Path):
     # the unfolded mean moved from the prior's (0) towards the truth's (0.2)
     assert abs(x["unfolded"]["mean"] - x["truth"]["mean"]) < abs(x["prior"]["mean"] - 0.2) / 2
     assert res["settings"]["bootstrap"] == 3 and res["settings"]["iterations"] == 4
+    assert res["settings"]["bootstrap_mc"] is True
     with h5py.File(out / "ibu.h5") as f:
         assert f["x/unfolded"].shape == (4, 12) and f["x/bootstrap"].shape == (3, 12)
+        assert json.loads(f["x"].attrs["settings"])["bootstrap_mc"] is True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5", "mc.h5", "out"]
 
 
@@ -72,6 +75,7 @@ def test_omnifold_run(run: Run, files, tmp_path: Path):
         "small",
         "--bootstrap",
         1,
+        "--bootstrap-mc",
         "--seed",
         5,
     )
@@ -80,6 +84,7 @@ def test_omnifold_run(run: Run, files, tmp_path: Path):
     w = read_weights(out / "weights.h5")
     assert w.push.shape == (2, 1500) and w.bootstrap.shape == (1, 1500)
     assert w.settings["seed"] == 5 and w.settings["classifier"]["name"] == "small"
+    assert w.settings["bootstrap_mc"] is True and (w.bootstrap == 0).any()  # MC Poisson zeros
     res = json.loads((out / "results.json").read_text())
     assert res["method"] == "omnifold" and res["timings_s"]["total"] > 0
 
@@ -164,6 +169,8 @@ CASES = [
         "--bootstrap: not used by --method generative (only by omnifold, ibu)",
     ),
     ("ensemble-ibu", {}, ["--method", "ibu", "--ensemble", "1"], "--ensemble: not used by"),
+    ("bootstrap-mc-gen", {}, ["--method", "generative", "--bootstrap-mc"], "--bootstrap-mc: not"),
+    ("bootstrap-mc-alone", {}, ["--bootstrap-mc"], "--bootstrap-mc: needs --bootstrap N"),
     ("ensemble-gen", {}, ["--method", "generative", "--ensemble", "2"], "--ensemble: not used"),
     ("bins-omnifold", {}, ["--bins", "10"], "--bins: not used by --method omnifold (only by ibu)"),
     ("bins-generative", {}, ["--method", "generative", "--bins", "10"], "--bins: not used by"),

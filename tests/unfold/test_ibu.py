@@ -113,6 +113,34 @@ def test_bootstrap_is_seeded():
     assert not np.array_equal(a.bootstrap, c.bootstrap)
 
 
+def test_mc_bootstrap_rebuilds_the_response(gaussian):
+    """A replica with ``bootstrap_mc`` is IBU of the fluctuated data with the response built
+    from the fluctuated MC; MC statistics widen the band."""
+    import dataclasses
+
+    mc = gaussian(3000, 0.0, 1.0, seed=1)
+    data = data_from_truth(gaussian(3000, 0.2, 0.8, seed=2))
+    edges = np.linspace(-3, 3, 13)
+    r = ibu(mc, data, "x", edges, bootstrap=30, bootstrap_mc=True, seed=7)
+    assert r.settings["bootstrap_mc"] is True
+    for b in (0, 29):
+        k_data = np.random.default_rng(np.random.SeedSequence([7, 2, b])).poisson(
+            1.0, data.n_events
+        )
+        k_mc = np.random.default_rng(np.random.SeedSequence([7, 3, b])).poisson(1.0, 3000)
+        direct = ibu(
+            dataclasses.replace(mc, weight=mc.weight * k_mc),
+            dataclasses.replace(data, weight=data.weight * k_data),
+            "x",
+            edges,
+            bootstrap=0,
+        )
+        np.testing.assert_allclose(r.bootstrap[b], direct.final, rtol=1e-12)
+    plain = ibu(mc, data, "x", edges, bootstrap=30, seed=7)
+    np.testing.assert_array_equal(plain.final, r.final)  # the nominal result is unchanged
+    assert (r.std > plain.std).mean() > 0.8
+
+
 def test_write_ibu(tmp_path: Path):
     mc = hand_made()
     r = ibu(mc, data_from_truth(mc), 0, 4, bootstrap=2)

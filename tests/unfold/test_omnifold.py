@@ -200,6 +200,30 @@ def test_same_seed_same_weights(gaussian, tmp_path: Path):
     assert a.bootstrap_weights(mc).shape == (2, int(mc.pass_gen.sum()))
 
 
+def test_mc_bootstrap_replicas_unfold_the_fluctuated_mc(oracle, monkeypatch):
+    """With ``bootstrap_mc`` a replica is the unfolding of Poisson-fluctuated data *and* MC:
+    its stored weights carry the MC's Poisson factors and equal a direct unfolding of the
+    fluctuated samples with the nominal data scale (exact with the oracle classifier)."""
+    mc = discrete(800, MC_P, seed=1, inefficiency=0.1, fakes=0.1)
+    data = data_from_truth(discrete(800, DATA_P, seed=2))
+    r = omnifold(mc, data, iterations=2, bootstrap=3, bootstrap_mc=True, seed=5)
+    assert r.settings["bootstrap_mc"] is True
+    g = mc.pass_gen
+    for b in range(3):
+        k_data = np.random.default_rng(np.random.SeedSequence([5, 1, b])).poisson(1.0, 800)
+        k_mc = np.random.default_rng(np.random.SeedSequence([5, 2, b])).poisson(1.0, 800)
+        mc_b = dataclasses.replace(mc, weight=mc.weight * k_mc)
+        data_b = dataclasses.replace(data, weight=data.weight * k_data)
+        with monkeypatch.context() as m:  # replicas keep the nominal data scale
+            m.setattr(omnifold_module, "data_scale", lambda *a: r.data_scale)
+            direct = omnifold(mc_b, data_b, iterations=2).push[-1] * mc_b.weight
+        replica = r.bootstrap_weights(mc)[b]
+        np.testing.assert_array_equal(replica == 0, (k_mc == 0)[g])
+        np.testing.assert_allclose(replica, direct[g], rtol=1e-12)
+    plain = omnifold(mc, data, iterations=2, bootstrap=3, seed=5)
+    assert not (plain.bootstrap == 0).any()  # data-only replicas keep every MC event
+
+
 def test_ensemble_members_get_their_own_seeds(oracle):
     mc = discrete(500, MC_P, seed=1)
     omnifold(mc, data_from_truth(discrete(500, DATA_P, seed=2)), iterations=2, ensemble=3)

@@ -56,6 +56,7 @@ _DEFAULT_ENSEMBLE, _DEFAULT_BINS = 1, 30
 _ONLY_FOR = {
     "--bootstrap": ("omnifold", "ibu"),
     "--ensemble": ("omnifold",),
+    "--bootstrap-mc": ("omnifold", "ibu"),
     "--bins": ("ibu",),
     "--classifier": ("omnifold", "generative"),
     "--model": ("generative",),
@@ -161,6 +162,14 @@ def unfold(
             "ibu 20, omnifold 0; each omnifold replica is a full unfolding).",
         ),
     ] = None,
+    bootstrap_mc: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap-mc",
+            help="omnifold, ibu: fluctuate the MC weights in every replica too, so the band "
+            "holds the simulation's statistical uncertainty (needs --bootstrap).",
+        ),
+    ] = False,
     columns: Annotated[
         Optional[str], typer.Option("--columns", help="Observables to unfold, comma-separated.")
     ] = None,
@@ -210,6 +219,7 @@ def unfold(
     given_options = (
         ("--bootstrap", bootstrap),
         ("--ensemble", ensemble),
+        ("--bootstrap-mc", True if bootstrap_mc else None),
         ("--bins", bins),
         ("--classifier", classifier),
         ("--model", model),
@@ -233,6 +243,8 @@ def unfold(
         ("--threads", threads, 1),
     ):
         _check_int(name, value, low)
+    if bootstrap_mc and n_boot < 1:
+        raise ConfigError("--bootstrap-mc: needs --bootstrap N with N >= 1 replicas")
     cfg = get_classifier(classifier or "fast", "--classifier")
     model = model or "flow"
     if method == "generative" and background is not None:
@@ -283,6 +295,7 @@ def unfold(
                 iterations=n_iter,
                 ensemble=n_ens,
                 bootstrap=n_boot,
+                bootstrap_mc=bootstrap_mc,
                 classifier=cfg,
                 background=bkg_s,
                 seed=seed,
@@ -308,7 +321,17 @@ def unfold(
             results = []
             unfolded = {}
             for c in mc_s.columns:
-                r = ibu(mc_s, data_s, c, n_bins, n_iter, bkg_s, bootstrap=n_boot, seed=seed)
+                r = ibu(
+                    mc_s,
+                    data_s,
+                    c,
+                    n_bins,
+                    n_iter,
+                    bkg_s,
+                    bootstrap=n_boot,
+                    bootstrap_mc=bootstrap_mc,
+                    seed=seed,
+                )
                 results.append(r)
                 report_bins[c] = r.edges
                 centres = 0.5 * (r.edges[1:] + r.edges[:-1])
@@ -360,6 +383,7 @@ def unfold(
                 "columns": list(mc_s.columns),
                 "iterations": n_iter,
                 "bootstrap": n_boot,
+                "bootstrap_mc": bootstrap_mc,
                 "seed": seed,
                 "threads": threads,
                 "device": device,

@@ -29,7 +29,8 @@ Bookkeeping (all histograms weighted by the event weights):
   data's normalisation); the unfolded counts are in data units.
 * **Statistical errors**: ``bootstrap`` replicas with Poisson(1) weights on the data events
   (seeded by ``(seed, replica)``), each unfolded with the same iterations; the spread of the
-  final iteration is :attr:`IBUResult.std`.
+  final iteration is :attr:`IBUResult.std`. With ``bootstrap_mc`` each replica also draws
+  Poisson(1) weights for the MC events and rebuilds the response from them (MC statistics).
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def ibu(
     *,
     reco_bins: Any = None,
     bootstrap: int = 20,
+    bootstrap_mc: bool = False,
     seed: int = 0,
 ) -> IBUResult:
     """Iterative Bayesian unfolding of one observable (D'Agostini 1995; module docstring).
@@ -189,6 +191,9 @@ def ibu(
         background: Background MC (weights in data units), subtracted at reco level.
         reco_bins: Reco-level edges or number of bins (None: the gen edges).
         bootstrap: Poisson replicas of the data for the statistical errors (>= 0).
+        bootstrap_mc: Also fluctuate the MC weights of every replica (Poisson(1) per
+            event): response, efficiency, fakes and prior are rebuilt from them, so the
+            spread includes the simulation's statistical uncertainty.
         seed: Seed of the replicas.
 
     Returns:
@@ -217,26 +222,30 @@ def ibu(
         r_edges = _edges(reco_bins, "reco_bins")
     kg, kr = g_edges.size + 1, r_edges.size + 1  # bins with flow
     gi, ri = bin_index(mc.gen[:, c], g_edges), bin_index(mc.reco[:, c], r_edges)
-    w = mc.weight
-    n_gen = _hist(gi[gen_ok], w[gen_ok], kg)
-    joint = np.zeros((kr, kg))
-    np.add.at(joint, (ri[both], gi[both]), w[both])
-    m = np.divide(joint, n_gen[None, :], out=np.zeros_like(joint), where=n_gen[None, :] > 0)
-    eff = m.sum(axis=0)
-    reco_hist = _hist(ri[reco_ok], w[reco_ok], kr)
     fake_mask = reco_ok & ~gen_ok
-    fake_hist = _hist(ri[fake_mask], w[fake_mask], kr)
+
+    def response(w: F64) -> tuple[F64, F64, F64, F64, F64, float]:
+        """``n_gen, m, eff, reco_hist, fake_hist, sim_total`` of MC weights ``w``."""
+        n_gen = _hist(gi[gen_ok], w[gen_ok], kg)
+        joint = np.zeros((kr, kg))
+        np.add.at(joint, (ri[both], gi[both]), w[both])
+        m = np.divide(joint, n_gen[None, :], out=np.zeros_like(joint), where=n_gen[None, :] > 0)
+        reco_hist = _hist(ri[reco_ok], w[reco_ok], kr)
+        fake_hist = _hist(ri[fake_mask], w[fake_mask], kr)
+        return n_gen, m, m.sum(axis=0), reco_hist, fake_hist, float(w[reco_ok].sum())
+
+    n_gen, m, eff, reco_hist, fake_hist, sim_total = response(mc.weight)
     fake_frac = np.divide(fake_hist, reco_hist, out=np.zeros_like(fake_hist), where=reco_hist > 0)
     bkg = np.zeros(kr)
     if background is not None:
         b = background.pass_reco
         bkg = _hist(bin_index(background.reco[b, c], r_edges), background.weight[b], kr)
-    sim_total = float(w[reco_ok].sum())
     if sim_total <= 0:
         raise DataFormatError("mc: the weights of events passing reco sum to <= 0")
     di = bin_index(data.reco[:, c], r_edges)
 
-    def unfold(dw: F64) -> tuple[F64, F64, F64, float]:
+    def unfold(dw: F64, resp: tuple[F64, F64, F64, F64, F64, float]) -> tuple[F64, F64, F64, float]:
+        n_gen, m, eff, _, fake_hist, sim_total = resp
         d = _hist(di, dw, kr)
         target = float(dw.sum() - bkg.sum())
         if target <= 0:
@@ -246,15 +255,22 @@ def ibu(
         signal = np.clip(d - bkg - fakes, 0.0, None)
         return _iterate(m, eff, n_gen, signal, iterations), d, fakes, s
 
-    counts, d, fakes, s = unfold(data.weight)
+    nominal = (n_gen, m, eff, reco_hist, fake_hist, sim_total)
+    counts, d, fakes, s = unfold(data.weight, nominal)
     boot = np.empty((bootstrap, kg - 2))
     for r in range(bootstrap):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 2, r]))
-        boot[r] = unfold(data.weight * rng.poisson(1.0, size=data.n_events))[0][-1, 1:-1]
+        dw = data.weight * rng.poisson(1.0, size=data.n_events)
+        resp = nominal
+        if bootstrap_mc:
+            k = np.random.default_rng(np.random.SeedSequence([seed, 3, r]))
+            resp = response(mc.weight * k.poisson(1.0, size=mc.n_events))
+        boot[r] = unfold(dw, resp)[0][-1, 1:-1]
     settings = {
         "method": "ibu",
         "iterations": iterations,
         "bootstrap": bootstrap,
+        "bootstrap_mc": bootstrap_mc,
         "seed": seed,
         "normalisation": s,
         "background": background is not None,

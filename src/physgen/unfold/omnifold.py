@@ -39,7 +39,13 @@ Conventions (those of the PyPI ``omnifold`` package):
   weights, so step 1 learns ``(data − background) / sim``.
 * **Ensembles**: ``ensemble`` classifiers per step with different seeds, ratios averaged.
 * **Bootstrap**: replica ``b`` multiplies the data weights by Poisson(1) draws seeded by
-  ``(seed, b)`` and runs the whole unfolding with its own classifier seeds.
+  ``(seed, b)`` and runs the whole unfolding with its own classifier seeds, so the spread of
+  the replicas holds the data's statistical uncertainty *and* the training noise of the
+  classifiers. With ``bootstrap_mc=True`` the MC weights are fluctuated as well (Poisson(1)
+  per event, seeded by ``(seed, b)``): the spread then also holds the MC's statistical
+  uncertainty (limited simulation in the response, as in the measurements of H1,
+  arXiv:2108.12376). A replica's stored weights include its MC Poisson factors, so
+  :meth:`OmniFoldResult.bootstrap_weights` is the replica's unfolded distribution either way.
 
 Every classifier seed derives from ``(seed, replica, iteration, step, member)``, so the same
 seed gives the same weights bit for bit (on the same machine and thread count).
@@ -131,7 +137,8 @@ class OmniFoldResult:
         push: Push weights ``ν⁰..ν^N`` ``(iterations + 1, N)``; row 0 is 1. The unfolded
             distribution is ``gen[pass_gen]`` weighted by ``push[-1] * w``.
         pull: Pull weights ``ω¹..ω^N`` ``(iterations, N)`` (detector level).
-        bootstrap: Final push weights of every bootstrap replica ``(B, N)`` (B may be 0).
+        bootstrap: Final push weights of every bootstrap replica ``(B, N)`` (B may be 0),
+            times the replica's Poisson factors on the MC weights with ``bootstrap_mc``.
         data_scale: Factor applied to the data weights (see the module docstring); divide
             the weights by it for data units.
         columns: Observable names.
@@ -300,6 +307,7 @@ def omnifold(
     iterations: int = 4,
     ensemble: int = 1,
     bootstrap: int = 0,
+    bootstrap_mc: bool = False,
     classifier: str | ClassifierConfig = "fast",
     background: UnfoldingMC | None = None,
     seed: int = 0,
@@ -316,6 +324,7 @@ def omnifold(
         iterations: OmniFold iterations (>= 1).
         ensemble: Classifiers per step, ratios averaged (>= 1).
         bootstrap: Replicas with Poisson(1) data weights, each a full unfolding (>= 0).
+        bootstrap_mc: Also fluctuate the MC weights of every replica (Poisson(1) per event).
         classifier: A preset of :data:`PRESETS` (``fast``, ``official``, ``small``) or a
             :class:`ClassifierConfig`.
         background: Background MC (weights normalised to the data's luminosity; only its
@@ -371,15 +380,24 @@ def omnifold(
             w_b = w_data * rng.poisson(1.0, size=len(w_data))
             if w_b.sum() <= 0:
                 raise DataFormatError("data: a bootstrap replica has no events left")
-            boot[b] = _unfold_once(
-                mc, x_data, np.concatenate([w_b, w_bkg]), iterations, fitter, b + 1
-            )[0][-1]
+            mc_b, k_mc = mc, np.ones(mc.n_events)
+            if bootstrap_mc:
+                rng_mc = np.random.default_rng(np.random.SeedSequence([seed, 2, b]))
+                k_mc = rng_mc.poisson(1.0, size=mc.n_events).astype(np.float64)
+                mc_b = dataclasses.replace(mc, weight=mc.weight * k_mc)
+            boot[b] = (
+                k_mc
+                * _unfold_once(
+                    mc_b, x_data, np.concatenate([w_b, w_bkg]), iterations, fitter, b + 1
+                )[0][-1]
+            )
     total = time.perf_counter() - t0
     settings = {
         "method": "omnifold",
         "iterations": iterations,
         "ensemble": ensemble,
         "bootstrap": bootstrap,
+        "bootstrap_mc": bootstrap_mc,
         "seed": seed,
         "classifier": cfg.to_dict(),
         "background": background is not None,
