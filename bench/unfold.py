@@ -14,6 +14,9 @@ Three benchmarks (issue 17), each a sub-command; ``all`` runs them in order:
   bands.
 * ``noise``: OmniFold's training noise: the Z+jet events unfolded with several classifier
   seeds, one classifier per step against an ensemble; the metrics' spread over the seeds.
+* ``closure``: a reweighted closure test on Z+jet: half of ``sim`` reweighted at particle
+  level to nature's shape is the pseudo-data, so the response is the MC's own; OmniFold
+  against IBU without the model dependence of ``sim`` → ``nature``.
 * ``reference``: the same Z+jet events, iterations and network (3 × 100 LeakyReLU) with the
   reference package ``omnifold`` 0.1.36 (TensorFlow, run in its own venv by
   ``bench/omnifold_peer.py``; ``bash bench/make_omnifold_venv.sh``): metrics and CPU time side
@@ -500,6 +503,88 @@ def run_noise(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- closure
+
+
+def run_closure(args: argparse.Namespace) -> dict[str, Any]:
+    """Reweighted closure test: the method's accuracy when the response is the MC's own.
+
+    The ``sim`` sample's even rows are the MC; its odd rows, reweighted at particle level by
+    ``w(z) = p_nature(z) / p_sim(z)`` (a classifier between the two samples' particle-level
+    events), are the pseudo-data (their reco values with weights ``w``; fakes weight 1) and,
+    at particle level, the truth. The truth's shape is nature's, the detector response is
+    the MC's by construction: what remains is the unfolding method's own error, without the
+    model dependence of the ``sim`` → ``nature`` benchmark (whose response differs, see the
+    README)."""
+    import dataclasses
+
+    from physgen.metrics.twosample import fit_likelihood_ratio
+    from physgen.unfold.data import make_data
+    from physgen.unfold.ibu import event_weights, ibu
+    from physgen.unfold.metrics import default_bins, summary_table
+    from physgen.unfold.omnifold import omnifold
+
+    sim, nature = zjet_samples(args)
+    cols = list(sim.columns)
+    even = np.arange(sim.n_events) % 2 == 0
+
+    def rows(mask: np.ndarray) -> Any:
+        return dataclasses.replace(
+            sim,
+            gen=sim.gen[mask],
+            reco=sim.reco[mask],
+            pass_gen=sim.pass_gen[mask],
+            pass_reco=sim.pass_reco[mask],
+            weight=sim.weight[mask],
+        )
+
+    mc, odd = rows(even), rows(~even)
+    g = sim.pass_gen
+    lr = fit_likelihood_ratio(
+        sim.gen[g], nature.gen[nature.pass_gen], config="fast", seed=0, threads=args.threads
+    )
+    w = np.ones(odd.n_events)
+    w[odd.pass_gen] = lr(odd.gen[odd.pass_gen])
+    w *= odd.pass_gen.sum() / w[odd.pass_gen].sum()
+    data = make_data(odd.reco[odd.pass_reco], weight=w[odd.pass_reco], columns=cols)
+    truth = (odd.gen[odd.pass_gen], w[odd.pass_gen])
+    prior = (mc.gen[mc.pass_gen], mc.weight[mc.pass_gen])
+    bins = {c: default_bins(truth[0][:, j], truth[1]) for j, c in enumerate(cols)}
+    settings = {"n": args.n, "iterations": args.iterations, "ensemble": args.ensemble}
+
+    def of() -> dict[str, Any]:
+        t0 = time.process_time()
+        r = omnifold(
+            mc,
+            data,
+            iterations=args.iterations,
+            ensemble=args.ensemble,
+            classifier=bench_classifier(args.classifier),
+            seed=0,
+            threads=args.threads,
+        )
+        m = mc.pass_gen
+        methods = {
+            f"omnifold it{i}": (mc.gen[m], r.push[i][m] * mc.weight[m])
+            for i in range(1, args.iterations + 1)
+        }
+        table = summary_table(truth, {"prior (sim)": prior, **methods}, cols, bins)
+        return {"cpu_s": time.process_time() - t0, "table": table}
+
+    out = _cached("closure-omnifold", [settings], of, not args.no_cache)
+    for j, c in enumerate(cols):
+        r = ibu(mc, data, j, default_bins(prior[0][:, j], prior[1]), args.iterations, bootstrap=0)
+        t1 = summary_table(
+            (truth[0][:, [j]], truth[1]),
+            {"ibu": (prior[0][:, [j]], event_weights(r, mc))},
+            [c],
+            {c: bins[c]},
+        )
+        out["table"].setdefault("ibu", {})[c] = t1["ibu"][c]
+    ess = float(w.sum() ** 2 / (w * w).sum())
+    return {**out, "settings": settings, "columns": cols, "data_ess": ess}
+
+
 # --------------------------------------------------------------------------- reference
 
 
@@ -734,6 +819,22 @@ def write_results(res: dict[str, Any], command: str) -> None:
         ]
     if "noise" in old:
         md += _noise_md(old["noise"])
+    if "closure" in old:
+        c = old["closure"]
+        md += [
+            "## Reweighted closure (the MC's own response; `sim` odd rows reweighted to nature)",
+            "",
+            f"Settings: {c['settings']}; pseudo-data effective size {c['data_ess']:.0f}.",
+            "",
+            "W1 ×10:",
+            "",
+            *_fmt_table(c["table"], c["columns"], "w1_x10"),
+            "",
+            "Δ ×10³:",
+            "",
+            *_fmt_table(c["table"], c["columns"], "delta_x1e3"),
+            "",
+        ]
     if "reference" in old:
         r = old["reference"]
         cols = list(next(iter(r["table"].values())).keys())
@@ -761,7 +862,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("what", choices=["gaussian", "zjet", "noise", "reference", "all", "report"])
+    ap.add_argument(
+        "what", choices=["gaussian", "zjet", "noise", "closure", "reference", "all", "report"]
+    )
     ap.add_argument("--n", type=int, default=50_000, help="Z+jet events per sample")
     ap.add_argument("--n-gauss", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=1)
@@ -803,6 +906,8 @@ def main() -> None:
         res["zjet"] = run_zjet(args)
     if args.what in ("noise", "all"):
         res["noise"] = run_noise(args)
+    if args.what in ("closure", "all"):
+        res["closure"] = run_closure(args)
     if args.what in ("reference", "all"):
         res["reference"] = run_reference(args)
     write_results(res, command)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from physgen.errors import DataFormatError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.metrics import (
     ClassifierConfig,
     cross_fit_ratios,
@@ -68,6 +68,20 @@ def test_cross_fit_ratios_are_out_of_fold_and_normalised():
     assert r0.shape == (3000,) and r1.shape == (3000,)
     assert r0.mean() == pytest.approx(1.0, abs=0.08)  # E_p0[p1 / p0] = 1
     assert np.corrcoef(np.log(r0), a[:, 0])[0, 1] > 0.95
+
+
+def test_warm_start_copies_the_network():
+    a, b, _ = gaussians(3000)
+    first = fit_likelihood_ratio(a, b, config=SMALL, seed=0, threads=1)
+    before = [t.clone() for t in first.model.state_dict().values()]
+    zero_epochs = dataclasses.replace(SMALL, max_epochs=1, lr=1e-12)
+    warm = fit_likelihood_ratio(a, b, config=zero_epochs, seed=1, threads=1, init=first)
+    x = np.linspace(-1.5, 1.5, 7)[:, None]
+    np.testing.assert_allclose(warm(x), first(x), rtol=1e-4)  # starts where ``first`` ended
+    for t0, t1 in zip(before, first.model.state_dict().values()):
+        assert bool((t0 == t1).all())  # ``init`` itself is untouched
+    with pytest.raises(ConfigError, match="init: its network does not take these inputs"):
+        fit_likelihood_ratio(np.zeros((40, 2)), np.ones((40, 2)), config=SMALL, init=first)
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,7 @@ def test_omnifold_run(run: Run, files, tmp_path: Path):
         "--bootstrap",
         1,
         "--bootstrap-mc",
+        "--warm-start",
         "--seed",
         5,
     )
@@ -85,6 +86,7 @@ def test_omnifold_run(run: Run, files, tmp_path: Path):
     assert w.push.shape == (2, 1500) and w.bootstrap.shape == (1, 1500)
     assert w.settings["seed"] == 5 and w.settings["classifier"]["name"] == "small"
     assert w.settings["bootstrap_mc"] is True and (w.bootstrap == 0).any()  # MC Poisson zeros
+    assert w.settings["warm_start"] is True
     res = json.loads((out / "results.json").read_text())
     assert res["method"] == "omnifold" and res["timings_s"]["total"] > 0
 
@@ -171,6 +173,7 @@ CASES = [
     ("ensemble-ibu", {}, ["--method", "ibu", "--ensemble", "1"], "--ensemble: not used by"),
     ("bootstrap-mc-gen", {}, ["--method", "generative", "--bootstrap-mc"], "--bootstrap-mc: not"),
     ("bootstrap-mc-alone", {}, ["--bootstrap-mc"], "--bootstrap-mc: needs --bootstrap N"),
+    ("warm-start-ibu", {}, ["--method", "ibu", "--warm-start"], "--warm-start: not used by"),
     ("ensemble-gen", {}, ["--method", "generative", "--ensemble", "2"], "--ensemble: not used"),
     ("bins-omnifold", {}, ["--bins", "10"], "--bins: not used by --method omnifold (only by ibu)"),
     ("bins-generative", {}, ["--method", "generative", "--bins", "10"], "--bins: not used by"),

@@ -224,6 +224,30 @@ def test_mc_bootstrap_replicas_unfold_the_fluctuated_mc(oracle, monkeypatch):
     assert not (plain.bootstrap == 0).any()  # data-only replicas keep every MC event
 
 
+def test_warm_start_hands_each_classifier_its_predecessor(monkeypatch):
+    """``warm_start``: the classifier of (step, member) in iteration n starts from the one of
+    iteration n - 1; iteration 1 and the cold default start fresh."""
+    made: list[tuple[object, object]] = []
+
+    def fit(x0, x1, *, w0=None, w1=None, init=None, **kwargs):
+        ratio = HistogramRatio(np.asarray(x0), np.asarray(x1), np.asarray(w0), np.asarray(w1))
+        made.append((init, ratio))
+        return ratio
+
+    monkeypatch.setattr(omnifold_module, "fit_likelihood_ratio", fit)
+    mc = discrete(500, MC_P, seed=1)
+    data = data_from_truth(discrete(500, DATA_P, seed=2))
+    r = omnifold(mc, data, iterations=3, ensemble=2, warm_start=True)
+    assert r.settings["warm_start"] is True
+    # calls per iteration: step 1 members 0, 1, then step 2 members 0, 1
+    assert all(init is None for init, _ in made[:4])
+    for i in range(4, 12):
+        assert made[i][0] is made[i - 4][1]
+    made.clear()
+    omnifold(mc, data, iterations=2)
+    assert all(init is None for init, _ in made)
+
+
 def test_ensemble_members_get_their_own_seeds(oracle):
     mc = discrete(500, MC_P, seed=1)
     omnifold(mc, data_from_truth(discrete(500, DATA_P, seed=2)), iterations=2, ensemble=3)

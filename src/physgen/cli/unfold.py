@@ -57,6 +57,7 @@ _ONLY_FOR = {
     "--bootstrap": ("omnifold", "ibu"),
     "--ensemble": ("omnifold",),
     "--bootstrap-mc": ("omnifold", "ibu"),
+    "--warm-start": ("omnifold",),
     "--bins": ("ibu",),
     "--classifier": ("omnifold", "generative"),
     "--model": ("generative",),
@@ -170,6 +171,14 @@ def unfold(
             "holds the simulation's statistical uncertainty (needs --bootstrap).",
         ),
     ] = False,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start",
+            help="omnifold: start each iteration's classifiers from the previous iteration's "
+            "(as the reference package does; fewer epochs per training).",
+        ),
+    ] = False,
     columns: Annotated[
         Optional[str], typer.Option("--columns", help="Observables to unfold, comma-separated.")
     ] = None,
@@ -220,6 +229,7 @@ def unfold(
         ("--bootstrap", bootstrap),
         ("--ensemble", ensemble),
         ("--bootstrap-mc", True if bootstrap_mc else None),
+        ("--warm-start", True if warm_start else None),
         ("--bins", bins),
         ("--classifier", classifier),
         ("--model", model),
@@ -296,6 +306,7 @@ def unfold(
                 ensemble=n_ens,
                 bootstrap=n_boot,
                 bootstrap_mc=bootstrap_mc,
+                warm_start=warm_start,
                 classifier=cfg,
                 background=bkg_s,
                 seed=seed,
@@ -309,6 +320,7 @@ def unfold(
             unfolded = {"OmniFold": (x, w, boot_w, None)}
             extra = {
                 "ensemble": n_ens,
+                "warm_start": warm_start,
                 "classifier": cfg.to_dict(),
                 "data_scale": res.data_scale,
             }

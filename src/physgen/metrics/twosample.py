@@ -16,6 +16,7 @@ Andreassen et al., OmniFold, PRL 124 (2020) 182001; Andreassen & Nachman, DCTR, 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,13 +131,15 @@ def _train_one(
     config: ClassifierConfig,
     seed: int,
     device: str,
+    init: Any = None,
 ) -> _Trained:
     import torch
 
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = _network(pool, train_idx, config)
+        # warm start: a copy of a trained network (its input transform included)
+        net = _network(pool, train_idx, config) if init is None else copy.deepcopy(init)
         w_all = np.zeros(len(labels))
         w_all[train_idx] = _balanced(weights, labels, train_idx)
         w_all[test_idx] = _balanced(weights, labels, test_idx)
@@ -315,6 +318,7 @@ def fit_likelihood_ratio(
     device: str = "cpu",
     threads: int | None = None,
     allow_negative: bool = False,
+    init: LikelihoodRatio | None = None,
 ) -> LikelihoodRatio:
     """Train a classifier on all events (80 % train, 20 % for epoch selection) and return the
     density ratio ``p1 / p0`` of the two weighted samples.
@@ -331,7 +335,11 @@ def fit_likelihood_ratio(
     there is held in place only by the other events and the network's smoothness; the ratio
     stays positive by construction. It cannot be combined with ``calibrated=True`` (the
     isotonic fit needs non-negative weights): that raises
-    :class:`~physgen.errors.ConfigError`."""
+    :class:`~physgen.errors.ConfigError`.
+
+    ``init`` warm-starts the training from a copy of another ratio's network (same input
+    width and config; its input standardisation is kept), as OmniFold's reference package
+    does from one iteration to the next; ``init`` itself is not changed."""
     if allow_negative and calibrated:
         raise ConfigError(
             "calibrated: cannot be combined with allow_negative=True (the isotonic "
@@ -339,9 +347,26 @@ def fit_likelihood_ratio(
         )
     cfg = get_preset(config)
     pool, labels, weights, _ = _samples(x0, x1, w0, w1, allow_negative)
+    if init is not None:
+        try:
+            init.probability(pool.rows(np.zeros(1, dtype=np.int64)))
+        except RuntimeError as exc:  # a shape mismatch inside the network
+            raise ConfigError(
+                f"init: its network does not take these inputs ({pool.sources[0].dim} columns)"
+            ) from exc
     with torch_threads(threads):
         train_idx, test_idx, _ = _split(labels, (0.8, 0.2), np.random.default_rng(seed))
-        t = _train_one(pool, labels, weights, train_idx, test_idx, cfg, seed, device)
+        t = _train_one(
+            pool,
+            labels,
+            weights,
+            train_idx,
+            test_idx,
+            cfg,
+            seed,
+            device,
+            None if init is None else init.model,
+        )
     cal = (t.p_test, labels[test_idx], _balanced(weights, labels, test_idx)) if calibrated else None
     return LikelihoodRatio(t.model, cal, cfg, device)
 

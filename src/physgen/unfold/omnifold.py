@@ -38,6 +38,8 @@ Conventions (those of the PyPI ``omnifold`` package):
   (weights normalised to the data's luminosity) join the data class of step 1 with negative
   weights, so step 1 learns ``(data − background) / sim``.
 * **Ensembles**: ``ensemble`` classifiers per step with different seeds, ratios averaged.
+* **Warm starts** (``warm_start=True``): each classifier starts from its counterpart (same
+  step, ensemble member and replica) of the previous iteration, as in the reference package.
 * **Bootstrap**: replica ``b`` multiplies the data weights by Poisson(1) draws seeded by
   ``(seed, b)`` and runs the whole unfolding with its own classifier seeds, so the spread of
   the replicas holds the data's statistical uncertainty *and* the training noise of the
@@ -69,7 +71,7 @@ from physgen._version import __version__
 from physgen.errors import ConfigError, DataFormatError
 from physgen.metrics.classifier import PRESETS as _CLASSIFIER_PRESETS
 from physgen.metrics.classifier import ClassifierConfig
-from physgen.metrics.twosample import fit_likelihood_ratio
+from physgen.metrics.twosample import LikelihoodRatio, fit_likelihood_ratio
 from physgen.outputs import atomic_path
 from physgen.unfold.data import UnfoldingData, UnfoldingMC, check_compatible
 
@@ -234,9 +236,13 @@ class _Fitter:
         threads: int | None,
         device: str,
         tick: Callable[[], None],
+        warm_start: bool = False,
     ):
         self.config, self.ensemble, self.seed = config, ensemble, seed
         self.threads, self.device, self.tick = threads, device, tick
+        self.warm_start = warm_start
+        #: (replica, step, member) -> the previous iteration's ratio (warm starts)
+        self.previous: dict[tuple[int, int, int], LikelihoodRatio] = {}
 
     def ratio(
         self,
@@ -244,12 +250,13 @@ class _Fitter:
         w0: F64,
         x1: F64,
         w1: F64,
-        at: F64,
         key: tuple[int, int, int],
         allow_negative: bool = False,
     ) -> F64:
-        """``(Σw₁/Σw₀) · mean_k r_k(at)``: the ratio of the weighted densities p₁ / p₀."""
-        total = np.zeros(len(at))
+        """``(Σw₁/Σw₀) · mean_k r_k(x0)``: the ratio of the weighted densities p₁ / p₀ at the
+        class-0 events."""
+        total = np.zeros(len(x0))
+        replica, _, step = key
         for k in range(self.ensemble):
             lr = fit_likelihood_ratio(
                 x0,
@@ -261,8 +268,11 @@ class _Fitter:
                 device=self.device,
                 threads=self.threads,
                 allow_negative=allow_negative,
+                init=self.previous.get((replica, step, k)),
             )
-            total += lr(at)
+            if self.warm_start:
+                self.previous[(replica, step, k)] = lr
+            total += lr(x0)
         self.tick()
         out: F64 = (float(w1.sum()) / float(w0.sum())) * total / self.ensemble
         return out
@@ -290,12 +300,12 @@ def _unfold_once(
         nu = push[it - 1]
         # step 1: data vs simulation weighted by the current push weights, at detector level
         x0, w0 = mc.reco[sim], nu[sim] * mc.weight[sim]
-        r1 = fitter.ratio(x0, w0, x_data, w_data, x0, (replica, it, 1), negative)
+        r1 = fitter.ratio(x0, w0, x_data, w_data, (replica, it, 1), negative)
         pull[it - 1] = nu
         pull[it - 1, sim] = nu[sim] * r1
         # step 2: the same gen events weighted by pull x w (label 1) vs by w (label 0)
         z, wz = mc.gen[gen], mc.weight[gen]
-        r2 = fitter.ratio(z, wz, z, pull[it - 1, gen] * wz, z, (replica, it, 2))
+        r2 = fitter.ratio(z, wz, z, pull[it - 1, gen] * wz, (replica, it, 2))
         push[it, gen] = r2  # gen-failing events keep push weight 1
     return push, pull
 
@@ -308,6 +318,7 @@ def omnifold(
     ensemble: int = 1,
     bootstrap: int = 0,
     bootstrap_mc: bool = False,
+    warm_start: bool = False,
     classifier: str | ClassifierConfig = "fast",
     background: UnfoldingMC | None = None,
     seed: int = 0,
@@ -325,6 +336,9 @@ def omnifold(
         ensemble: Classifiers per step, ratios averaged (>= 1).
         bootstrap: Replicas with Poisson(1) data weights, each a full unfolding (>= 0).
         bootstrap_mc: Also fluctuate the MC weights of every replica (Poisson(1) per event).
+        warm_start: Start every classifier from the one of the same step, member and replica
+            in the previous iteration (as the reference package ``omnifold`` does) instead
+            of from a fresh initialisation.
         classifier: A preset of :data:`PRESETS` (``fast``, ``official``, ``small``) or a
             :class:`ClassifierConfig`.
         background: Background MC (weights normalised to the data's luminosity; only its
@@ -368,7 +382,7 @@ def omnifold(
         disable=None if progress is None else not progress,
         dynamic_ncols=True,
     ) as bar:
-        fitter = _Fitter(cfg, ensemble, seed, threads, device, lambda: bar.update(1))
+        fitter = _Fitter(cfg, ensemble, seed, threads, device, lambda: bar.update(1), warm_start)
         push, pull = _unfold_once(
             mc, x_data, np.concatenate([w_data, w_bkg]), iterations, fitter, 0
         )
@@ -398,6 +412,7 @@ def omnifold(
         "ensemble": ensemble,
         "bootstrap": bootstrap,
         "bootstrap_mc": bootstrap_mc,
+        "warm_start": warm_start,
         "seed": seed,
         "classifier": cfg.to_dict(),
         "background": background is not None,
