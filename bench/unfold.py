@@ -279,6 +279,7 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
             ensemble=args.ensemble,
             bootstrap=args.bootstrap,
             bootstrap_mc=args.bootstrap_mc,
+            efficiency=args.efficiency,
             classifier=bench_classifier(args.classifier),
             seed=0,
             threads=args.threads,
@@ -290,6 +291,8 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
 
     # (ensembles change only OmniFold: IBU and the generative results keep their cache keys)
     of_settings = settings if args.ensemble == 1 else {**settings, "ensemble": args.ensemble}
+    if args.efficiency != "keep":
+        of_settings = {**of_settings, "efficiency": args.efficiency}
     out["omnifold"] = _cached("zjet-omnifold", [of_settings], of, not args.no_cache)
     out["omnifold"]["ensemble"] = args.ensemble
     z = np.load(CACHE / f"zjet-omnifold-{_key(of_settings)}.npz")
@@ -467,6 +470,8 @@ def run_noise(args: argparse.Namespace) -> dict[str, Any]:
     for ens in args.noise_ensembles:
         for seed in range(args.noise_seeds):
             settings = {**out["settings"], "ensemble": ens, "seed": seed}
+            if args.efficiency != "keep":
+                settings["efficiency"] = args.efficiency
 
             def run(ens: int = ens, seed: int = seed) -> dict[str, Any]:
                 t0 = time.process_time()
@@ -475,6 +480,7 @@ def run_noise(args: argparse.Namespace) -> dict[str, Any]:
                     data,
                     iterations=args.iterations,
                     ensemble=ens,
+                    efficiency=args.efficiency,
                     classifier=bench_classifier(args.classifier),
                     seed=seed,
                     threads=args.threads,
@@ -551,6 +557,8 @@ def run_closure(args: argparse.Namespace) -> dict[str, Any]:
     prior = (mc.gen[mc.pass_gen], mc.weight[mc.pass_gen])
     bins = {c: default_bins(truth[0][:, j], truth[1]) for j, c in enumerate(cols)}
     settings = {"n": args.n, "iterations": args.iterations, "ensemble": args.ensemble}
+    if args.efficiency != "keep":
+        settings["efficiency"] = args.efficiency
 
     def of() -> dict[str, Any]:
         t0 = time.process_time()
@@ -559,6 +567,7 @@ def run_closure(args: argparse.Namespace) -> dict[str, Any]:
             data,
             iterations=args.iterations,
             ensemble=args.ensemble,
+            efficiency=args.efficiency,
             classifier=bench_classifier(args.classifier),
             seed=0,
             threads=args.threads,
@@ -817,10 +826,13 @@ def write_results(res: dict[str, Any], command: str) -> None:
             + ", ".join(f"generative {k} {v['cpu_s']:.0f} s" for k, v in z["generative"].items()),
             "",
         ]
-    if "noise" in old:
-        md += _noise_md(old["noise"])
-    if "closure" in old:
-        c = old["closure"]
+    for key in ("noise", "noise-learn"):
+        if key in old:
+            md += _noise_md(old[key])
+    for key in ("closure", "closure-learn"):
+        if key not in old:
+            continue
+        c = old[key]
         md += [
             "## Reweighted closure (the MC's own response; `sim` odd rows reweighted to nature)",
             "",
@@ -879,6 +891,12 @@ def main() -> None:
         action="store_true",
         help="Z+jet: replicas fluctuate the MC too (OmniFold, IBU): bands with MC statistics",
     )
+    ap.add_argument(
+        "--efficiency",
+        default="keep",
+        choices=["keep", "learn"],
+        help="OmniFold: pull weights of events failing reco (package 'keep' or 'learn')",
+    )
     ap.add_argument("--noise-seeds", type=int, default=4, help="noise: seeds per ensemble size")
     ap.add_argument("--noise-ensembles", default="1,5", help="noise: ensemble sizes")
     ap.add_argument("--classifier", default="3x100", help="3x100, small, fast or official")
@@ -904,10 +922,11 @@ def main() -> None:
         res["gaussian"] = run_gaussian(args)
     if args.what in ("zjet", "all"):
         res["zjet"] = run_zjet(args)
+    tag = "" if args.efficiency == "keep" else f"-{args.efficiency}"
     if args.what in ("noise", "all"):
-        res["noise"] = run_noise(args)
+        res[f"noise{tag}"] = run_noise(args)
     if args.what in ("closure", "all"):
-        res["closure"] = run_closure(args)
+        res[f"closure{tag}"] = run_closure(args)
     if args.what in ("reference", "all"):
         res["reference"] = run_reference(args)
     write_results(res, command)

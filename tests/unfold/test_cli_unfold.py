@@ -174,6 +174,8 @@ CASES = [
     ("bootstrap-mc-gen", {}, ["--method", "generative", "--bootstrap-mc"], "--bootstrap-mc: not"),
     ("bootstrap-mc-alone", {}, ["--bootstrap-mc"], "--bootstrap-mc: needs --bootstrap N"),
     ("warm-start-ibu", {}, ["--method", "ibu", "--warm-start"], "--warm-start: not used by"),
+    ("efficiency", {}, ["--efficiency", "guess"], "efficiency: expected 'keep' or 'learn'"),
+    ("efficiency-ibu", {}, ["--method", "ibu", "--efficiency", "learn"], "--efficiency: not"),
     ("ensemble-gen", {}, ["--method", "generative", "--ensemble", "2"], "--ensemble: not used"),
     ("bins-omnifold", {}, ["--bins", "10"], "--bins: not used by --method omnifold (only by ibu)"),
     ("bins-generative", {}, ["--method", "generative", "--bins", "10"], "--bins: not used by"),

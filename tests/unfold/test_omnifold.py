@@ -94,6 +94,29 @@ def test_with_an_exact_classifier_omnifold_is_ibu(oracle):
         assert (res.pull[it] * mc.weight).sum() == pytest.approx(mc.weight.sum(), rel=1e-12)
 
 
+def test_learnt_efficiency_makes_omnifold_ibu_under_inefficiency(oracle):
+    """With events failing reco, ``efficiency="learn"`` gives them their gen neighbours'
+    average update, so (with an exact classifier) every iteration is IBU's, efficiency
+    correction included; the package's ``"keep"`` applies only the efficiency-weighted
+    share of each update and lags behind."""
+    mc = discrete(4000, MC_P, seed=5, inefficiency=0.3)
+    data = data_from_truth(discrete(3000, DATA_P, seed=6, inefficiency=0.3))
+    r = ibu(mc, data, "x", np.arange(-0.5, 4.0), iterations=3, bootstrap=0)
+    z, g = mc.gen[:, 0], mc.pass_gen
+    learn = omnifold(mc, data, iterations=3, efficiency="learn")
+    keep = omnifold(mc, data, iterations=3)
+    assert learn.settings["efficiency"] == "learn" and len(oracle) == 3 * 3 + 3 * 2
+    for it in range(1, 4):
+        w = learn.push[it][g] * mc.weight[g]
+        counts = np.bincount(z[g].astype(int), weights=w, minlength=4)
+        np.testing.assert_allclose(counts / learn.data_scale, r.unfolded[it - 1], rtol=1e-9)
+    w = keep.push[1][g] * mc.weight[g]
+    lag = np.bincount(z[g].astype(int), weights=w, minlength=4) / keep.data_scale
+    assert np.abs(lag - r.unfolded[0]).max() > 0.01 * r.unfolded[0].max()
+    with pytest.raises(ConfigError, match="efficiency: expected 'keep' or 'learn'"):
+        omnifold(mc, data, efficiency="guess")
+
+
 def binned_omnifold(mc, x_data, w_data, iterations):
     """OmniFold written out on histograms: the closed form of the oracle's weights."""
     z, x, w = mc.gen[:, 0].astype(int), mc.reco[:, 0].astype(int), mc.weight

@@ -58,6 +58,7 @@ _ONLY_FOR = {
     "--ensemble": ("omnifold",),
     "--bootstrap-mc": ("omnifold", "ibu"),
     "--warm-start": ("omnifold",),
+    "--efficiency": ("omnifold",),
     "--bins": ("ibu",),
     "--classifier": ("omnifold", "generative"),
     "--model": ("generative",),
@@ -179,6 +180,15 @@ def unfold(
             "(as the reference package does; fewer epochs per training).",
         ),
     ] = False,
+    efficiency: Annotated[
+        Optional[str],
+        typer.Option(
+            "--efficiency",
+            help="omnifold: pull weights of events that fail reco: keep (the package's "
+            "convention, default) or learn (their gen neighbours' update, one more classifier "
+            "per iteration; converges like IBU).",
+        ),
+    ] = None,
     columns: Annotated[
         Optional[str], typer.Option("--columns", help="Observables to unfold, comma-separated.")
     ] = None,
@@ -230,6 +240,7 @@ def unfold(
         ("--ensemble", ensemble),
         ("--bootstrap-mc", True if bootstrap_mc else None),
         ("--warm-start", True if warm_start else None),
+        ("--efficiency", efficiency),
         ("--bins", bins),
         ("--classifier", classifier),
         ("--model", model),
@@ -307,6 +318,7 @@ def unfold(
                 bootstrap=n_boot,
                 bootstrap_mc=bootstrap_mc,
                 warm_start=warm_start,
+                efficiency=efficiency or "keep",
                 classifier=cfg,
                 background=bkg_s,
                 seed=seed,
@@ -321,6 +333,7 @@ def unfold(
             extra = {
                 "ensemble": n_ens,
                 "warm_start": warm_start,
+                "efficiency": efficiency or "keep",
                 "classifier": cfg.to_dict(),
                 "data_scale": res.data_scale,
             }

@@ -21,10 +21,14 @@ The unfolded distribution is ``gen[pass_gen]`` weighted by ``ν^N w``.
 
 Conventions (those of the PyPI ``omnifold`` package):
 
-* Events failing reco keep ``ω^n = ν^{n-1}`` in step 1 (their pull weight is not updated).
-  The alternative of the reference notebooks is to give them the average weight
-  ``E[ω | z]`` of their gen neighbours, learned by a third classifier; it converges faster
-  under large inefficiencies. The fixed point is the same.
+* Events failing reco keep ``ω^n = ν^{n-1}`` in step 1 (their pull weight is not updated;
+  ``efficiency="keep"``, the package's convention). Each iteration then applies only the
+  efficiency-weighted share of the update, ``ν^n(z) = ν^{n-1}(z) [ε(z) E[r₁ | z] + 1 −
+  ε(z)]``. With ``efficiency="learn"`` (the alternative of the reference notebooks) they get
+  ``ω^n = ν^{n-1} E[ω/ν | z]``, the average update of their particle-level neighbours that
+  pass reco, from a third classifier (gen level, reco-passing events weighted by ``ω^n w``
+  against ``ν^{n-1} w``): one more training per iteration, the full update per iteration
+  as in IBU. The fixed point is the same.
 * Events failing gen get push weight 1 and are left out of step 2.
 * **Normalisation**: the two-sample classifier balances the classes by weight, so it
   estimates the ratio of *normalised* densities; every ratio is multiplied by the class
@@ -252,10 +256,12 @@ class _Fitter:
         w1: F64,
         key: tuple[int, int, int],
         allow_negative: bool = False,
+        at: F64 | None = None,
     ) -> F64:
-        """``(Σw₁/Σw₀) · mean_k r_k(x0)``: the ratio of the weighted densities p₁ / p₀ at the
-        class-0 events."""
-        total = np.zeros(len(x0))
+        """``(Σw₁/Σw₀) · mean_k r_k(at)``: the ratio of the weighted densities p₁ / p₀ at
+        ``at`` (None: the class-0 events)."""
+        at = x0 if at is None else at
+        total = np.zeros(len(at))
         replica, _, step = key
         for k in range(self.ensemble):
             lr = fit_likelihood_ratio(
@@ -272,7 +278,7 @@ class _Fitter:
             )
             if self.warm_start:
                 self.previous[(replica, step, k)] = lr
-            total += lr(x0)
+            total += lr(at)
         self.tick()
         out: F64 = (float(w1.sum()) / float(w0.sum())) * total / self.ensemble
         return out
@@ -285,6 +291,7 @@ def _unfold_once(
     iterations: int,
     fitter: _Fitter,
     replica: int,
+    efficiency: str = "keep",
 ) -> tuple[F64, F64]:
     """One OmniFold run -> ``push (iterations + 1, N)``, ``pull (iterations, N)``.
 
@@ -293,6 +300,9 @@ def _unfold_once(
     n = mc.n_events
     sim = np.flatnonzero(mc.pass_reco)
     gen = np.flatnonzero(mc.pass_gen)
+    both = np.flatnonzero(mc.pass_gen & mc.pass_reco)
+    lost = np.flatnonzero(mc.pass_gen & ~mc.pass_reco)
+    missed = lost if efficiency == "learn" and lost.size and both.size else None
     negative = bool((w_data < 0).any())
     push = np.ones((iterations + 1, n))
     pull = np.ones((iterations, n))
@@ -303,6 +313,12 @@ def _unfold_once(
         r1 = fitter.ratio(x0, w0, x_data, w_data, (replica, it, 1), negative)
         pull[it - 1] = nu
         pull[it - 1, sim] = nu[sim] * r1
+        if missed is not None:  # reco-failing events: the update of their gen neighbours
+            zb, wb = mc.gen[both], mc.weight[both]
+            r3 = fitter.ratio(
+                zb, nu[both] * wb, zb, pull[it - 1, both] * wb, (replica, it, 3), at=mc.gen[missed]
+            )
+            pull[it - 1, missed] = nu[missed] * r3
         # step 2: the same gen events weighted by pull x w (label 1) vs by w (label 0)
         z, wz = mc.gen[gen], mc.weight[gen]
         r2 = fitter.ratio(z, wz, z, pull[it - 1, gen] * wz, (replica, it, 2))
@@ -319,6 +335,7 @@ def omnifold(
     bootstrap: int = 0,
     bootstrap_mc: bool = False,
     warm_start: bool = False,
+    efficiency: str = "keep",
     classifier: str | ClassifierConfig = "fast",
     background: UnfoldingMC | None = None,
     seed: int = 0,
@@ -339,6 +356,9 @@ def omnifold(
         warm_start: Start every classifier from the one of the same step, member and replica
             in the previous iteration (as the reference package ``omnifold`` does) instead
             of from a fresh initialisation.
+        efficiency: Pull weights of events failing reco: ``"keep"`` (``ν^{n-1}``, the
+            package's convention) or ``"learn"`` (``ν^{n-1} E[ω/ν | z]`` from a third
+            classifier); see the module docstring.
         classifier: A preset of :data:`PRESETS` (``fast``, ``official``, ``small``) or a
             :class:`ClassifierConfig`.
         background: Background MC (weights normalised to the data's luminosity; only its
@@ -359,6 +379,8 @@ def omnifold(
             classifiers' split, a background outweighing the data.
     """
     _check_settings(iterations, ensemble, bootstrap, seed)
+    if efficiency not in ("keep", "learn"):
+        raise ConfigError(f"efficiency: expected 'keep' or 'learn', got {efficiency!r}")
     cfg = get_classifier(classifier)
     check_compatible(mc, data, background)
     _check_sizes(mc, data)
@@ -375,8 +397,9 @@ def omnifold(
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
+    learn = efficiency == "learn" and bool((mc.pass_gen & ~mc.pass_reco).any())
     with tqdm(
-        total=(1 + bootstrap) * iterations * 2,
+        total=(1 + bootstrap) * iterations * (3 if learn else 2),
         desc="omnifold",
         unit="step",
         disable=None if progress is None else not progress,
@@ -384,7 +407,7 @@ def omnifold(
     ) as bar:
         fitter = _Fitter(cfg, ensemble, seed, threads, device, lambda: bar.update(1), warm_start)
         push, pull = _unfold_once(
-            mc, x_data, np.concatenate([w_data, w_bkg]), iterations, fitter, 0
+            mc, x_data, np.concatenate([w_data, w_bkg]), iterations, fitter, 0, efficiency
         )
         t_nominal = time.perf_counter() - t0
         boot = np.empty((bootstrap, mc.n_events))
@@ -402,7 +425,13 @@ def omnifold(
             boot[b] = (
                 k_mc
                 * _unfold_once(
-                    mc_b, x_data, np.concatenate([w_b, w_bkg]), iterations, fitter, b + 1
+                    mc_b,
+                    x_data,
+                    np.concatenate([w_b, w_bkg]),
+                    iterations,
+                    fitter,
+                    b + 1,
+                    efficiency,
                 )[0][-1]
             )
     total = time.perf_counter() - t0
@@ -413,6 +442,7 @@ def omnifold(
         "bootstrap": bootstrap,
         "bootstrap_mc": bootstrap_mc,
         "warm_start": warm_start,
+        "efficiency": efficiency,
         "seed": seed,
         "classifier": cfg.to_dict(),
         "background": background is not None,

@@ -1,0 +1,330 @@
+"""Benchmark: trusting generated samples (issue 20).
+
+Sub-commands:
+
+* ``toy``: the statistical power of generated samples (GANplification, arXiv:2008.06545) on
+  the paper's kind of toys: a 1-D "camel" (two Gaussians, ``0.5 N(-1.5, 0.5²) + 0.5 N(1.5,
+  0.5²)``) and a 5-D spherical shell (radius ``N(1, 0.1²)``, direction uniform). For each
+  repeat, ``N_train = 100`` (``--n-train``) true events train a conditional-free spline flow
+  (``physgen.density.fit``) and a fit of the correct functional form (two-Gaussian maximum
+  likelihood; radius mean and width); samples of growing size are compared with the truth
+  in equal-probability bins (:mod:`physgen.trust.amplification`): the mean discrepancy, the
+  number of true events the sample is worth and the amplification ``N_equiv / N_train``.
+
+Usage::
+
+    python bench/trust.py toy --repeats 10 --threads 1
+
+Writes ``bench/results/trust.md``, ``trust.json`` and ``trust_amplification_<toy>.png``;
+each repeat's fit is cached under ``~/.cache/physgen/trust-bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import optimize, stats
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+CACHE = Path(os.environ.get("PHYSGEN_CACHE", Path.home() / ".cache" / "physgen")) / "trust-bench"
+#: Bump when the protocol changes: cached results are stale.
+PROTOCOL = 1
+SIZES = [100, 300, 1_000, 3_000, 10_000, 30_000, 100_000]
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([PROTOCOL, *parts], sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- toys
+
+
+def camel(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``0.5 N(-1.5, 0.5²) + 0.5 N(1.5, 0.5²)``, shape ``(n, 1)``."""
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    return (1.5 * sign + 0.5 * rng.normal(size=n))[:, None]
+
+
+def shell(n: int, rng: np.random.Generator, dim: int = 5) -> np.ndarray:
+    """Radius ``N(1, 0.1²)``, direction uniform on the (dim-1)-sphere, shape ``(n, dim)``."""
+    u = rng.normal(size=(n, dim))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return u * rng.normal(1.0, 0.1, size=(n, 1))
+
+
+def camel_fit(x: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """Maximum-likelihood two-Gaussian mixture (the correct functional form)."""
+    v = x[:, 0]
+
+    def nll(p: np.ndarray) -> float:
+        f = 1 / (1 + np.exp(-p[0]))
+        dens = f * stats.norm.pdf(v, p[1], np.exp(p[2])) + (1 - f) * stats.norm.pdf(
+            v, p[3], np.exp(p[4])
+        )
+        return float(-np.sum(np.log(dens + 1e-300)))
+
+    p = optimize.minimize(
+        nll,
+        [0.0, -1.0, np.log(0.7), 1.0, np.log(0.7)],
+        method="Nelder-Mead",
+        options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-8},
+    ).x
+    f = 1 / (1 + np.exp(-p[0]))
+
+    def sample(n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        first = rng.random(n) < f
+        out = np.where(first, rng.normal(p[1], np.exp(p[2]), n), rng.normal(p[3], np.exp(p[4]), n))
+        return out[:, None]
+
+    return sample
+
+
+def shell_fit(x: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """Radius mean and width, uniform direction (the correct functional form)."""
+    r = np.linalg.norm(x, axis=1)
+    mu, sd = float(r.mean()), float(r.std(ddof=1))
+
+    def sample(n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        u = rng.normal(size=(n, x.shape[1]))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        return u * rng.normal(mu, sd, size=(n, 1))
+
+    return sample
+
+
+def shell_binning(k_r: int, k_a: int, dim: int = 5) -> Any:
+    """Bins: ``k_r`` radius quantiles x ``k_a`` quantiles of ``x1 / r`` (independent for a
+    uniform direction, so every cell has probability exactly ``1 / (k_r k_a)``)."""
+    from physgen.trust import Binning
+
+    r_edges = stats.norm.ppf(np.arange(1, k_r) / k_r, 1.0, 0.1)
+    # x1 / r on the (dim-1)-sphere: (c + 1) / 2 ~ Beta((dim-1)/2, (dim-1)/2)
+    a = (dim - 1) / 2
+    c_edges = 2 * stats.beta.ppf(np.arange(1, k_a) / k_a, a, a) - 1
+
+    def assign(v: np.ndarray) -> np.ndarray:
+        v = np.atleast_2d(v)
+        r = np.linalg.norm(v, axis=1)
+        c = v[:, 0] / np.where(r > 0, r, 1.0)
+        return (np.searchsorted(r_edges, r) * k_a + np.searchsorted(c_edges, c)).astype(np.int64)
+
+    return Binning(assign, np.full(k_r * k_a, 1.0 / (k_r * k_a)), f"{k_r} radius x {k_a} angle")
+
+
+TOYS: dict[str, dict[str, Any]] = {
+    "camel": {"sample": camel, "fit": camel_fit, "dim": 1},
+    "shell5d": {"sample": shell, "fit": shell_fit, "dim": 5},
+}
+
+
+def binnings(toy: str) -> dict[str, Any]:
+    from physgen.trust import quantile_binning
+
+    if toy == "camel":
+        truth = camel(2_000_000, np.random.default_rng(99))
+        return {f"{k} quantiles": quantile_binning(truth, k) for k in (5, 10, 20, 50)}
+    return {f"{kr}x{ka}": shell_binning(kr, ka) for kr, ka in ((5, 2), (10, 4))}
+
+
+# --------------------------------------------------------------------------- run
+
+
+def flow_sampler(x: np.ndarray, seed: int, max_time: str, threads: int) -> Any:
+    """A spline flow on the training set, cached as a large sample (sampling is the cost)."""
+    import torch
+
+    from physgen import density
+
+    torch.set_num_threads(threads)
+    path = CACHE / f"flow-{_key(x.tolist(), seed, max_time)}.npy"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        est = density.fit(x, model="flow", seed=seed, max_time=max_time, progress=False)
+        big = np.asarray(est().sample(max(SIZES) * 4, seed=seed), dtype=np.float64)
+        big = big.reshape(-1, x.shape[1])
+        np.save(path.with_suffix(".tmp.npy"), big)
+        os.replace(path.with_suffix(".tmp.npy"), path)
+    big = np.load(path)
+
+    def sample(n: int, s: int) -> np.ndarray:
+        idx = np.random.default_rng(s).choice(big.shape[0], size=n, replace=False)
+        return big[idx]
+
+    return sample
+
+
+def run_toy(args: argparse.Namespace) -> dict[str, Any]:
+    from physgen.trust import amplification
+
+    out: dict[str, Any] = {}
+    for toy, spec in TOYS.items():
+        t0 = time.process_time()
+        train = [
+            spec["sample"](args.n_train, np.random.default_rng([7, r])) for r in range(args.repeats)
+        ]
+        draw = spec["sample"]
+        truth_gen = [
+            (lambda n, s, draw=draw: draw(n, np.random.default_rng([8, s]))) for _ in train
+        ]
+        models = {
+            "flow": [flow_sampler(t, r, args.max_time, args.threads) for r, t in enumerate(train)],
+            "fit": [spec["fit"](t) for t in train],
+            "truth": truth_gen,
+        }
+        res: dict[str, Any] = {}
+        for bname, b in binnings(toy).items():
+            res[bname] = {
+                m: amplification(g, train, b, SIZES, seed=1).as_dict() for m, g in models.items()
+            }
+            line = ", ".join(f"{m} {r['amplification'][-1]:.2f}" for m, r in res[bname].items())
+            print(f"{toy} {bname}: amplification at n = {SIZES[-1]}: {line}", flush=True)
+        out[toy] = {"results": res, "cpu_s": time.process_time() - t0}
+        _plot(toy, res, args.n_train)
+    out["settings"] = {
+        "n_train": args.n_train,
+        "repeats": args.repeats,
+        "flow_max_time": args.max_time,
+        "sizes": SIZES,
+    }
+    return out
+
+
+def _plot(toy: str, res: dict[str, Any], n_train: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    plt.style.use(hep.style.ROOT)
+    names = list(res)
+    fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 6), squeeze=False)
+    styles = {
+        "flow": ("C0", "o", "spline flow"),
+        "fit": ("C1", "s", "correct-form fit"),
+        "truth": ("k", "", "true events"),
+    }
+    for ax, bname in zip(axes[0], names):
+        for m, r in res[bname].items():
+            c, mk, label = styles[m]
+            n = np.asarray(r["sizes"])
+            d, e = np.asarray(r["discrepancy"]), np.asarray(r["discrepancy_err"])
+            ax.errorbar(
+                n,
+                d,
+                yerr=e,
+                color=c,
+                marker=mk,
+                ms=5,
+                lw=1.5,
+                capsize=2,
+                ls="--" if m == "truth" else "-",
+                label=label,
+            )
+        d_train = res[bname]["flow"]["train_discrepancy"]
+        ax.axhline(d_train, color="grey", ls=":", lw=1.5, label=f"training set ({n_train})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("generated events n")
+        ax.set_ylabel(r"discrepancy $D=\sum_j (f_j-p_j)^2/p_j$")
+        ax.set_title(f"{toy}: {bname}", fontsize=16)
+        ax.legend(fontsize=12, loc="lower left")
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / f"trust_amplification_{toy}.png", dpi=90)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_results(res: dict[str, Any], command: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    jpath = RESULTS / "trust.json"
+    old = json.loads(jpath.read_text()) if jpath.exists() else {}
+    old.update(res)
+    old["machine"] = f"{platform.machine()} {os.cpu_count()} CPUs"
+    tmp = jpath.with_suffix(".tmp")
+    tmp.write_text(json.dumps(old, indent=1))
+    tmp.replace(jpath)
+    md = [
+        "# Trusting generated samples (bench/trust.py)",
+        "",
+        f"Last command: `{command}`; {old['machine']}.",
+        "",
+    ]
+    if "toy" in old:
+        t = old["toy"]
+        s = t["settings"]
+        md += [
+            "## Statistical power of generated samples (arXiv:2008.06545)",
+            "",
+            f"N_train = {s['n_train']} true events per repeat, {s['repeats']} repeats (mean "
+            f"discrepancy over repeats), flow trained for at most {s['flow_max_time']}. "
+            "Amplification = N_equiv / N_train with N_equiv = (K − 1) / D; "
+            "'truth' is a sample of true events of the same size (its amplification is n / "
+            "N_train by construction).",
+            "",
+        ]
+        for toy in TOYS:
+            if toy not in t:
+                continue
+            md += [
+                f"### {toy}",
+                "",
+                "| binning | model | "
+                + " | ".join(f"n={n}" for n in s["sizes"])
+                + " | training set |",
+                "|---|---|" + "---|" * (len(s["sizes"]) + 1),
+            ]
+            for bname, per in t[toy]["results"].items():
+                for m, r in per.items():
+                    tr = r["train_equivalent"] / r["n_train"]
+                    md.append(
+                        f"| {bname} | {m} | "
+                        + " | ".join(f"{a:.2f}" for a in r["amplification"])
+                        + f" | {tr:.2f} |"
+                    )
+            md += [
+                "",
+                f"CPU: {t[toy]['cpu_s']:.0f} s.",
+                "",
+                f"![{toy}](trust_amplification_{toy}.png)",
+                "",
+            ]
+    (RESULTS / "trust.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("what", choices=["toy"])
+    ap.add_argument("--n-train", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--max-time", default="20s", help="flow training wall time per repeat")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    command = "python bench/trust.py " + " ".join(sys.argv[1:])
+    res = {}
+    if args.what == "toy":
+        res["toy"] = run_toy(args)
+    write_results(res, command)
+
+
+if __name__ == "__main__":
+    main()
