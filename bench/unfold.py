@@ -175,7 +175,7 @@ def run_gaussian(args: argparse.Namespace) -> dict[str, Any]:
 
     for model in args.gauss_generative:
 
-        def gen(model: str = model) -> dict[str, Any]:
+        def gen(model: str = model, seed: int = 0) -> dict[str, Any]:
             t0 = time.process_time()
             r = generative_unfold(
                 mc,
@@ -184,7 +184,7 @@ def run_gaussian(args: argparse.Namespace) -> dict[str, Any]:
                 iterations=args.gen_iterations,
                 samples_per_event=1,
                 classifier="small",  # prior, purity and efficiency: OmniFold's classifier
-                seed=0,
+                seed=seed,
                 max_time=args.gen_max_time,
             )
             per_it = [[t["unfolded_mean"], t["unfolded_std"]] for t in r.training]
@@ -208,6 +208,18 @@ def run_gaussian(args: argparse.Namespace) -> dict[str, Any]:
         rows[f"generative-{model}"] = _cached(
             f"gauss-gen-{model}", [rows["settings"]], gen, not args.no_cache
         )
+        if args.gen_seeds > 1:  # the training's own spread: the whole chain with other seeds
+            runs = [rows[f"generative-{model}"]["moments"]] + [
+                _cached(
+                    f"gauss-gen-{model}",
+                    [rows["settings"], seed],
+                    lambda seed=seed, model=model: gen(model, seed),
+                    not args.no_cache,
+                )["moments"]
+                for seed in range(1, args.gen_seeds)
+            ]
+            rows[f"generative-{model}"]["train_std"] = np.std(runs, axis=0, ddof=1).tolist()
+            rows[f"generative-{model}"]["seed_moments"] = runs
 
     def ib() -> dict[str, Any]:
         edges = np.linspace(-4, 4, 41)
@@ -764,7 +776,9 @@ def write_results(res: dict[str, Any], command: str) -> None:
         for k in ("omnifold", "generative-flow", "generative-cfm", "ibu"):
             if k in g:
                 r = g[k]
-                e = r.get("boot_std", [float("nan")] * 2)
+                e = np.asarray(r.get("boot_std", [float("nan")] * 2))
+                if "train_std" in r:  # data bootstrap ⊕ spread over training seeds
+                    e = np.hypot(e, np.asarray(r["train_std"]))
                 md.append(
                     f"| {k} | {r['moments'][0]:.4f} ± {e[0]:.4f} | "
                     f"{r['moments'][1]:.4f} ± {e[1]:.4f} | {r.get('cpu_s', float('nan')):.0f} |"
@@ -780,9 +794,15 @@ def write_results(res: dict[str, Any], command: str) -> None:
                 )
         md += [
             "",
-            "Errors are the spread over the bootstrap replicas of the data (generative: Poisson "
-            "weights on the measured events; the training's own spread is not included); the "
-            f"truth's own statistical error is about {g['truth'][1] / np.sqrt(g['settings']['n']):.4f}.",
+            "Errors: OmniFold and IBU, the spread over the bootstrap replicas of the data (each "
+            "OmniFold replica retrains its classifiers); generative, the data bootstrap (Poisson "
+            "weights on the measured events)"
+            + (
+                f" ⊕ the spread of the whole IcINN chain over {n_seeds} training seeds; the "
+                if (n_seeds := len(g.get("generative-flow", {}).get("seed_moments", []))) > 1
+                else " (the training's own spread not included); the "
+            )
+            + f"truth's own statistical error is about {g['truth'][1] / np.sqrt(g['settings']['n']):.4f}.",
             "",
         ]
     if "zjet" in old:
@@ -884,6 +904,9 @@ def main() -> None:
     ap.add_argument("--gauss-iterations", type=int, default=8, help="OmniFold, Gaussian")
     ap.add_argument("--gen-iterations", type=int, default=3, help="IcINN iterations")
     ap.add_argument("--gauss-generative", default="flow,cfm", help="families, Gaussian")
+    ap.add_argument(
+        "--gen-seeds", type=int, default=1, help="Gaussian: generative chains (training spread)"
+    )
     ap.add_argument("--bootstrap", type=int, default=10)
     ap.add_argument("--ensemble", type=int, default=1, help="OmniFold classifiers per step")
     ap.add_argument(
