@@ -93,14 +93,18 @@ def bench_classifier(name: str) -> Any:
     """The unfolding classifier: a preset name, or ``3x100`` = physgen's ``small`` unfolding
     preset (Adam 1e-3, batch 1000, at most 30 epochs, patience 5 on the held-out loss,
     standardised inputs) with 3 hidden layers of 100 LeakyReLU units: the network of the
-    side-by-side run with the reference package."""
+    side-by-side run with the reference package; ``package`` = that network with the
+    package's schedule (batch 128, Adam 1e-4, at most 50 epochs, patience 10)."""
     import dataclasses
 
     from physgen.unfold.omnifold import PRESETS
 
-    if name != "3x100":
-        return name
-    return dataclasses.replace(PRESETS["small"], name="3x100", hidden=100)
+    three = dataclasses.replace(PRESETS["small"], name="3x100", hidden=100)
+    if name == "package":  # the reference package's schedule on the same network
+        return dataclasses.replace(
+            three, name="package", batch_size=128, lr=1e-4, max_epochs=50, patience=10
+        )
+    return three if name == "3x100" else name
 
 
 # --------------------------------------------------------------------------- gaussian
@@ -455,6 +459,27 @@ def run_zjet(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def ibu_metrics(mc: Any, data: Any, truth: Any, bins: Any, iterations: int) -> dict[str, Any]:
+    """IBU of each observable on its own (40 bins or integer bins over the MC's particle-level
+    range), its metrics against the truth per observable."""
+    from physgen.unfold.ibu import event_weights, ibu
+    from physgen.unfold.metrics import default_bins, summary_table
+
+    g = mc.pass_gen
+    rows = {}
+    for j, c in enumerate(mc.columns):
+        edges = default_bins(mc.gen[g, j], mc.weight[g])
+        r = ibu(mc, data, j, edges, iterations, bootstrap=0)
+        t1 = summary_table(
+            (truth[0][:, [j]], truth[1]),
+            {"ibu": (mc.gen[g][:, [j]], event_weights(r, mc))},
+            [c],
+            {c: bins[c]},
+        )
+        rows[c] = t1["ibu"][c]
+    return rows
+
+
 # --------------------------------------------------------------------------- noise
 
 
@@ -463,7 +488,6 @@ def run_noise(args: argparse.Namespace) -> dict[str, Any]:
     seeds, for one classifier per step and for an ensemble; W1 and Δ of the final iteration,
     mean and spread over the seeds, beside IBU (deterministic)."""
     from physgen.unfold.data import data_from_truth
-    from physgen.unfold.ibu import event_weights, ibu
     from physgen.unfold.metrics import default_bins, summary_table
     from physgen.unfold.omnifold import omnifold
 
@@ -471,7 +495,6 @@ def run_noise(args: argparse.Namespace) -> dict[str, Any]:
     data = data_from_truth(nature)
     cols = list(mc.columns)
     truth = (nature.gen[nature.pass_gen], nature.weight[nature.pass_gen])
-    prior = (mc.gen[mc.pass_gen], mc.weight[mc.pass_gen])
     bins = {c: default_bins(truth[0][:, j], truth[1]) for j, c in enumerate(cols)}
     m = mc.pass_gen
     out: dict[str, Any] = {
@@ -507,17 +530,7 @@ def run_noise(args: argparse.Namespace) -> dict[str, Any]:
                 "noise-omnifold", [settings], run, not args.no_cache
             )
             print(f"ensemble {ens} seed {seed}: cpu {out['runs'][f'{ens}-{seed}']['cpu_s']:.0f} s")
-    ibu_rows = {}
-    for j, c in enumerate(cols):
-        r = ibu(mc, data, j, default_bins(prior[0][:, j], prior[1]), args.iterations, bootstrap=0)
-        t1 = summary_table(
-            (truth[0][:, [j]], truth[1]),
-            {"ibu": (prior[0][:, [j]], event_weights(r, mc))},
-            [c],
-            {c: bins[c]},
-        )
-        ibu_rows[c] = t1["ibu"][c]
-    out["ibu"] = ibu_rows
+    out["ibu"] = ibu_metrics(mc, data, truth, bins, args.iterations)
     return out
 
 
@@ -538,7 +551,6 @@ def run_closure(args: argparse.Namespace) -> dict[str, Any]:
 
     from physgen.metrics.twosample import fit_likelihood_ratio
     from physgen.unfold.data import make_data
-    from physgen.unfold.ibu import event_weights, ibu
     from physgen.unfold.metrics import default_bins, summary_table
     from physgen.unfold.omnifold import omnifold
 
@@ -593,15 +605,7 @@ def run_closure(args: argparse.Namespace) -> dict[str, Any]:
         return {"cpu_s": time.process_time() - t0, "table": table}
 
     out = _cached("closure-omnifold", [settings], of, not args.no_cache)
-    for j, c in enumerate(cols):
-        r = ibu(mc, data, j, default_bins(prior[0][:, j], prior[1]), args.iterations, bootstrap=0)
-        t1 = summary_table(
-            (truth[0][:, [j]], truth[1]),
-            {"ibu": (prior[0][:, [j]], event_weights(r, mc))},
-            [c],
-            {c: bins[c]},
-        )
-        out["table"].setdefault("ibu", {})[c] = t1["ibu"][c]
+    out["table"]["ibu"] = ibu_metrics(mc, data, truth, bins, args.iterations)
     ess = float(w.sum() ** 2 / (w * w).sum())
     return {**out, "settings": settings, "columns": cols, "data_ess": ess}
 
@@ -734,7 +738,10 @@ def _noise_md(z: dict[str, Any]) -> list[str]:
             sd = vals.std(0, ddof=1) if len(runs) > 1 else np.full(len(cols), np.nan)
             md.append(
                 f"| OmniFold, ensemble {ens} | {len(runs)} | {cpu:.0f} | "
-                + " | ".join(f"{a:.3f} ± {b:.3f}" for a, b in zip(vals.mean(0), sd))
+                + " | ".join(
+                    f"{a:.3f} ± {b:.3f}" if len(runs) > 1 else f"{a:.3f}"
+                    for a, b in zip(vals.mean(0), sd)
+                )
                 + " |"
             )
         md.append("| IBU | – | – | " + " | ".join(f"{z['ibu'][c][key]:.3f}" for c in cols) + " |")
@@ -846,12 +853,9 @@ def write_results(res: dict[str, Any], command: str) -> None:
             + ", ".join(f"generative {k} {v['cpu_s']:.0f} s" for k, v in z["generative"].items()),
             "",
         ]
-    for key in ("noise", "noise-learn"):
-        if key in old:
-            md += _noise_md(old[key])
-    for key in ("closure", "closure-learn"):
-        if key not in old:
-            continue
+    for key in sorted(k for k in old if k.startswith("noise")):
+        md += _noise_md(old[key])
+    for key in sorted(k for k in old if k.startswith("closure-")):
         c = old[key]
         md += [
             "## Reweighted closure (the MC's own response; `sim` odd rows reweighted to nature)",
@@ -922,7 +926,7 @@ def main() -> None:
     )
     ap.add_argument("--noise-seeds", type=int, default=4, help="noise: seeds per ensemble size")
     ap.add_argument("--noise-ensembles", default="1,5", help="noise: ensemble sizes")
-    ap.add_argument("--classifier", default="3x100", help="3x100, small, fast or official")
+    ap.add_argument("--classifier", default="3x100", help="3x100, package, small, fast or official")
     ap.add_argument("--generative", default="flow", help="families for Z+jet (flow,cfm)")
     ap.add_argument("--gen-max-time", default="6m", help="per training")
     ap.add_argument("--ref-epochs", type=int, default=50)
@@ -947,9 +951,10 @@ def main() -> None:
         res["zjet"] = run_zjet(args)
     tag = "" if args.efficiency == "keep" else f"-{args.efficiency}"
     if args.what in ("noise", "all"):
-        res[f"noise{tag}"] = run_noise(args)
+        cls = "" if args.classifier == "3x100" else f"-{args.classifier}"
+        res[f"noise{tag}{cls}"] = run_noise(args)
     if args.what in ("closure", "all"):
-        res[f"closure{tag}"] = run_closure(args)
+        res[f"closure{tag}-e{args.ensemble}"] = run_closure(args)
     if args.what in ("reference", "all"):
         res["reference"] = run_reference(args)
     write_results(res, command)
