@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "simulate": (True, True, True),
     "train": (True, True, True),
     "generate": (True, True, True),
+    "refine": (True, True, True),
     "evaluate": (True, True, True),
     "timing": (True, True, True),
     "integrate": (False, True, True),
@@ -87,6 +88,9 @@ DIMENSIONLESS: dict[str, str] = {
     "--opset": "an ONNX operator-set version",
     "--check-n": "a number of showers",
     "--task-size": "showers per cluster task",
+    "--clip": "the largest weight, a ratio of densities",
+    "--members": "a number of classifiers averaged",
+    "--weight-draw": "names a draw of the network weights; not a quantity",
 }
 
 #: Units a help text may name.

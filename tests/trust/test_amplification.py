@@ -18,6 +18,7 @@ from physgen.errors import ConfigError, DataFormatError
 from physgen.trust import (
     Binning,
     amplification,
+    conditional_quantile_binning,
     discrepancy,
     equivalent_events,
     quantile_binning,
@@ -59,6 +60,40 @@ def test_a_memorising_model_saturates_at_one():
     assert res.amplification[0] == pytest.approx(0.5, rel=0.1)  # two sampling errors add
     assert res.amplification[1] == pytest.approx(1.0, rel=0.08)
     assert res.repeats == 400 and res.n_train == 100 and res.sizes.tolist() == [100, 100_000]
+
+
+def test_a_finite_truth_sample_is_corrected_for_its_own_noise():
+    """Bins from a truth of 2,000 events: every independent sample's D carries (K - 1) / 2000
+    more; with ``truth_events`` the truth itself is again worth its size."""
+    small = quantile_binning(np.random.default_rng(5).normal(size=2000), K)
+    train = [truth_sampler(500, 2000 + s) for s in range(300)]
+    raw = amplification([truth_sampler] * 300, train, small, [500])
+    fixed = amplification([truth_sampler] * 300, train, small, [500], truth_events=2000)
+    assert raw.amplification[0] == pytest.approx(0.8, rel=0.1)  # 1 / (1 + 500 / 2000)
+    assert fixed.amplification[0] == pytest.approx(1.0, rel=0.12)
+    assert (K - 1) / raw.train_discrepancy == pytest.approx(400, rel=0.1)  # 1/500 + 1/2000
+    assert (K - 1) / fixed.train_discrepancy == pytest.approx(500, rel=0.12)
+    assert fixed.as_dict()["truth_noise_subtracted"] == pytest.approx((K - 1) / 2000)
+
+
+def test_conditional_bins_per_discrete_condition():
+    rng = np.random.default_rng(3)
+    c = rng.choice([1.0, 10.0, 100.0], size=300_000, p=[0.5, 0.3, 0.2])
+    truth = np.stack([c, rng.normal(np.log(c), 1.0)], axis=1)
+    b = conditional_quantile_binning(truth, 5)
+    assert b.n_bins == 15
+    np.testing.assert_allclose(
+        b.probabilities.reshape(3, 5).sum(axis=1), [0.5, 0.3, 0.2], atol=0.01
+    )
+    d = []
+    for _ in range(3000):
+        cs = rng.choice([1.0, 10.0, 100.0], size=400, p=[0.5, 0.3, 0.2])
+        d.append(discrepancy(np.stack([cs, rng.normal(np.log(cs), 1.0)], axis=1), b))
+    assert np.mean(d) == pytest.approx(14 / 400, rel=0.05)
+    with pytest.raises(DataFormatError, match="condition value the truth does not have"):
+        b.assign(np.array([[2.0, 0.0]]))
+    with pytest.raises(DataFormatError, match="not a discrete condition"):
+        conditional_quantile_binning(np.stack([rng.normal(size=1000)] * 2, axis=1), 2)
 
 
 def test_a_biased_model_saturates_at_its_bias():

@@ -29,6 +29,7 @@ from physgen.models.base import ShowerGenerator
 from physgen.outputs import check_output
 
 if TYPE_CHECKING:
+    from physgen.calo.refine import ShowerRefiner
     from physgen.export.runtime import OnnxShowerModel
 
 __all__ = ["SEED_BLOCK", "Shard", "generate_showers", "parse_shard", "sample_blocks"]
@@ -74,6 +75,7 @@ def generate_showers(
     attrs: dict[str, Any] | None = None,
     cluster: Any = None,
     task_showers: int = DEFAULT_TASK_SHOWERS["generate"],
+    refiner: ShowerRefiner | None = None,
 ) -> Path:
     """Sample showers for given incident energies and write them atomically.
 
@@ -100,6 +102,11 @@ def generate_showers(
             ``tcp://host:8786``...), a :class:`physgen.dist.ClusterSpec` or a
             ``distributed.Client``. Not with ``shard``.
         task_showers: Showers per cluster task (rounded to whole seed blocks).
+        refiner: A DCTR refiner (:mod:`physgen.calo.refine`) for this run: its weights,
+            normalised to mean 1 per incident energy over the rows written (the shard's,
+            when sharded), go into the ``weights`` dataset, and their effective sample
+            size into the attribute ``weights_ess``. The caller checks that the refiner
+            belongs to the model (:meth:`~physgen.calo.refine.ShowerRefiner.check_compatible`).
 
     Returns:
         The output path.
@@ -171,9 +178,12 @@ def generate_showers(
         )
         pending_e: list[npt.NDArray[np.float64]] = []
         pending_x: list[npt.NDArray[np.float32]] = []
+        ratios: list[npt.NDArray[np.float64]] = []
         n_pending = 0
         for b0, e, x in source:
             b1 = b0 + e.shape[0]
+            if refiner is not None:
+                ratios.append(refiner.ratios(e, x))
             pending_e.append(e)
             pending_x.append(x)
             n_pending += b1 - b0
@@ -181,6 +191,18 @@ def generate_showers(
                 w.append(np.concatenate(pending_e), np.concatenate(pending_x))
                 pending_e, pending_x, n_pending = [], [], 0
             bar.update(b1 - b0)
+        if refiner is not None:
+            from physgen.trust.dctr import condition_groups, effective_sample_size, regularise
+
+            groups = condition_groups(e_all[start:stop])
+            wts = regularise(np.concatenate(ratios), refiner.reweighter.clip, groups)
+            w.set_weights(wts)
+            w.add_attrs(
+                {
+                    "weights_ess_fraction": effective_sample_size(wts) / wts.size,
+                    "refiner": refiner.summary(),
+                }
+            )
     if job is not None:
         job.cleanup()
     return out_p

@@ -23,7 +23,14 @@ import numpy.typing as npt
 
 from physgen import outputs
 from physgen._version import __version__
-from physgen.calo.h5layout import BATCH_BYTES, ENERGY_KEY, SHOWER_KEY, encode_attr
+from physgen.calo.h5layout import (
+    BATCH_BYTES,
+    ENERGY_KEY,
+    SHOWER_KEY,
+    WEIGHT_KEY,
+    check_weights,
+    encode_attr,
+)
 from physgen.errors import ConfigError, DataFormatError
 
 __all__ = ["ShowerWriter", "write_showers"]
@@ -94,6 +101,7 @@ class ShowerWriter:
         self._file: h5py.File | None = None
         self._n = 0
         self._raw_bytes = 0
+        self._weights: npt.NDArray[np.float64] | None = None
 
     @property
     def n_written(self) -> int:
@@ -195,6 +203,15 @@ class ShowerWriter:
         self._n += n
         self._raw_bytes += n_bytes
 
+    def add_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """More provenance attributes, written when the writer closes."""
+        self._attrs.update(attrs)
+
+    def set_weights(self, weights: npt.ArrayLike) -> None:
+        """Per-shower weights ``(N,)`` for all showers appended (written as the optional
+        ``weights`` dataset when the writer closes; must match the final row count)."""
+        self._weights = check_weights(weights, f"{self.path}: weights")
+
     def _abandon(self) -> None:
         """HDF5 hit a full disk: never flush this file again, just drop the temporary."""
         f, self._file = self._file, None
@@ -216,6 +233,12 @@ class ShowerWriter:
                 if exc_type is None and f is not None:
                     if SHOWER_KEY not in f:
                         self._create(self._dtype or np.dtype(np.float32))
+                    if self._weights is not None:
+                        if self._weights.size != self._n:
+                            raise DataFormatError(
+                                f"{self.path}: {self._weights.size} weights for {self._n} showers"
+                            )
+                        f.create_dataset(WEIGHT_KEY, data=self._weights, **self._comp)
                     for key, value in self._attrs.items():
                         f.attrs[key] = encode_attr(value)
                     if "physgen_version" not in f.attrs:

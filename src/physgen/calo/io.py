@@ -6,9 +6,10 @@ A CaloChallenge file holds exactly two HDF5 datasets at its root:
 * ``showers`` - shape ``(N, n_voxels)``, voxel energies in MeV, flattened as in
   :mod:`physgen.calo.geometry`.
 
-Files written by physgen add provenance as root *attributes* only (``geometry``,
-``seed``, ``generator``, ``physgen_version``, ``config`` as JSON...), so code that
-knows only the two keys reads them unchanged.
+Files written by physgen add provenance as root *attributes* (``geometry``,
+``seed``, ``generator``, ``physgen_version``, ``config`` as JSON...), and refined samples
+(``physgen generate --refiner``) one optional dataset ``weights`` ``(N,)``, the per-shower
+DCTR weights; code that knows only the two keys reads them unchanged.
 
 This module reads: :func:`open_showers` checks a file's layout, :func:`iter_batches`
 streams it, :func:`read_showers` loads it, :func:`validate_file` checks every value and
@@ -41,21 +42,32 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen.calo.geometry import Geometry, get_geometry, match_geometry
-from physgen.calo.h5layout import BATCH_BYTES, ENERGY_KEY, SHOWER_KEY, decode_attr, raw_attrs
+from physgen.calo.h5layout import (
+    BATCH_BYTES,
+    ENERGY_KEY,
+    SHOWER_KEY,
+    WEIGHT_KEY,
+    check_weights,
+    decode_attr,
+    raw_attrs,
+)
 from physgen.calo.h5writer import ShowerWriter, write_showers
 from physgen.errors import ConfigError, DataFormatError
 
 __all__ = [
     "ENERGY_KEY",
     "SHOWER_KEY",
+    "WEIGHT_KEY",
     "ShowerFile",
     "ShowerWriter",
     "check_values",
+    "check_weights",
     "file_summary",
     "iter_batches",
     "open_showers",
     "raw_attrs",
     "read_showers",
+    "read_weights",
     "validate_file",
     "write_showers",
 ]
@@ -91,6 +103,22 @@ class ShowerFile:
     def showers(self) -> h5py.Dataset:
         """The ``showers`` dataset (lazy, MeV)."""
         return self.handle[SHOWER_KEY]
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether the file holds per-shower ``weights`` (a refined sample)."""
+        return WEIGHT_KEY in self.handle
+
+    def weights(self) -> npt.NDArray[np.float64] | None:
+        """The per-shower weights ``(N,)`` float64, checked (finite, >= 0, total > 0), or
+        None for an unweighted file."""
+        if not self.has_weights:
+            return None
+        try:
+            w = np.asarray(self.handle[WEIGHT_KEY][()], dtype=np.float64).reshape(-1)
+        except (OSError, RuntimeError) as exc:
+            raise DataFormatError(f"{self.path}: cannot read '{WEIGHT_KEY}' ({exc})") from exc
+        return check_weights(w, f"{self.path}: '{WEIGHT_KEY}'")
 
     def default_batch_size(self) -> int:
         """Rows of about 64 MB."""
@@ -174,10 +202,11 @@ def _inspect(p: Path, handle: h5py.File, geometry: str | Geometry | None) -> Sho
                 f"{p}: missing key {key!r}; a CaloChallenge file has "
                 f"'{ENERGY_KEY}' (N, 1) and '{SHOWER_KEY}' (N, n_voxels), found {keys}"
             )
-    extra = [k for k in keys if k not in (ENERGY_KEY, SHOWER_KEY)]
+    extra = [k for k in keys if k not in (ENERGY_KEY, SHOWER_KEY, WEIGHT_KEY)]
     if extra:
         raise DataFormatError(
-            f"{p}: unknown key(s) {extra}; expected only '{ENERGY_KEY}' and '{SHOWER_KEY}'"
+            f"{p}: unknown key(s) {extra}; expected only '{ENERGY_KEY}' and '{SHOWER_KEY}' "
+            f"(and optionally '{WEIGHT_KEY}')"
         )
     e, x = handle[ENERGY_KEY], handle[SHOWER_KEY]
     if not isinstance(e, h5py.Dataset) or not isinstance(x, h5py.Dataset):
@@ -197,6 +226,14 @@ def _inspect(p: Path, handle: h5py.File, geometry: str | Geometry | None) -> Sho
         )
     if x.shape[0] == 0:
         raise DataFormatError(f"{p}: empty file (0 showers)")
+    if WEIGHT_KEY in keys:
+        w = handle[WEIGHT_KEY]
+        if not isinstance(w, h5py.Dataset) or w.dtype.kind not in "fiu":
+            raise DataFormatError(f"{p}: '{WEIGHT_KEY}' must be a numeric dataset")
+        if w.size != x.shape[0] or w.ndim not in (1, 2) or (w.ndim == 2 and w.shape[1] != 1):
+            raise DataFormatError(
+                f"{p}: '{WEIGHT_KEY}' must have shape (N,) with N = {x.shape[0]}, got {w.shape}"
+            )
     n_vox = int(x.shape[1])
     if geometry is not None:
         geo: Geometry | None = get_geometry(geometry)
@@ -214,6 +251,14 @@ def _inspect(p: Path, handle: h5py.File, geometry: str | Geometry | None) -> Sho
             )
     attrs = {k: decode_attr(v) for k, v in handle.attrs.items()}
     return ShowerFile(p, handle, int(x.shape[0]), n_vox, geo, attrs)
+
+
+def read_weights(
+    path: str | Path, geometry: str | Geometry | None = None
+) -> npt.NDArray[np.float64] | None:
+    """The checked per-shower ``weights`` of a file ``(N,)``, or None if it has none."""
+    with open_showers(path, geometry) as f:
+        return f.weights()
 
 
 def iter_batches(

@@ -26,7 +26,14 @@ import numpy as np
 
 from physgen import outputs
 from physgen.calo.geometry import Geometry
-from physgen.calo.io import ShowerWriter, check_values, iter_batches, open_showers, raw_attrs
+from physgen.calo.io import (
+    ShowerWriter,
+    check_values,
+    iter_batches,
+    open_showers,
+    raw_attrs,
+    read_weights,
+)
 from physgen.errors import ConfigError, DataFormatError
 
 __all__ = ["ADDED_ATTRS", "MERGE_KEYS", "merge_files"]
@@ -212,6 +219,13 @@ def merge_files(
         "merged_from": [str(i["path"]) for i in infos],
         "shards": entries,
     }
+    weights = [read_weights(s, geometry) for s in shards]
+    if any(w is None for w in weights) and any(w is not None for w in weights):
+        have = [str(s) for s, w in zip(shards, weights) if w is not None]
+        raise DataFormatError(
+            f"merge: only some shards hold per-shower weights ({', '.join(have)}); merge "
+            "refined shards only with refined shards"
+        )
     dtype = np.result_type(*[i["dtype"] for i in infos])
     energy_dtype = np.result_type(*[i["energy_dtype"] for i in infos])
     with ShowerWriter(
@@ -231,4 +245,6 @@ def merge_files(
                     x = np.clip(x, 0, None)
                 offset += len(e)
                 w.append(e, x)
+        if weights[0] is not None:
+            w.set_weights(np.concatenate([a for a in weights if a is not None]))
     return out_p

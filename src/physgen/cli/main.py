@@ -280,11 +280,13 @@ def _register_commands() -> None:
     from physgen.cli.simulate import simulate
     from physgen.cli.surrogate import front, generate, train
     from physgen.cli.timing import timing
+    from physgen.cli.trust import refine
     from physgen.cli.unfold import unfold
 
     app.command("simulate")(simulate)
     app.command("train")(train)
     app.command("generate")(generate)
+    app.command("refine")(refine)
     app.command("export")(export)
     app.command("job-script")(job_script)
     bench = typer.Typer(

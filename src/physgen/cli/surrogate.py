@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -198,6 +199,21 @@ def generate(
         ),
     ] = "torch",
     compression: Annotated[str, typer.Option(help="gzip, lzf or none.")] = "gzip",
+    weight_draw: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Bayesian flow runs (model_config.bayesian_layers > 0): sample with this "
+            "draw of the network weights (one member of the Bayesian ensemble; default: the "
+            "mean weights)."
+        ),
+    ] = None,
+    refiner: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="A DCTR refiner of this run (physgen refine): its per-shower weights go "
+            "into the file's extra 'weights' dataset (physgen evaluate honours them)."
+        ),
+    ] = None,
     cluster: Cluster = None,
     cluster_config: ClusterConfig = None,
     task_size: TaskSize = None,
@@ -277,33 +293,56 @@ def generate(
             e = e[:n]
         energies = e
     start, stop = shard_.check(len(energies))  # an empty shard: say why before loading
+    refiner_ = None
+    if refiner is not None:
+        from physgen.calo.refine import ShowerRefiner, run_digest
+
+        refiner_ = ShowerRefiner.load(refiner)
+        digest = run_digest(run) if onnx_model is None else None
+        refiner_.check_compatible(geometry, family, digest)
     if onnx_model is None:
         overrides = sampling_overrides(family, steps, solver)
         model: Any = load_run(run, device, overrides=overrides or None)
     else:
         model = onnx_model
+    draw: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if weight_draw is not None:
+        from physgen.nn.bayesian import VariationalLinear
+        from physgen.nn.bayesian import weight_draw as draw_weights
+
+        if onnx_model is not None or not any(
+            isinstance(m, VariationalLinear) for m in model.modules()
+        ):
+            raise ConfigError(
+                "--weight-draw: only for Bayesian flow runs (model_config.bayesian_layers > 0)"
+            )
+        draw = draw_weights(model, weight_draw)
     t0 = time.monotonic()
-    path = generate_showers(
-        model,
-        out,
-        energies=energies,
-        seed=seed,
-        batch_size=batch_size,
-        shard=shard_,
-        geometry=geometry,
-        compression=None if compression == "none" else compression,
-        progress=progress(no_progress),
-        attrs={
-            "run_dir" if onnx_model is None else "onnx_model": str(run.resolve()),
-            "backend": backend,
-            "energy": energy or f"from {energies_from}",
-        },
-        cluster=spec,
-        task_showers=DEFAULT_TASK_SHOWERS["generate"] if task_size is None else task_size,
-    )
+    with draw:
+        path = generate_showers(
+            model,
+            out,
+            energies=energies,
+            seed=seed,
+            batch_size=batch_size,
+            shard=shard_,
+            geometry=geometry,
+            compression=None if compression == "none" else compression,
+            progress=progress(no_progress),
+            attrs={
+                "run_dir" if onnx_model is None else "onnx_model": str(run.resolve()),
+                "backend": backend,
+                "energy": energy or f"from {energies_from}",
+                **({} if weight_draw is None else {"weight_draw": weight_draw}),
+            },
+            cluster=spec,
+            task_showers=DEFAULT_TASK_SHOWERS["generate"] if task_size is None else task_size,
+            refiner=refiner_,
+        )
     dt = time.monotonic() - t0
     with open_showers(path) as f:
         k = f.n_showers
+        ess = f.attrs.get("weights_ess_fraction")
     if as_json:
         d = {
             "path": str(path),
@@ -317,6 +356,7 @@ def generate(
             "seed": seed,
             "elapsed_s": round(dt, 3),
             "ms_per_shower": 1e3 * dt / max(k, 1),
+            **({} if ess is None else {"weights_ess_fraction": ess}),
         }
         typer.echo(json.dumps(d))
         return
@@ -324,6 +364,8 @@ def generate(
         f"wrote {path}: {k} showers ({family}, {backend}, geometry {geometry}), {dt:.1f} s "
         f"= {1e3 * dt / max(k, 1):.3g} ms/shower"
     )
+    if ess is not None:
+        typer.echo(f"refined: per-shower weights written, effective sample size {100 * ess:.1f} %")
 
 
 def front(

@@ -114,6 +114,8 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.codec = codec
         self.config = config
+        #: Training rows (set by the training loop; Bayesian models scale their KL by it).
+        self.dataset_size: int | None = None
 
     @property
     def device(self) -> torch.device:

@@ -42,6 +42,7 @@ __all__ = [
     "ClassifierConfig",
     "Fit",
     "affine_input",
+    "balanced_weights",
     "binary_metrics",
     "build_dnn",
     "calibrate",
@@ -552,6 +553,22 @@ def calibrate(
     iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1.0 - 1e-6)
     iso.fit(np.clip(p_fit, 1e-6, 1 - 1e-6), y_fit, sample_weight=w_fit)
     out: F64 = iso.predict(np.clip(p_apply, 1e-6, 1 - 1e-6))
+    return out
+
+
+def balanced_weights(
+    weights: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], idx: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Weights of rows ``idx`` rescaled so that every class sums to the same total
+    (``len(idx) / n_classes``): the weighted classes are balanced, as the unweighted ones of
+    equal-size samples."""
+    out: npt.NDArray[np.float64] = np.asarray(weights, dtype=np.float64)[idx].copy()
+    classes = np.unique(labels[idx])
+    for k in classes:
+        m = labels[idx] == k
+        total = out[m].sum()
+        if total > 0:
+            out[m] *= len(idx) / len(classes) / total
     return out
 
 

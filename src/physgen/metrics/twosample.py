@@ -28,6 +28,7 @@ from physgen.metrics.classifier import (
     ArrayPool,
     ClassifierConfig,
     affine_input,
+    balanced_weights,
     binary_metrics,
     build_dnn,
     calibrate,
@@ -92,17 +93,6 @@ def _samples(
     return ArrayPool([a, b]), labels, np.concatenate([wa, wb]), len(a)
 
 
-def _balanced(w: F64, labels: I64, idx: I64) -> F64:
-    """Weights of rows ``idx`` rescaled so that both classes sum to the same total."""
-    out: F64 = w[idx].copy()
-    for k in (0, 1):
-        m = labels[idx] == k
-        total = out[m].sum()
-        if total > 0:
-            out[m] *= 0.5 * len(idx) / total
-    return out
-
-
 def _network(pool: ArrayPool, idx: I64, config: ClassifierConfig) -> Any:
     import torch
 
@@ -141,8 +131,8 @@ def _train_one(
         # warm start: a copy of a trained network (its input transform included)
         net = _network(pool, train_idx, config) if init is None else copy.deepcopy(init)
         w_all = np.zeros(len(labels))
-        w_all[train_idx] = _balanced(weights, labels, train_idx)
-        w_all[test_idx] = _balanced(weights, labels, test_idx)
+        w_all[train_idx] = balanced_weights(weights, labels, train_idx)
+        w_all[test_idx] = balanced_weights(weights, labels, test_idx)
         fit = train_network(
             pool, labels, train_idx, test_idx, net, config, rng, device, 2, weights=w_all
         )
@@ -245,8 +235,8 @@ def two_sample_test(
             p_val = sigmoid(
                 network_scores(t.model, pool, val_idx, cfg.eval_batch_size, dtype, device)
             )
-            w_test = _balanced(weights, labels, test_idx)
-            w_val = _balanced(weights, labels, val_idx)
+            w_test = balanced_weights(weights, labels, test_idx)
+            w_val = balanced_weights(weights, labels, val_idx)
             p_cal = calibrate(t.p_test, labels[test_idx], p_val, w_test)
             cal = binary_metrics(p_cal, labels[val_idx], w_val)
             raw = binary_metrics(p_val, labels[val_idx], w_val)
@@ -367,7 +357,11 @@ def fit_likelihood_ratio(
             device,
             None if init is None else init.model,
         )
-    cal = (t.p_test, labels[test_idx], _balanced(weights, labels, test_idx)) if calibrated else None
+    cal = (
+        (t.p_test, labels[test_idx], balanced_weights(weights, labels, test_idx))
+        if calibrated
+        else None
+    )
     return LikelihoodRatio(t.model, cal, cfg, device)
 
 
@@ -413,7 +407,9 @@ def cross_fit_ratios(
             t = _train_one(pool, labels, weights, train_idx, test_idx, cfg, seed + f, device)
             p = sigmoid(network_scores(t.model, pool, held, cfg.eval_batch_size, dtype, device))
             if calibrated:
-                p = calibrate(t.p_test, labels[test_idx], p, _balanced(weights, labels, test_idx))
+                p = calibrate(
+                    t.p_test, labels[test_idx], p, balanced_weights(weights, labels, test_idx)
+                )
             p = np.clip(p, 1e-6, 1.0 - 1e-6)
             ratio[held] = p / (1.0 - p)
     return ratio[:n0], ratio[n0:]

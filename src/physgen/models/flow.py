@@ -19,6 +19,7 @@ from physgen.core.batch import Encoded
 from physgen.errors import ConfigError
 from physgen.models.base import ShowerGenerator
 from physgen.models.registry import register
+from physgen.nn.bayesian import kl_divergence, make_variational
 
 __all__ = ["Flow", "FlowConfig"]
 
@@ -39,6 +40,12 @@ class FlowConfig:
         shape_passes: Sequential passes to invert a flow-II transform: 2 = coupling (one
             network pass per transform to sample, CaloINN style), 0 = fully autoregressive
             (MAF, V passes to sample, CaloFlow teacher style).
+        bayesian_layers: 0 (a point network) or the number of last linear layers of every
+            transform's network made variational (:mod:`physgen.nn.bayesian`; Bayesian INN,
+            arXiv:2104.04543): the loss becomes the negative ELBO, sampling uses the mean
+            weights, and :func:`physgen.nn.bayesian.weight_draw` samples one member of the
+            Bayesian ensemble.
+        bayesian_prior_std: Standard deviation of the Gaussian prior of those weights.
     """
 
     energy_transforms: int = 6
@@ -49,6 +56,8 @@ class FlowConfig:
     shape_hidden: tuple[int, ...] = field(default_factory=lambda: (256, 256))
     shape_bins: int = 8
     shape_passes: int = 2
+    bayesian_layers: int = 0
+    bayesian_prior_std: float = 1.0
 
 
 def _context(c: Tensor) -> Tensor | None:
@@ -93,6 +102,13 @@ class Flow(ShowerGenerator):
             self.shape_flow = zuko.flows.NSF(n_v, bins=config.shape_bins, **kwargs)
         else:
             self.shape_flow = zuko.flows.MAF(n_v, **kwargs)
+        if config.bayesian_layers < 0 or config.bayesian_prior_std <= 0:
+            raise ConfigError(
+                "flow bayesian_layers must be >= 0 and bayesian_prior_std > 0, got "
+                f"{config.bayesian_layers} and {config.bayesian_prior_std}"
+            )
+        if config.bayesian_layers:
+            make_variational(self, config.bayesian_layers, config.bayesian_prior_std)
 
     def log_prob_encoded(self, batch: Encoded) -> Tensor:
         c = batch.condition
@@ -104,9 +120,18 @@ class Flow(ShowerGenerator):
         return lp + self.shape_flow(_context(c)).log_prob(batch.shape)  # type: ignore[no-any-return]
 
     def loss(self, batch: Encoded, generator: torch.Generator | None = None) -> Tensor:
-        """Mean negative log-likelihood per dimension (nats)."""
+        """Mean negative log-likelihood per dimension (nats); for a Bayesian flow the
+        negative ELBO per event and dimension, ``(NLL + KL / N_train) / D``."""
         dims = batch.shape.shape[1] + (0 if batch.energy is None else batch.energy.shape[1])
-        return -self.log_prob_encoded(batch).mean() / dims
+        nll = -self.log_prob_encoded(batch).mean()
+        if self.config.bayesian_layers:
+            if self.dataset_size is None:
+                raise ConfigError(
+                    "a Bayesian flow needs model.dataset_size (training rows) for its KL term; "
+                    "the training loop sets it"
+                )
+            nll = nll + kl_divergence(self) / self.dataset_size
+        return nll / dims
 
     def noise_widths(self) -> list[int]:
         """Base noise of flow I (if any), then of flow II."""

@@ -313,6 +313,7 @@ def run_loop(
     from tqdm.auto import tqdm
 
     cfg, o, dev = settings, settings.optim, dist_info.device
+    model.dataset_size = data.n_train
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     opts = {
         name: torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)

@@ -51,15 +51,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from physgen.calo.evaluate.classifier_inputs import (
+    F32,
+    MODES,
+    check_mode,
+    classifier_inputs,
+    high_level_inputs,
+    input_dim,
+    low_level_inputs,
+    low_level_normed_inputs,
+)
 from physgen.calo.evaluate.classifier_store import InputPool, SampleInputs
 from physgen.calo.evaluate.timing import count_parameters
 from physgen.calo.geometry import Geometry, get_geometry
-from physgen.errors import ConfigError
+from physgen.calo.h5layout import check_weights
+from physgen.errors import ConfigError, DataFormatError
 from physgen.metrics.classifier import (
     PRESETS,
     ClassifierConfig,
     Fit,
     affine_input,
+    balanced_weights,
     binary_metrics,
     build_dnn,
     calibrate,
@@ -96,9 +108,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODES = ("cls-low", "cls-low-normed", "cls-high", "cls-resnet")
 Sample = str | Path | tuple[npt.ArrayLike, npt.ArrayLike]
-F32 = npt.NDArray[np.float32]
 
 #: Official per-class split sizes (train, test, validation) by geometry and file size.
 OFFICIAL_SPLITS: dict[str, tuple[int, tuple[int, int, int]]] = {
@@ -112,89 +122,6 @@ MIN_SHOWERS = 50
 
 
 # --------------------------------------------------------------------- config
-
-
-# --------------------------------------------------------------------- inputs
-
-
-def _threshold(showers: npt.ArrayLike, geometry: Geometry) -> npt.NDArray[np.float64]:
-    from physgen.calo.evaluate.features import apply_threshold
-
-    return apply_threshold(showers, geometry)
-
-
-def _energies(incident_energies: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    return np.asarray(incident_energies, dtype=np.float64).reshape(-1, 1)
-
-
-def low_level_inputs(
-    incident_energies: npt.ArrayLike, showers: npt.ArrayLike, geometry: str | Geometry
-) -> F32:
-    """``[log10 E_inc, voxel / E_inc]`` after the threshold cut; ``(N, 1 + n_voxels)`` float32."""
-    geo = get_geometry(geometry)
-    e = _energies(incident_energies)
-    x = _threshold(showers, geo)
-    return np.concatenate([np.log10(e), x / e], axis=1).astype(np.float32)
-
-
-def low_level_normed_inputs(
-    incident_energies: npt.ArrayLike, showers: npt.ArrayLike, geometry: str | Geometry
-) -> F32:
-    """``[log10 E_inc, voxel / (E_layer + 1e-16), log10(E_layer + 1e-8)]``.
-
-    Voxels are thresholded first (the official evaluator zeroes them in both files
-    before any mode). Shape ``(N, 1 + n_voxels + n_layers)``, float32.
-    """
-    geo = get_geometry(geometry)
-    e = _energies(incident_energies)
-    x = _threshold(showers, geo)
-    slices = list(geo.layer_slices().values())
-    e_layer = np.stack([x[:, sl].sum(axis=1) for sl in slices], axis=1)
-    normed = np.empty_like(x)
-    for i, sl in enumerate(slices):
-        normed[:, sl] = x[:, sl] / (e_layer[:, i : i + 1] + 1e-16)
-    return np.concatenate([np.log10(e), normed, np.log10(e_layer + 1e-8)], axis=1).astype(
-        np.float32
-    )
-
-
-def high_level_inputs(
-    incident_energies: npt.ArrayLike, showers: npt.ArrayLike, geometry: str | Geometry
-) -> F32:
-    """The official high-level feature vector (30 / 46 / 362 columns), float32."""
-    from physgen.calo.evaluate.features import high_level_feature_vector
-
-    geo = get_geometry(geometry)
-    return high_level_feature_vector(_energies(incident_energies), showers, geo).astype(np.float32)
-
-
-def classifier_inputs(
-    mode: str, incident_energies: npt.ArrayLike, showers: npt.ArrayLike, geometry: str | Geometry
-) -> F32:
-    """Inputs of classifier ``mode`` (one of :data:`MODES`) for one batch."""
-    _check_mode(mode)
-    if mode in ("cls-low", "cls-resnet"):
-        return low_level_inputs(incident_energies, showers, geometry)
-    if mode == "cls-low-normed":
-        return low_level_normed_inputs(incident_energies, showers, geometry)
-    return high_level_inputs(incident_energies, showers, geometry)
-
-
-def input_dim(mode: str, geometry: str | Geometry) -> int:
-    """Number of input columns of ``mode`` for this geometry."""
-    _check_mode(mode)
-    geo = get_geometry(geometry)
-    if mode in ("cls-low", "cls-resnet"):
-        return 1 + geo.n_voxels
-    if mode == "cls-low-normed":
-        return 1 + geo.n_voxels + geo.n_layers
-    probe = high_level_inputs(np.full((1, 1), 1e3), np.zeros((1, geo.n_voxels)), geo)
-    return int(probe.shape[1])
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ConfigError(f"--mode: unknown classifier mode {mode!r}; choose from {list(MODES)}")
 
 
 # --------------------------------------------------------------------- splits
@@ -274,6 +201,7 @@ class ClassifierResult:
     n_parameters: int
     device: str
     repeats: tuple[RepeatResult, ...] = field(default_factory=tuple)
+    weighted: bool = False
 
     def _stat(self, key: str) -> tuple[float, float]:
         return mean_std([getattr(r, key) for r in self.repeats])
@@ -327,6 +255,7 @@ class ClassifierResult:
             "split_kind": self.split_kind,
             "n_parameters": self.n_parameters,
             "device": self.device,
+            "weighted": self.weighted,
             "n_repeats": len(self.repeats),
             "train_time_s": self.train_time_s,
             "repeats": [asdict(r) for r in self.repeats],
@@ -347,7 +276,7 @@ def _prepare(
     config: ClassifierConfig,
     cache_dir: str | Path | None = None,
 ) -> tuple[Geometry, InputPool]:
-    _check_mode(mode)
+    check_mode(mode)
     geo = get_geometry(geometry)
     if mode == "cls-resnet" and not geo.is_regular:
         raise ConfigError(
@@ -396,6 +325,7 @@ def _fit_one(
     seed: int,
     device: str,
     n_classes: int,
+    row_weights: npt.NDArray[np.float64] | None = None,
 ) -> tuple[Fit, tuple[npt.NDArray[np.int64], ...], int]:
     import torch
 
@@ -418,7 +348,14 @@ def _fit_one(
                 pool, train_idx, config.eval_batch_size, whiten, config.whiten_eps
             )
             net = torch.nn.Sequential(affine_input(mean, w), net)
-        fit = train_network(pool, labels, train_idx, test_idx, net, config, rng, device, n_classes)
+        w_all = None
+        if row_weights is not None:  # each split's classes balanced by weight
+            w_all = np.zeros(len(labels))
+            for idx in (train_idx, test_idx):
+                w_all[idx] = balanced_weights(row_weights, labels, idx)
+        fit = train_network(
+            pool, labels, train_idx, test_idx, net, config, rng, device, n_classes, weights=w_all
+        )
     return fit, (train_idx, test_idx, val_idx), n_params
 
 
@@ -433,6 +370,7 @@ def run_classifier(
     device: str = "cpu",
     cache_dir: str | Path | None = None,
     threads: int | None = None,
+    generated_weights: npt.ArrayLike | None = None,
 ) -> ClassifierResult:
     """Train the binary classifier reference-vs-generated and report calibrated AUC/JSD.
 
@@ -449,6 +387,11 @@ def run_classifier(
             exceed ``config.max_input_gb``; default: the system's temporary folder).
         threads: torch intra-op threads for this call (None: leave torch's setting).
             Results are reproducible for the same number of threads.
+        generated_weights: Per-shower weights of the generated sample ``(N,)`` (e.g. DCTR
+            refinement), >= 0. Training, epoch selection, calibration and the metrics then
+            use weighted losses and a weighted ROC, with the two classes of every split
+            balanced by total weight; the validation statistics are those of the weighted
+            sample, whose power is its effective sample size.
 
     Raises:
         ConfigError: Unknown mode/preset, unequal sample sizes, too few showers,
@@ -457,7 +400,16 @@ def run_classifier(
     """
     with torch_threads(threads):
         return _run_binary(
-            reference, generated, geometry, mode, config, seed, repeats, device, cache_dir
+            reference,
+            generated,
+            geometry,
+            mode,
+            config,
+            seed,
+            repeats,
+            device,
+            cache_dir,
+            generated_weights,
         )
 
 
@@ -471,6 +423,7 @@ def _run_binary(
     repeats: int,
     device: str,
     cache_dir: str | Path | None,
+    generated_weights: npt.ArrayLike | None = None,
 ) -> ClassifierResult:
     cfg = get_preset(config)
     if repeats < 1:
@@ -495,12 +448,18 @@ def _run_binary(
                 sizes,
             )
         labels = np.concatenate([np.ones(n_ref, np.int64), np.zeros(n_gen, np.int64)])
+        rows_w = None
+        if generated_weights is not None:
+            wg = check_weights(generated_weights, "generated_weights")
+            if wg.size != n_gen:
+                raise DataFormatError(f"generated_weights: {wg.size} for {n_gen} showers")
+            rows_w = np.concatenate([np.ones(n_ref), wg])
         results = []
         n_params = 0
         for r in range(repeats):
             s = seed + r
             fit, (_, test_idx, val_idx), n_params = _fit_one(
-                pool, labels, sizes, geo, mode, cfg, s, device, 2
+                pool, labels, sizes, geo, mode, cfg, s, device, 2, rows_w
             )
             import torch
 
@@ -511,9 +470,13 @@ def _run_binary(
             p_val = sigmoid(
                 network_scores(fit.model, pool, val_idx, cfg.eval_batch_size, dtype, device)
             )
-            p_cal = calibrate(p_test, labels[test_idx], p_val)
-            cal = binary_metrics(p_cal, labels[val_idx])
-            raw = binary_metrics(p_val, labels[val_idx])
+            w_test = w_val = None
+            if rows_w is not None:
+                w_test = balanced_weights(rows_w, labels, test_idx)
+                w_val = balanced_weights(rows_w, labels, val_idx)
+            p_cal = calibrate(p_test, labels[test_idx], p_val, w_test)
+            cal = binary_metrics(p_cal, labels[val_idx], w_val)
+            raw = binary_metrics(p_val, labels[val_idx], w_val)
             results.append(
                 RepeatResult(
                     seed=s,
@@ -542,4 +505,5 @@ def _run_binary(
         n_parameters=n_params,
         device=device,
         repeats=tuple(results),
+        weighted=rows_w is not None,
     )

@@ -97,6 +97,22 @@ def _pair(reference: npt.ArrayLike, generated: npt.ArrayLike, normalise: bool) -
     return x, y
 
 
+def _draw_probabilities(weights: npt.ArrayLike | None, n: int) -> F64 | None:
+    """Row probabilities ``w / sum w`` of a weighted sample (None when unweighted or when all
+    weights are equal: uniform draws, the same as the unweighted sample's)."""
+    if weights is None:
+        return None
+    from physgen.calo.h5layout import check_weights
+
+    w = check_weights(weights, "generated_weights")
+    if w.shape != (n,):
+        raise DataFormatError(f"generated_weights: expected {n} weights, got {w.size}")
+    if np.all(w == w[0]):
+        return None
+    out: F64 = w / w.sum()
+    return out
+
+
 def _sqrt_psd(a: F64) -> F64:
     w, v = np.linalg.eigh(0.5 * (a + a.T))
     out: F64 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
@@ -131,6 +147,7 @@ def fpd(
     num_points: int = 10,
     normalise: bool = True,
     seed: int = 42,
+    generated_weights: npt.ArrayLike | None = None,
 ) -> DistanceResult:
     """Frechet physics distance extrapolated to infinite sample size (see module docstring).
 
@@ -143,6 +160,9 @@ def fpd(
         num_points: Number of batch sizes.
         normalise: Divide by the reference's max |value| per feature.
         seed: Seed of the batch draws.
+        generated_weights: Per-event weights of the generated sample ``(N2,)`` (e.g. DCTR):
+            its batches are drawn with probability proportional to the weight, so they
+            follow the weighted distribution (None: uniform, the official rule).
     """
     from scipy.optimize import curve_fit
 
@@ -152,6 +172,7 @@ def fpd(
             f"{min_samples}, {max_samples}, {num_batches}, {num_points}"
         )
     x, y = _pair(reference, generated, normalise)
+    p_gen = _draw_probabilities(generated_weights, len(y))
     n_cap = min(len(x), len(y), max_samples)
     n_min = min_samples if min_samples < n_cap else max(2, n_cap // 2)
     sizes = (1.0 / np.linspace(1.0 / n_min, 1.0 / n_cap, num_points)).astype(np.int64)
@@ -161,7 +182,7 @@ def fpd(
         vals = []
         for _ in range(num_batches):
             a = x[rng.choice(len(x), size=int(n))]
-            b = y[rng.choice(len(y), size=int(n))]
+            b = y[rng.choice(len(y), size=int(n), p=p_gen)]
             vals.append(
                 frechet_distance(
                     a.mean(axis=0),
@@ -213,6 +234,7 @@ def kpd(
     degree: int = 4,
     normalise: bool = True,
     seed: int = 42,
+    generated_weights: npt.ArrayLike | None = None,
 ) -> DistanceResult:
     """Kernel physics distance: median unbiased MMD^2 over batches (see module docstring).
 
@@ -223,6 +245,8 @@ def kpd(
         degree: Polynomial kernel degree (jetnet: 4).
         normalise: Divide by the reference's max |value| per feature.
         seed: Batch ``i`` draws with seed ``seed + 1000 i``.
+        generated_weights: Per-event weights of the generated sample: its rows are drawn
+            with probability proportional to the weight (None: uniform).
     """
     if num_batches < 1 or batch_size < 2 or degree < 1:
         raise ConfigError(
@@ -230,12 +254,13 @@ def kpd(
             f"{num_batches}, {batch_size}, {degree}"
         )
     x, y = _pair(reference, generated, normalise)
+    p_gen = _draw_probabilities(generated_weights, len(y))
     bs = min(batch_size, len(x), len(y))
     vals = []
     for i in range(num_batches):
         rng = np.random.default_rng(seed + 1000 * i)
         a = x[rng.choice(len(x), size=bs)]
-        b = y[rng.choice(len(y), size=bs)]
+        b = y[rng.choice(len(y), size=bs, p=p_gen)]
         vals.append(mmd2_unbiased(a, b, degree))
     v = np.asarray(vals)
     lo, hi = np.percentile(v, [16.275, 83.725])

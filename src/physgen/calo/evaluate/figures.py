@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,9 @@ from physgen.calo.evaluate import plots as P
 from physgen.calo.evaluate.histograms import HistogramResult
 from physgen.calo.evaluate.samples import SampleSummary
 from physgen.calo.geometry import Geometry
+
+if TYPE_CHECKING:
+    from physgen.trust.ensemble import Band
 
 __all__ = [
     "plot_average_showers",
@@ -53,13 +57,24 @@ def plot_histograms(
     label: str,
     info: P.PlotInfo,
     formats: tuple[str, ...],
+    bands: dict[str, Band] | None = None,
 ) -> list[Path]:
     """The ``hist`` mode's figures: each feature histogram, the voxel spectrum, and
-    E_tot/E_inc per incident energy (when ``per_e`` holds them)."""
+    E_tot/E_inc per incident energy (when ``per_e`` holds them). ``bands`` (by histogram
+    key: an ensemble's densities) add the members' mean +- 1 sigma to each figure."""
     files: list[Path] = []
-    with P.HistogramPlotter(gen_label=label, info=info, formats=formats) as plotter:
+    band_label = None
+    if bands:
+        k = next(iter(bands.values())).k
+        band_label = rf"ensemble mean $\pm 1\sigma$ ({k} members)"
+    with P.HistogramPlotter(
+        gen_label=label, info=info, formats=formats, band_label=band_label
+    ) as plotter:
         for r in [*hist, *([vox] if vox else [])]:
-            files.append(plotter.plot(r, stage / f"{r.spec.filename}_dataset_{dataset}.png"))
+            b = None if not bands or r.spec.key not in bands else bands[r.spec.key]
+            lohi = None if b is None else (b.mean - b.std, b.mean + b.std)
+            path = stage / f"{r.spec.filename}_dataset_{dataset}.png"
+            files.append(plotter.plot(r, path, band=lohi))
     if per_e:
         files.append(
             P.plot_etot_per_energy(

@@ -11,16 +11,18 @@ are in :mod:`physgen.calo.evaluate.figures`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from physgen.calo.evaluate.features import Sample
 from physgen.calo.evaluate.histograms import (
     HistogramResult,
+    HistogramSpec,
     VoxelSpectrum,
     compare_histograms,
     compare_per_energy,
@@ -30,6 +32,11 @@ from physgen.calo.evaluate.histograms import (
 from physgen.calo.evaluate.samples import SampleSummary, subsample_showers
 from physgen.calo.geometry import Geometry
 from physgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from physgen.trust.ensemble import Band
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CLASSIFIER_MODES", "MODES", "energy_ranges", "expand_modes", "run_modes"]
 
@@ -110,6 +117,42 @@ def _official_hist_text(
     return "".join(lines)
 
 
+def ensemble_histograms(
+    ref: SampleSummary,
+    members: list[SampleSummary],
+    specs: list[HistogramSpec],
+    ds: str,
+    main: list[HistogramResult],
+) -> tuple[dict[str, Band], dict[str, Any]]:
+    """Every histogram of the ``hist`` mode for each ensemble member: the bands (densities,
+    mean +- std over members, by histogram key) and each separation power's spread."""
+    from physgen.trust.ensemble import Band
+
+    per_member: list[list[HistogramResult]] = []
+    for m in members:
+        rows = compare_histograms(ref.features, m.features, specs, generated_weights=m.weights)
+        if ds.startswith("1-"):
+            rows += compare_per_energy(ref.features, m.features, generated_weights=m.weights)
+        if ref.spectrum is not None and m.spectrum is not None:
+            rows.append(VoxelSpectrum.compare(ref.spectrum, m.spectrum))
+        per_member.append(rows)
+    bands: dict[str, Band] = {}
+    sep: dict[str, dict[str, float]] = {}
+    for j, r in enumerate(main):
+        dens = np.array([rows[j].generated for rows in per_member])
+        bands[r.spec.key] = Band(np.asarray(r.spec.edges), dens)
+        s = [rows[j].separation_power for rows in per_member]
+        sep[r.spec.key] = {"mean": float(np.mean(s)), "std": float(np.std(s, ddof=1))}
+    return bands, {"n_members": len(members), "separation_power": sep}
+
+
+def _ignored(results: dict[str, Any], mode: str) -> None:
+    """Record that ``mode`` has no weighted form and ran on the unweighted showers."""
+    msg = f"{mode}: not defined for weighted samples; computed without the weights"
+    log.warning(msg)
+    results["warnings"].append(msg)
+
+
 def _argline(argv: Sequence[str] | None) -> str:
     return " ".join(argv) if argv else "physgen evaluate (library call)"
 
@@ -136,11 +179,14 @@ def run_modes(
     say: Callable[[str], None],
     batch_size: int | None = None,
     plot_formats: tuple[str, ...] = ("png",),
+    members: list[SampleSummary] | None = None,
 ) -> list[Path]:
     """Run each mode on the two sample summaries, in the order of ``mode_list``.
 
     Writes the official-style text files and the figures into ``stage`` and the numbers
-    into ``results``; returns the files written, in the order written.
+    into ``results``; returns the files written, in the order written. ``members`` (the
+    summaries of an ensemble's samples) add a band to every histogram and the spread of
+    each separation power over the members (``results["ensemble"]``).
     """
     from physgen.calo.evaluate import figures as F
 
@@ -152,8 +198,13 @@ def run_modes(
         say("histograms")
         t0 = time.perf_counter()
         specs = histogram_specs(ref.features)
-        hist = compare_histograms(ref.features, gen.features, specs)
-        per_e = compare_per_energy(ref.features, gen.features) if ds.startswith("1-") else []
+        wg = gen.weights
+        hist = compare_histograms(ref.features, gen.features, specs, generated_weights=wg)
+        per_e = (
+            compare_per_energy(ref.features, gen.features, generated_weights=wg)
+            if ds.startswith("1-")
+            else []
+        )
         vox = (
             VoxelSpectrum.compare(ref.spectrum, gen.spectrum)
             if ref.spectrum is not None and gen.spectrum is not None
@@ -166,13 +217,17 @@ def run_modes(
             g: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v)}
             for g, v in iter_groups(all_hist)
         }
+        bands = None
+        if members:
+            say(f"histograms of {len(members)} ensemble members")
+            bands, results["ensemble"] = ensemble_histograms(ref, members, specs, ds, all_hist)
         (stage / f"histogram_chi2_{ds}.txt").write_text(_official_hist_text(hist, per_e, vox))
         files.append(stage / f"histogram_chi2_{ds}.txt")
         if plots:
             say(f"plotting {len(all_hist)} histograms")
             t0 = time.perf_counter()
             files += F.plot_histograms(
-                hist, per_e, vox, stage, ds, label=label, info=info, formats=fmt
+                hist, per_e, vox, stage, ds, label=label, info=info, formats=fmt, bands=bands
             )
             results["timing_s"]["histogram_plots"] = round(time.perf_counter() - t0, 3)
     if "avg" in mode_list:
@@ -219,6 +274,7 @@ def run_modes(
                 device=device,
                 cache_dir=stage,
                 threads=threads,
+                generated_weights=gen.weights,
             )
             cd = cres.to_dict()
             results["classifier"][mode] = cd
@@ -233,6 +289,8 @@ def run_modes(
         from physgen.calo.evaluate.multiclass import run_multiclass
 
         say("multiclass classifier")
+        if gen.weights is not None:
+            _ignored(results, "multiclass")
         samples = {label: generated, **extras}
         results["multiclass"] = run_multiclass(
             reference,
@@ -254,11 +312,11 @@ def run_modes(
         d: dict[str, Any] = {}
         lines = []
         if "fpd" in mode_list:
-            fres = fpd(fr, fg, seed=seed)
+            fres = fpd(fr, fg, seed=seed, generated_weights=gen.weights)
             d["fpd"], d["fpd_err"] = fres.value, fres.error
             lines.append(f"FPD (x10^3): {fres.value * 1e3:.4f} ± {fres.error * 1e3:.4f}\n")
         if "kpd" in mode_list:
-            kres = kpd(fr, fg, seed=seed)
+            kres = kpd(fr, fg, seed=seed, generated_weights=gen.weights)
             d["kpd"], d["kpd_err"] = kres.value, kres.error
             lines.append(f"KPD (x10^3): {kres.value * 1e3:.4f} ± {kres.error * 1e3:.4f}\n")
         results["fpd_kpd"] = d
@@ -268,6 +326,8 @@ def run_modes(
         from physgen.calo.evaluate.distances import prdc_voxels
 
         say("PRDC")
+        if gen.weights is not None:
+            _ignored(results, "prdc")
         n_max = 10_000
         pres = prdc_voxels(
             subsample_showers(reference, geo, n_max, seed, batch_size),

@@ -47,7 +47,7 @@ from physgen.calo.evaluate.samples import (
 )
 from physgen.calo.geometry import Geometry, get_geometry
 from physgen.checks import check_device, check_seed
-from physgen.errors import ConfigError
+from physgen.errors import ConfigError, DataFormatError
 from physgen.outputs import check_output, raise_if_interrupted, staging_dir
 
 __all__ = ["MODES", "EvaluationResult", "SampleSummary", "evaluate", "expand_modes"]
@@ -89,6 +89,9 @@ def evaluate(
     argv: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     cluster: Any = None,
+    generated_weights: Any = None,
+    use_weights: bool = True,
+    ensemble: Sequence[Sample] | None = None,
 ) -> EvaluationResult:
     """Run the CaloChallenge evaluation.
 
@@ -119,6 +122,18 @@ def evaluate(
             :class:`physgen.dist.ClusterSpec` or a ``distributed.Client``; the workers must
             see the files. Results are identical to the in-process passes. Classifiers and
             plots run here.
+        generated_weights: Per-shower weights of the generated sample ``(N,)``, >= 0 (e.g.
+            DCTR refinement); by default those of the file's ``weights`` dataset, if any
+            (``physgen generate --refiner``). Histograms, separation powers, average
+            showers, the voxel spectrum and the classifiers are then weighted, FPD/KPD
+            draw the generated rows with probability proportional to the weight; PRDC
+            and multiclass have no weighted form and run unweighted (a warning says so).
+            ``results["weights"]`` holds the effective sample size.
+        use_weights: False ignores the file's weights (judge the unrefined sample).
+        ensemble: Samples of the members of an ensemble (e.g. K trainings with different
+            seeds, each generating for the reference's incident energies; >= 2, same
+            geometry): every ``hist`` histogram gets a band (the members' mean +- 1 sigma)
+            and ``results["ensemble"]`` each separation power's mean and spread over them.
 
     Returns:
         The results; see ``results.json`` for the layout.
@@ -142,7 +157,9 @@ def evaluate(
         require("matplotlib.pyplot", "plot", "plots", hint="or use --no-plots")
     check_seed(seed)
     check_device(device)
-    sample_files = [s for s in (generated, reference, *(extra_generated or {}).values())]
+    sample_files = [
+        s for s in (generated, reference, *(extra_generated or {}).values(), *(ensemble or []))
+    ]
     out = check_output(
         out_dir,
         "--out",
@@ -153,6 +170,17 @@ def evaluate(
     say("checking samples")
     n_gen = check_sample(generated, geo, "generated sample")
     n_ref = check_sample(reference, geo, "reference sample")
+    weights = _generated_weights(generated, generated_weights, use_weights, geo, n_gen)
+    members = list(ensemble or [])
+    if members:
+        if len(members) < 2:
+            raise ConfigError(f"--ensemble: needs >= 2 members, got {len(members)}")
+        if "hist" not in mode_list:
+            raise ConfigError("--ensemble: draws bands on the histograms; add hist to --mode")
+        for i, m in enumerate(members):
+            check_sample(
+                m, geo, f"ensemble member {i + 1} ({m if isinstance(m, (str, Path)) else 'array'})"
+            )
     extras = dict(extra_generated or {})
     for name, s in extras.items():
         check_sample(s, geo, f"sample {name!r}")
@@ -180,7 +208,16 @@ def evaluate(
             ref.spectrum = VoxelSpectrum(geo, max_voxel, ref.features.energy_dtype)
             spectrum_pass(reference, geo, ref.spectrum, batch_size)
         say("features of the generated sample")
-        gen = summarise(generated, geo, ranges, max_voxel, batch_size, ref.features.energy_dtype)
+        gen = summarise(
+            generated, geo, ranges, max_voxel, batch_size, ref.features.energy_dtype, weights
+        )
+        member_summaries = []
+        for i, m in enumerate(members):
+            say(f"features of ensemble member {i + 1} of {len(members)}")
+            wm = _generated_weights(m, None, use_weights, geo, 0)
+            member_summaries.append(
+                summarise(m, geo, [], max_voxel, batch_size, ref.features.energy_dtype, wm)
+            )
     t_features = time.perf_counter() - t0
 
     warning = compare_energy_distributions(ref.features, gen.features)
@@ -198,6 +235,21 @@ def evaluate(
         "warnings": [],
         "timing_s": {"features": round(t_features, 3)},
     }
+    if members:
+        results["ensemble_members"] = [
+            str(m) if isinstance(m, (str, Path)) else "<array>" for m in members
+        ]
+    if weights is not None:
+        from physgen.trust.dctr import effective_sample_size
+
+        ess = effective_sample_size(weights)
+        results["weights"] = {
+            "source": "array" if generated_weights is not None else "file",
+            "effective_sample_size": ess,
+            "ess_fraction": ess / n_gen,
+            "max": float(weights.max()),
+            "mean": float(weights.mean()),
+        }
     if warning:
         invalid = "classifier AUCs (the classifier can separate on E_inc alone) and E_tot/E_inc"
         msg = f"{warning}: {invalid} comparisons are not valid"
@@ -227,6 +279,7 @@ def evaluate(
             argv=argv,
             say=say,
             batch_size=batch_size,
+            members=member_summaries,
         )
         from physgen.calo.evaluate.report import write_report
 
@@ -247,6 +300,22 @@ def evaluate(
                 shutil.rmtree(out, ignore_errors=True)
             raise
     return EvaluationResult(out, results, moved)
+
+
+def _generated_weights(
+    generated: Sample, given: Any, use: bool, geo: Geometry, n: int
+) -> np.ndarray[Any, np.dtype[np.float64]] | None:
+    """The checked weights of the generated sample: given ones, else the file's (if used)."""
+    from physgen.calo.io import check_weights, read_weights
+
+    if given is not None:
+        w = check_weights(given, "generated_weights")
+        if w.size != n:
+            raise DataFormatError(f"generated_weights: {w.size} weights for {n} showers")
+        return w
+    if use and isinstance(generated, (str, Path)):
+        return read_weights(generated, geo)
+    return None
 
 
 def _json_default(o: Any) -> Any:

@@ -220,6 +220,8 @@ class HistogramPlotter:
         info: Annotation (dataset, particle, energies, sample sizes).
         formats: File formats written per figure, the first one's path is returned.
         ratio_range: y range of the ratio panel; points outside get arrows.
+        band_label: Legend name of a band around the generated histogram (an ensemble's
+            mean +- 1 sigma, passed to :meth:`plot` per histogram); None: no bands.
     """
 
     def __init__(
@@ -230,9 +232,11 @@ class HistogramPlotter:
         info: PlotInfo | None = None,
         formats: Sequence[str] = FORMATS,
         ratio_range: tuple[float, float] = (0.5, 1.5),
+        band_label: str | None = None,
     ) -> None:
         self.ref_label = ref_label
         self.gen_label = gen_label
+        self.band_label = band_label
         self.info = info or PlotInfo()
         self.formats = tuple(formats)
         self.ratio_range = ratio_range
@@ -303,13 +307,19 @@ class HistogramPlotter:
         )
         # mplhep's legend artist of a step with errors: the line with its error bar
         gen_handle = getattr(line[0], "legend_artist", None) or line[0].errorbar
-        legend = ax.legend(
+        handles, names = (
             [fill[0].stairs, band, gen_handle],
             ["", f"{self.ref_label} stat. uncertainty", ""],
-            loc="upper right",
-            alignment="right",
-            title=" ",
         )
+        if self.band_label is not None:
+            kw = {"fill": True, "color": _GEN_COLOR, "alpha": 0.25, "linewidth": 0.0}
+            self._art["ens"] = ax.stairs(gen, edges, baseline=gen, **kw)
+            self._art["ens_ratio"] = rax.stairs(
+                np.ones_like(gen), edges, baseline=np.ones_like(gen), **kw
+            )
+            handles.append(self._art["ens"])
+            names.append(self.band_label)
+        legend = ax.legend(handles, names, loc="upper right", alignment="right", title=" ")
         lo, hi = self.ratio_range
         rax.set_ylim(lo, hi)
         rax.set_yticks([lo + 0.2 * (hi - lo), 1.0, hi - 0.2 * (hi - lo)])
@@ -319,6 +329,7 @@ class HistogramPlotter:
             a.minorticks_on()
         ax.tick_params(labelbottom=False)
         self._art = {
+            **self._art,
             "fill": fill[0].stairs,
             "band": band,
             "line": line[0].stairs,
@@ -329,8 +340,17 @@ class HistogramPlotter:
             "legend": legend,
         }
 
-    def plot(self, result: HistogramResult, path: Path, title: str | None = None) -> Path:
-        """Draw one histogram pair into ``path`` (and its other formats); returns ``path``."""
+    def plot(
+        self,
+        result: HistogramResult,
+        path: Path,
+        title: str | None = None,
+        band: tuple[F64, F64] | None = None,
+    ) -> Path:
+        """Draw one histogram pair into ``path`` (and its other formats); returns ``path``.
+
+        ``band``: lower and upper densities of a band around the generated histogram (drawn
+        when the plotter has a ``band_label``; None leaves it empty for this figure)."""
         ax, rax = self.ax, self.rax
         spec = result.spec
         edges = np.asarray(spec.edges, dtype=np.float64)
@@ -349,10 +369,22 @@ class HistogramPlotter:
         art["line"].set_data(gen, edges, baseline=0.0)
         art["line_err"].lines[2][0].set_segments(_segments(centres, gen - gen_err, gen + gen_err))
         self._ratio(centres, gen, gen_err, ref, ref_err)
+        band_top = 0.0
+        if "ens" in art:
+            lo, hi = (gen, gen) if band is None else (np.asarray(band[0]), np.asarray(band[1]))
+            art["ens"].set_data(hi, edges, baseline=np.clip(lo, 0.0, None))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r_lo = np.where(ref > 0, lo / ref, 1.0)
+                r_hi = np.where(ref > 0, hi / ref, 1.0)
+            art["ens_ratio"].set_data(r_hi, edges, baseline=r_lo)
+            band_top = float(hi.max(initial=0))
 
         positive = np.concatenate([ref[ref > 0], gen[gen > 0]])
         logy = bool(positive.size and positive.max() / max(positive.min(), 1e-300) > 100)
-        top = float(max((ref + ref_err).max(initial=0), (gen + gen_err).max(initial=0))) or 1.0
+        top = (
+            float(max((ref + ref_err).max(initial=0), (gen + gen_err).max(initial=0), band_top))
+            or 1.0
+        )
         ax.set_yscale("log" if logy else "linear")
         if logy:
             ax.set_ylim(positive.min() * 0.3, top * 10 ** (0.4 * np.log10(top / positive.min())))

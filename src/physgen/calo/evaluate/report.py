@@ -213,6 +213,15 @@ def write_report(results: dict[str, Any], out_dir: Path, files: list[Path]) -> P
         f"{html.escape(str(results.get('reference')))} ({count_text(results.get('n_reference'))} showers); modes: "
         f"{html.escape(', '.join(results.get('modes', [])))}</p>",
     ]
+    if "weights" in results:
+        wd = results["weights"]
+        parts.append(
+            "<p class='meta'><b>Weighted generated sample</b> (per-shower weights, e.g. DCTR "
+            "refinement): every histogram, separation power, average shower and classifier "
+            "below uses them; effective sample size "
+            f"{wd['effective_sample_size']:.0f} ({100 * wd['ess_fraction']:.1f} % of "
+            f"{count_text(results.get('n_generated'))}), largest weight {wd['max']:.3g}.</p>"
+        )
     for w in results.get("warnings", []):
         parts.append(f"<p class='warn'>Warning: {html.escape(w)}</p>")
     parts.append("<h2>Summary: this sample among the CaloChallenge 2022 submissions</h2>")

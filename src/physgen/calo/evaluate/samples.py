@@ -43,7 +43,13 @@ __all__ = [
 
 @dataclass
 class SampleSummary:
-    """What the streaming pass keeps of one sample."""
+    """What the streaming pass keeps of one sample.
+
+    With per-shower ``weights`` the mean shower, the per-range sums (scaled so that sum /
+    count is the weighted mean; counts stay numbers of showers) and the voxel spectrum are
+    weighted; the features stay per shower, and the
+    histograms and classifiers take the weights from here.
+    """
 
     features: ShowerFeatures
     spectrum: VoxelSpectrum | None
@@ -51,6 +57,7 @@ class SampleSummary:
     range_sums: dict[tuple[float, float], npt.NDArray[np.float64]]
     range_counts: dict[tuple[float, float], int]
     n: int
+    weights: npt.NDArray[np.float64] | None = None
 
 
 def check_sample(sample: Sample, geometry: Geometry, name: str) -> int:
@@ -85,12 +92,16 @@ def summarise(
     max_ref_voxel: float | None,
     batch_size: int | None,
     ref_dtype: str | None = None,
+    weights: npt.NDArray[np.float64] | None = None,
 ) -> SampleSummary:
     """Stream a sample once: its features, its voxel spectrum (binned up to the
     reference's largest voxel ``max_ref_voxel``; none when None) and its voxel sums per
-    incident-energy range of ``ranges``; the energies of a file are checked on the way."""
+    incident-energy range of ``ranges``; the energies of a file are checked on the way.
+    ``weights`` (one per shower, checked by the caller) weight the sums and the spectrum."""
     sums = {r: np.zeros(geometry.n_voxels) for r in ranges}
     counts = dict.fromkeys(ranges, 0)
+    wsums = dict.fromkeys(ranges, 0.0)
+    weighted_sum = np.zeros(geometry.n_voxels)
     spectrum = None
     if max_ref_voxel is not None:
         dtype = ref_dtype or "float64"
@@ -99,31 +110,48 @@ def summarise(
 
     def work(
         offset: int, e: npt.NDArray[Any], x: npt.NDArray[Any]
-    ) -> tuple[ShowerFeatures, WeightedHistogram | None, list[tuple[Any, Any, int]]]:
+    ) -> tuple[ShowerFeatures, WeightedHistogram | None, list[tuple[Any, Any, int, float]], Any]:
         if path is not None:  # validate_file's checks of the energies; the voxels are
             # checked by the feature pass itself
             check_values(path, e, x[:, :0], offset, clip_negative=False)
         f = features_of_batch(e, x, geometry, source=path, offset=offset)
-        spec = spectrum.batch(x) if spectrum is not None else None
-        range_parts = []
-        if ranges:
+        wb = None if weights is None else weights[offset : offset + len(x)]
+        spec = spectrum.batch(x, wb) if spectrum is not None else None
+        range_parts: list[tuple[Any, Any, int, float]] = []
+        wsum = None
+        if ranges or wb is not None:
             xt = apply_threshold(x, geometry)
+            wsum = None if wb is None else wb @ xt
             for lo, hi in ranges:
                 sel = (f.incident_energy >= lo) & (f.incident_energy < hi)
                 if sel.any():
-                    range_parts.append(((lo, hi), xt[sel].sum(axis=0), int(sel.sum())))
-        return f, spec, range_parts
+                    k = int(sel.sum())
+                    if wb is None:
+                        range_parts.append(((lo, hi), xt[sel].sum(axis=0), k, float(k)))
+                    else:
+                        range_parts.append(((lo, hi), wb[sel] @ xt[sel], k, float(wb[sel].sum())))
+        return f, spec, range_parts, wsum
 
     parts = []
-    for f, spec, range_parts in in_threads(sample, geometry, batch_size, work, WORKERS):
+    for f, spec, range_parts, wsum in in_threads(sample, geometry, batch_size, work, WORKERS):
         parts.append(f)
         if spectrum is not None and spec is not None:
             spectrum.add(spec)
-        for key, s_, c_ in range_parts:
+        for key, s_, c_, w_ in range_parts:
             sums[key] += s_
             counts[key] += c_
+            wsums[key] += w_
+        if wsum is not None:
+            weighted_sum += wsum
     feats = ShowerFeatures.concatenate(parts)
-    return SampleSummary(feats, spectrum, feats.voxel_sum / feats.n, sums, counts, feats.n)
+    if weights is not None and len(weights) != feats.n:
+        raise DataFormatError(f"weights: {len(weights)} for {feats.n} showers")
+    mean = feats.voxel_sum / feats.n if weights is None else weighted_sum / weights.sum()
+    if weights is not None:  # sum / count = the weighted mean
+        for key in sums:
+            if wsums[key] > 0:
+                sums[key] *= counts[key] / wsums[key]
+    return SampleSummary(feats, spectrum, mean, sums, counts, feats.n, weights)
 
 
 def spectrum_pass(
