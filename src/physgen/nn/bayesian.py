@@ -6,8 +6,8 @@ of independent Gaussians ``N(mu, sigma^2)``, with learnable ``log sigma``, and a
 ``N(0, prior_std^2)``. Training minimises the negative evidence lower bound, the usual loss
 plus ``KL(q || prior) / N_train`` per event (Blundell et al., "Weight uncertainty in neural
 networks", ICML 2015, arXiv:1505.05424), with a fresh weight draw at every forward pass.
-Making only the last layers variational, as the Bayesian INNs of Bellagente et al. (SciPost
-Phys. 12 (2022) 093, arXiv:2104.04543) found sufficient, keeps the cost near a plain network.
+Making only the last layers variational, as for the Bayesian INNs of Bellagente et al.
+(arXiv:2104.04543), keeps the cost near a plain network.
 
 After training, ``eval()`` uses the mean weights; inside :func:`weight_draw` every variational
 layer holds one weight draw, fixed for all calls: a whole sample generated there is one

@@ -9,9 +9,8 @@ make a band (mean +- standard deviation per bin, :class:`Band`):
 * **bootstrap ensembles** (``bootstrap=True``, the default of :func:`fit_ensemble`): each
   member also trains on a resample of the training data with replacement, so the spread
   holds the training data's statistical fluctuation, which is what a band should cover;
-* **Bayesian networks**: weight draws of one variational network (Bayesian INNs, Bellagente
-  et al., SciPost Phys. 12 (2022) 093, arXiv:2104.04543; Bayesian generative networks,
-  arXiv:2104.04543), see ``FlowConfig.bayesian_layers``.
+* **Bayesian networks**: weight draws of one variational network (Bayesian INNs, Bellagente,
+  Haussmann, Luchmann & Plehn, arXiv:2104.04543), see ``FlowConfig.bayesian_layers``.
 
 :meth:`Band.coverage` checks a band against a known truth: with a well-trained model and
 members that reflect the training statistics, ``|mean - truth| <= std`` in about 68 % of the
