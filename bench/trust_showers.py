@@ -37,6 +37,14 @@ GEO = "1-photons"
 FILES = {"train": 11, "ref_a": 12, "ref_b": 13}
 
 
+def _home(p: Path) -> str:
+    """A path for the results files: ``~/...`` under the home folder (no machine paths)."""
+    try:
+        return "~/" + str(Path(p).resolve().relative_to(Path.home()))
+    except ValueError:
+        return str(p)
+
+
 def data_file(key: str) -> Path:
     """A cached cascade file (simulated by the commands in the module docstring)."""
     p = CALO / f"ds1-cascade-10000-{FILES[key]}.h5"
@@ -112,10 +120,10 @@ def run_dctr(args: Any) -> dict[str, Any]:
             refiner.save(rpath)
         t_fit = float(refiner.info.get("train_seconds", 0.0))
         gen_b = _generate(run, data_file("ref_b"), 202, work / f"gen-b-{rkey}.h5", refiner)
-        res: dict[str, Any] = {"run": str(run), "refiner": str(rpath),
+        res: dict[str, Any] = {"run": _home(run), "refiner": _home(rpath),
                                "temperature": refiner.info.get("temperature"),
                                "clip": args.clip, "refiner_members": args.refiner_members,
-                               "generated_b": str(gen_b),
+                               "generated_b": _home(gen_b),
                                "refiner_holdout": refiner.info.get("holdout"),
                                "refiner_train_s": t_fit, "generate_a_s": t_gen,
                                "refiner_train_diagnostics": refiner.info.get("train_diagnostics")}  # fmt: skip
@@ -126,7 +134,7 @@ def run_dctr(args: Any) -> dict[str, Any]:
                          threads=args.threads, use_weights=use, label=f"{fam} ({label})",
                          plots=label == "refined").results  # fmt: skip
             res[label] = _summary(r)
-            res[label]["eval_dir"] = str(ev)
+            res[label]["eval_dir"] = _home(ev)
         out[fam + args.tag] = res
         u, f = res["unrefined"], res["refined"]
         print(f"{fam}: AUC low {u['auc_low'][0]:.3f} -> {f['auc_low'][0]:.3f}, high "
@@ -225,7 +233,7 @@ def plot_dctr(res: dict[str, Any], path: Path) -> None:
     e_r, x_r = read_showers(data_file("ref_b"))
     edges = np.linspace(0.4, 1.2, 61)
     for i, fam in enumerate(fams):
-        gen = Path(res[fam]["generated_b"])
+        gen = Path(res[fam]["generated_b"]).expanduser()
         e_g, x_g = read_showers(gen)
         w = read_weights(gen)
         assert w is not None
