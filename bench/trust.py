@@ -469,6 +469,9 @@ def main() -> None:
     ap.add_argument("--inputs", default="cls-low", help="dctr: refiner inputs")
     ap.add_argument("--clip", type=float, default=3.0, help="dctr: largest weight")
     ap.add_argument("--refiner-members", type=int, default=5, help="dctr: classifiers averaged")
+    ap.add_argument(
+        "--run-suffix", default="", help="dctr: run variant (-long: GAN trained longer)"
+    )
     ap.add_argument("--tag", default="", help="dctr: suffix of the result's name (e.g. -clip1.5)")
     ap.add_argument("--repeats", type=int, default=None, help="toy: 10; dctr: classifier runs (3)")
     ap.add_argument("--modes", default="cls-low,cls-high,hist,fpd,kpd", help="dctr: modes")

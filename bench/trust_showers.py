@@ -56,8 +56,10 @@ def data_file(key: str) -> Path:
     return p
 
 
-def run_dir(family: str) -> Path:
-    d = RUNS / f"{family}-1-photons"
+def run_dir(family: str, suffix: str = "") -> Path:
+    """The cached run of ``family``; ``suffix`` picks a variant (``-long``: the GAN resumed
+    with ``physgen train ... --resume --max-time 36m`` on an idle machine)."""
+    d = RUNS / f"{family}-1-photons{suffix}"
     if not (d / "weights.pt").exists():
         raise SystemExit(
             f"{d} missing: physgen train --model {family} --geometry 1-photons --seed 1 "
@@ -100,7 +102,7 @@ def run_dctr(args: Any) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {}
     for fam in args.families:
-        run = run_dir(fam)
+        run = run_dir(fam, args.run_suffix)
         digest = run_digest(run)
         work = CACHE / "dctr" / f"{fam}-{digest[:10]}"
         t0 = time.perf_counter()
@@ -141,6 +143,7 @@ def run_dctr(args: Any) -> dict[str, Any]:
               f"{u['auc_high'][0]:.3f} -> {f['auc_high'][0]:.3f}, ESS "
               f"{100 * f['weights']['ess_fraction']:.1f} %", flush=True)  # fmt: skip
     out["settings"] = {"inputs": args.inputs, "clip": args.clip, "repeats": args.repeats,
+                       "run_suffix": args.run_suffix,
                        "modes": args.modes, "refiner_members": args.refiner_members}  # fmt: skip
     return out
 

@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "export": (True, True, True),
     "job-script": (False, False, False),
     "bench front": (True, True, True),
+    "diffsim fit-alphas": (True, True, True),
+    "diffsim optimise-calorimeter": (True, True, True),
 }
 
 #: The commands issue 16 names for --json (a script wants their result).
@@ -91,11 +93,23 @@ DIMENSIONLESS: dict[str, str] = {
     "--clip": "the largest weight, a ratio of densities",
     "--members": "a number of classifiers averaged",
     "--weight-draw": "names a draw of the network weights; not a quantity",
+    "--n-mc": "a number of simulated events",
+    "--curve-points": "a number of points on a curve",
+    "--pseudo-data-alphas": "the strong coupling alpha_s(M_Z), dimensionless",
+    "--start": "the strong coupling alpha_s(M_Z), dimensionless",
+    "--target-resolution": "a relative resolution sigma_E / E",
+    "--cost-ratio": "a ratio of costs per volume",
+    "--containment-rm": "a length in Moliere radii of the material",
+    "--lr": "a learning rate",
+    "--start-ratio": "a ratio of thicknesses",
+    "--grid-n": "a number of showers",
+    "--cascade-n": "a number of showers",
 }
 
 #: Units a help text may name.
 UNIT = re.compile(
-    r"\b(keV|MeV|GeV|TeV|eV|mm|cm|m|ns|ms|s|seconds|minutes|hours|h|pb|fb|nb|bytes|kB|MB|GB)\b"
+    r"\b(keV|MeV|GeV|TeV|eV|mm|cm|m|ns|ms|s|seconds|minutes|hours|h|pb|fb|nb|bytes|kB|MB|GB|X0|"
+    r"radiation lengths?)\b"
 )
 
 

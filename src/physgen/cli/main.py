@@ -306,6 +306,9 @@ def _register_commands() -> None:
     app.command("convert")(convert)
     app.command("unfold")(unfold)
     app.command("anomaly")(anomaly)
+    from physgen.cli.diffsim import diffsim_app
+
+    app.add_typer(diffsim_app, name="diffsim")
 
 
 _register_commands()
