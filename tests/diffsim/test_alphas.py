@@ -107,9 +107,29 @@ def test_cli_bad_input_one_line_nothing_written(
     assert not out.exists()
 
 
-def test_cli_data_file_without_the_observables(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_data_file_without_the_observables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "shapes.npz"
     np.savez(f, thrust=np.ones(500))
     assert main(["diffsim", "fit-alphas", "--data", str(f)]) == 2
-    assert "no array(s) tau, rho, c, y23" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "tau" in err and "thrust" in err and err.count("\n") == 1
+
+
+def test_cli_reads_hdf5_columns_by_name(
+    tmp_path: Path, data: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import h5py
+
+    f = tmp_path / "shapes.h5"
+    with h5py.File(f, "w") as h:
+        h["one_minus_thrust"] = data[:, 0]
+        h["c_param"] = data[:, 2]
+    args = ["diffsim", "fit-alphas", "--data", str(f), "--observables", "tau,c", "--bootstrap", "0"]
+    assert main([*args, "--columns", "one_minus_thrust,c_param", "--json"]) == 0
+    assert abs(json.loads(capsys.readouterr().out)["alpha_s"] - 0.13) < 0.01
+    assert main([*args, "--columns", "one_minus_thrust"]) == 2  # one column for two observables
+    assert "--columns" in capsys.readouterr().err
+    assert main(["diffsim", "fit-alphas", "--pseudo-data-alphas", "0.12", "--columns", "a"]) == 2
+    assert "--columns needs --data" in capsys.readouterr().err

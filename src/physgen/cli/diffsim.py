@@ -3,7 +3,8 @@
 
 ``fit-alphas`` fits alpha_s(M_Z) to e+e- event shapes with one moved sample of the
 Discrete-QCD shower: pseudo-data at a hidden value (``--pseudo-data-alphas``) or per-event
-observables from a ``.npz`` file (``--data``, arrays named after the observables). With
+observables from a file (``--data``: HDF5, NumPy, Parquet or ROOT columns named after the
+observables, or chosen with ``--columns``). With
 ``--out`` it writes ``results.json`` and ``chi2.png`` (the moved sample's chi2 curve beside
 independent samples on a grid). Everything is checked before any work; outputs are staged
 and moved into ``--out`` only when complete.
@@ -40,21 +41,23 @@ def _register() -> None:
     diffsim_app.command("optimise-calorimeter")(optimise_calorimeter)
 
 
-def _read_data(path: Path, names: tuple[str, ...]) -> np.ndarray:
-    """Per-event observables from a ``.npz`` (no pickles), columns in the order of ``names``."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [n for n in names if n not in f.files]
-            if missing:
-                raise DataFormatError(
-                    f"--data {path}: no array(s) {', '.join(missing)} (has {', '.join(f.files)})"
-                )
-            cols = [np.asarray(f[n], dtype=np.float64).reshape(-1) for n in names]
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(f"--data {path}: not a readable .npz file ({exc})") from exc
-    if len({c.size for c in cols}) != 1:
-        raise DataFormatError(f"--data {path}: the observables have different lengths")
-    return np.stack(cols, axis=1)
+def _read_data(path: Path, names: tuple[str, ...], columns: str | None) -> np.ndarray:
+    """Per-event observables of ``path`` (HDF5, NumPy, Parquet or ROOT; see
+    :mod:`physgen.columns`), one column per observable in the order of ``names``."""
+    from physgen.columns import parse_columns, read_columns
+
+    specs = list(names) if columns is None else [c.strip() for c in columns.split(",")]
+    if len(parse_columns(specs)) != len(names):
+        raise ConfigError(
+            f"--columns: give one column per observable ({', '.join(names)}), got {columns!r}"
+        )
+    x = read_columns(path, specs)
+    if x.shape[1] != len(names):
+        raise DataFormatError(
+            f"--data {path}: {x.shape[1]} columns for {len(names)} observables; name one "
+            "column each with --columns"
+        )
+    return x
 
 
 @diffsim_app.command("fit-alphas")
@@ -65,7 +68,14 @@ def fit_alphas(
     ] = None,
     data: Annotated[
         Optional[Path],
-        typer.Option(help="Per-event observables (.npz, arrays named tau, rho, c, y23)."),
+        typer.Option(
+            help="Per-event observables: HDF5, NumPy, Parquet or ROOT columns named like "
+            "--observables (or see --columns)."
+        ),
+    ] = None,
+    columns: Annotated[
+        Optional[str],
+        typer.Option(help="With --data: the file's column per observable, comma-separated."),
     ] = None,
     n: Annotated[int, typer.Option(help="Events of the pseudo-data, a count.")] = 20_000,
     n_mc: Annotated[
@@ -115,7 +125,9 @@ def fit_alphas(
     if out is not None:
         check_output(out, "--out", kind="dir", inputs=[data])
         created = not out.exists()
-    x = _read_data(data, names) if data is not None else None
+    if columns is not None and data is None:
+        raise ConfigError("--columns needs --data")
+    x = _read_data(data, names, columns) if data is not None else None
 
     t0 = time.perf_counter()
     truth = pseudo_data_alphas
