@@ -58,7 +58,7 @@ def data_file(key: str) -> Path:
 
 def run_dir(family: str, suffix: str = "") -> Path:
     """The cached run of ``family``; ``suffix`` picks a variant (``-long``: the GAN resumed
-    with ``physgen train ... --resume --max-time 36m`` on an idle machine)."""
+    with ``physgen train ... --resume --max-time 36m``, to 56,338 steps)."""
     d = RUNS / f"{family}-1-photons{suffix}"
     if not (d / "weights.pt").exists():
         raise SystemExit(
