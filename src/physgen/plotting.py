@@ -17,7 +17,26 @@ import numpy as np
 
 from physgen._optional import require
 
-__all__ = ["sbc_figure"]
+__all__ = ["save_figure_atomic", "sbc_figure"]
+
+
+def save_figure_atomic(fig: Any, path: str | Path | None, **savefig: Any) -> None:
+    """Write ``fig`` to ``path`` (format from the suffix, PNG at 150 dpi by default) through
+    a temporary name, so a failure leaves nothing at ``path``; None: do nothing.
+
+    Args:
+        fig: A matplotlib figure.
+        path: The file to write, or None.
+        **savefig: Further ``Figure.savefig`` options (e.g. ``bbox_inches="tight"``).
+    """
+    if path is None:
+        return
+    from physgen.outputs import atomic_path
+
+    out = Path(path)
+    opts = {"dpi": 150, **savefig}
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", **opts)
 
 
 def _binomial_quantiles(n: int, p: float, q: Sequence[float]) -> list[float]:
@@ -95,10 +114,5 @@ def sbc_figure(
         for a in axes.flat:
             a.minorticks_on()
         fig.tight_layout()
-        if path is not None:
-            from physgen.outputs import atomic_path
-
-            out = Path(path)
-            with atomic_path(out) as tmp:
-                fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150)
+        save_figure_atomic(fig, path)
     return fig

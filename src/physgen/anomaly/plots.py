@@ -17,20 +17,11 @@ from physgen._optional import require
 from physgen.anomaly.bumphunt import BumpHuntResult, SidebandFit, dijet_function
 from physgen.anomaly.metrics import PerformanceBand
 from physgen.errors import ConfigError
+from physgen.plotting import save_figure_atomic
 
 __all__ = ["plot_bump_hunt", "plot_performance", "plot_sideband_fit"]
 
 F64 = npt.NDArray[np.float64]
-
-
-def _save(fig: Any, path: str | Path | None) -> None:
-    if path is None:
-        return
-    from physgen.outputs import atomic_path
-
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150)
 
 
 def _draw(ax: Any, rax: Any, fit: SidebandFit, title: str) -> None:
@@ -118,7 +109,7 @@ def plot_bump_hunt(
             _draw(axes[0, k], axes[1, k], fit, title)
         fig.subplots_adjust(left=1.1 / (7 * n), right=1 - 0.3 / (7 * n), top=0.92, bottom=0.1)
         fig.suptitle(r"$\mathbf{physgen}$   bump hunt: dijet fit to the sidebands", fontsize=16)
-        _save(fig, path)
+        save_figure_atomic(fig, path)
     return fig
 
 
@@ -203,5 +194,5 @@ def plot_performance(
         head = r"$\mathbf{physgen}$   anomaly detection performance"
         fig.suptitle(f"{head}: {title}" if title else head, fontsize=16)
         fig.tight_layout()
-        _save(fig, path)
+        save_figure_atomic(fig, path)
     return fig

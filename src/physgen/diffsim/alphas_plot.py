@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from physgen._optional import require
+from physgen.plotting import save_figure_atomic
 
 __all__ = ["chi2_figure", "pulls_figure"]
 
@@ -25,16 +26,6 @@ _STYLE = {
     "legend.fontsize": 10,
     "mathtext.fontset": "dejavusans",
 }
-
-
-def _save(fig: Any, path: str | Path | None) -> None:
-    if path is None:
-        return
-    from physgen.outputs import atomic_path
-
-    p = Path(path)
-    with atomic_path(p) as tmp:
-        fig.savefig(tmp, dpi=150, format=p.suffix.lstrip(".") or "png", bbox_inches="tight")
 
 
 def chi2_figure(
@@ -78,7 +69,7 @@ def chi2_figure(
         ax.set_ylabel(r"$\chi^2 - \chi^2_\mathrm{min}$")
         ax.legend(loc="upper center", frameon=False)
         ax.set_title("physgen: Discrete-QCD shower, chi2 over bins as if independent", fontsize=11)
-    _save(fig, path)
+    save_figure_atomic(fig, path, bbox_inches="tight")
     return fig
 
 
@@ -106,5 +97,5 @@ def pulls_figure(pulls: F64, path: str | Path | None = None, label: str = "") ->
         ax.set_ylabel("seeds / 0.5")
         ax.set_ylim(0, 1.75 * max(float(h.values().max()), p.size * 0.2))
         ax.legend(loc="upper left", frameon=False)
-    _save(fig, path)
+    save_figure_atomic(fig, path, bbox_inches="tight")
     return fig

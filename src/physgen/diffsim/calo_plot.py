@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from physgen._optional import require
+from physgen.plotting import save_figure_atomic
 
 __all__ = ["optimum_figure"]
 
@@ -107,10 +108,5 @@ def optimum_figure(results: dict[str, Any], path: str | Path | None = None) -> A
             fontsize=13,
         )
         fig.tight_layout()
-    if path is not None:
-        from physgen.outputs import atomic_path
-
-        out = Path(path)
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150)
+    save_figure_atomic(fig, path)
     return fig
