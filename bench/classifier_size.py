@@ -47,7 +47,9 @@ def _reference() -> tuple[np.ndarray, np.ndarray]:
     return e, x
 
 
-def _generated(family: str, energies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _generated(
+    family: str, energies: np.ndarray, run_dir: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     from trust_showers import CACHE
     from trust_showers import RUNS as RUN_ROOT
 
@@ -55,10 +57,15 @@ def _generated(family: str, energies: np.ndarray) -> tuple[np.ndarray, np.ndarra
     from physgen.calo.io import read_showers
     from physgen.calo.rundir import load_run
 
-    run = RUN_ROOT / RUNS[family]
+    run = run_dir if run_dir is not None else RUN_ROOT / RUNS[family]
     if not (run / "weights.pt").exists():
         raise SystemExit(f"{run} missing: see bench/trust.py (dctr) for how it is trained")
-    out = CACHE / "classifier-size" / f"{family}-{energies.shape[0]}.h5"
+    tag = family
+    if run_dir is not None:  # a run given on the command line: its weights name the sample
+        import hashlib
+
+        tag += "-" + hashlib.sha256((run / "weights.pt").read_bytes()).hexdigest()[:10]
+    out = CACHE / "classifier-size" / f"{tag}-{energies.shape[0]}.h5"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         generate_showers(load_run(run), out, energies=energies, seed=303, geometry=GEO,
@@ -79,7 +86,7 @@ def _plot(res: dict[str, Any], path: Path) -> None:
              "mathtext.fontset": "dejavusans"}  # fmt: skip
     with plt.style.context([mplhep.style.ROOT, style]):
         fig, ax = plt.subplots(figsize=(7.5, 5.4))
-        for fam, colour in (("gan", "#bd1f01"), ("cfm", "#3f90da")):
+        for fam, colour in (("gan", "#bd1f01"), ("cfm", "#3f90da"), ("flow", "#832db6")):
             rows = res["families"].get(fam)
             if not rows:
                 continue
@@ -111,7 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--replot", action="store_true", help="redo the report from the JSON")
+    ap.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        help="FAMILY=RUN: judge this run directory as FAMILY (e.g. a flow run)",
+    )
+    ap.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the families already in classifier_size.json, add these",
+    )
     args = ap.parse_args(argv)
+    runs = {k: Path(v).expanduser() for k, _, v in (r.partition("=") for r in args.run)}
     if args.replot:
         report(json.loads((RESULTS / "classifier_size.json").read_text()))
         return 0
@@ -122,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     order = np.random.default_rng(7).permutation(e_ref.shape[0])
     res: dict[str, Any] = {"families": {}, "trend": {}, "sizes": sizes, "repeats": args.repeats,
                            "reference": f"{e_ref.shape[0]} cascade showers (seeds 12, 13)"}  # fmt: skip
+    old = json.loads((RESULTS / "classifier_size.json").read_text()) if args.add else None
+    if old is not None:
+        res["families"] = dict(old["families"])
+        res["earlier"] = {"command": old["command"], "wall_s": old["wall_s"]}
     t_all = time.perf_counter()
     for fam in args.families.split(","):
-        e_gen, x_gen = _generated(fam, e_ref)
+        e_gen, x_gen = _generated(fam, e_ref, runs.get(fam))
         rows = []
         for n in sizes:
             if n > e_ref.shape[0]:
@@ -169,8 +192,14 @@ def report(res: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "classifier_size.json").write_text(json.dumps(res, indent=1))
     _plot(res, RESULTS / "classifier_size.png")
+    earlier = res.get("earlier")
+    before = (
+        ""
+        if earlier is None
+        else (f"Earlier families: `{earlier['command']}` ({earlier['wall_s'] / 60:.1f} min). ")
+    )
     md = ["# Classifier AUC against its training size (1-photons)", "",
-          f"Command: `{res['command']}`; {res['machine']}; {res['wall_s'] / 60:.1f} min. "
+          before + f"Command: `{res['command']}`; {res['machine']}; {res['wall_s'] / 60:.1f} min. "
           f"Reference: {res['reference']}, never seen by the surrogates; generated: one fixed "
           "sample per surrogate for the same energies; fast classifier on cls-low, 60/20/20 "
           f"split, {res['repeats']} trainings per point (mean +- std).", "",

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[bool, bool, bool]] = {
     "train": (True, True, True),
     "generate": (True, True, True),
     "refine": (True, True, True),
+    "distill": (True, True, True),
     "evaluate": (True, True, True),
     "timing": (True, True, True),
     "integrate": (False, True, True),
@@ -103,6 +104,8 @@ DIMENSIONLESS: dict[str, str] = {
     "--lr": "a learning rate",
     "--start-ratio": "a ratio of thicknesses",
     "--grid-n": "a number of showers",
+    "--pairs": "a number of teacher samples",
+    "--max-steps": "a number of optimiser steps",
     "--cascade-n": "a number of showers",
 }
 

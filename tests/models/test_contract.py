@@ -46,6 +46,15 @@ VARIANTS: dict[str, list[dict]] = {
             "steps": 2,
             "solver": "euler",
         },
+        {  # the shape of a distilled student (physgen distill): one Euler step
+            "hidden": 32,
+            "blocks": 1,
+            "energy_hidden": 16,
+            "energy_blocks": 1,
+            "time_features": 8,
+            "steps": 1,
+            "solver": "euler",
+        },
     ],
     "flow": [
         {
@@ -54,6 +63,14 @@ VARIANTS: dict[str, list[dict]] = {
             "shape_transforms": 2,
             "shape_hidden": [32],
             "shape_bins": 4,
+        },  # sampled by the fused coupling inverse (physgen.models.flow_fast)
+        {
+            "energy_transforms": 1,
+            "energy_hidden": [8],
+            "shape_transforms": 2,
+            "shape_hidden": [16],
+            "shape_bins": 4,
+            "fast_sampling": False,  # zuko's own inverse
         },
         {
             "energy_transforms": 1,

@@ -273,6 +273,7 @@ def _register_commands() -> None:
     from physgen.cli.cluster import job_script
     from physgen.cli.convert import convert
     from physgen.cli.density import fit, sample
+    from physgen.cli.distill import distill
     from physgen.cli.evaluate import evaluate
     from physgen.cli.export import export
     from physgen.cli.nis import events, integrate
@@ -287,6 +288,7 @@ def _register_commands() -> None:
     app.command("train")(train)
     app.command("generate")(generate)
     app.command("refine")(refine)
+    app.command("distill")(distill)
     app.command("export")(export)
     app.command("job-script")(job_script)
     bench = typer.Typer(

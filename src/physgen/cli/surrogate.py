@@ -144,15 +144,62 @@ def train(
         typer.echo(f"continue with: physgen train --resume --data {data} --out {res.run_dir}")
 
 
+def _list_pretrained(as_json: bool) -> None:
+    """Print the shipped models (``physgen generate --pretrained list``)."""
+    from physgen.calo.pretrained import available_pretrained
+
+    known = available_pretrained()
+    if as_json:
+        rows = [
+            {
+                "name": i.name,
+                "model": i.model,
+                "geometry": i.geometry,
+                "description": i.description,
+                "size_bytes": i.size_bytes,
+                "provenance": i.provenance,
+            }
+            for i in known.values()
+        ]
+        typer.echo(json.dumps(rows))
+        return
+    if not known:
+        typer.echo("no pretrained models are shipped with this installation")
+    for i in known.values():
+        typer.echo(f"{i.name}  ({i.model}, geometry {i.geometry}, {i.size_bytes / 1e6:.1f} MB)")
+        typer.echo(f"    {i.description}")
+        for key in ("data", "training"):
+            val = i.provenance.get(key)
+            for line in [val] if isinstance(val, str) else (val or []):
+                typer.echo(f"    {key}: {line}")
+
+
+def _model_attrs(run: Path, onnx: bool, pretrained: str | None) -> dict[str, str]:
+    """Where the showers of a generated file came from (file attributes)."""
+    if pretrained is not None:
+        return {"pretrained": pretrained}
+    return {"onnx_model" if onnx else "run_dir": str(run.resolve())}
+
+
 def generate(
     run: Annotated[
-        Path,
+        Optional[Path],
         typer.Argument(
             help="Run directory written by physgen train (or, with --backend onnxruntime, a "
-            "model written by physgen export)."
+            "model written by physgen export); or use --pretrained."
         ),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5 file (written atomically).")],
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output .h5 file (written atomically)."),
+    ] = None,
+    pretrained: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Generate with a model shipped in the package instead of a run directory; "
+            "'list' prints the shipped models with their provenance."
+        ),
+    ] = None,
     energies_from: Annotated[
         Optional[Path], typer.Option(help="Use the incident energies of this CaloChallenge file.")
     ] = None,
@@ -238,13 +285,39 @@ def generate(
     from physgen.calo.rundir import load_run, read_run_config, sampling_overrides
 
     use_verbosity(quiet, verbose)
+    if pretrained == "list":
+        _list_pretrained(as_json)
+        return
+    if (run is None) == (pretrained is None):
+        raise ConfigError("generate: give a run directory or --pretrained NAME (one of them)")
+    if out is None:
+        raise ConfigError("generate: --out is required (the .h5 file to write)")
     onnx_model = None
-    if backend == "torch":
+    shipped = None
+    if pretrained is not None:
+        from physgen.calo.pretrained import available_pretrained
+
+        known = available_pretrained()
+        if pretrained not in known:
+            names = ", ".join(known) or "none"
+            raise ConfigError(f"--pretrained: no shipped model {pretrained!r}; shipped: {names}")
+        if backend != "torch" or refiner is not None or weight_draw is not None:
+            raise ConfigError(
+                "--pretrained: works with the torch backend, without --refiner or --weight-draw"
+            )
+        shipped = known[pretrained]
+        family, geometry = shipped.model, shipped.geometry
+        check_output(out, "--out", inputs=[energies_from])
+        run = shipped.path
+    elif backend == "torch":
+        assert run is not None
         cfg = read_run_config(run)
         family, geometry = cfg.model, cfg.geometry
         check_output(out, "--out", inputs=[energies_from], read_dirs=[run])
     elif backend == "onnxruntime":
         from physgen.export.runtime import load_onnx
+
+        assert run is not None
 
         if run.is_dir():
             raise ConfigError(
@@ -300,9 +373,14 @@ def generate(
         refiner_ = ShowerRefiner.load(refiner)
         digest = run_digest(run) if onnx_model is None else None
         refiner_.check_compatible(geometry, family, digest)
-    if onnx_model is None:
+    if shipped is not None:
+        from physgen.calo.pretrained import load_pretrained
+
         overrides = sampling_overrides(family, steps, solver)
-        model: Any = load_run(run, device, overrides=overrides or None)
+        model: Any = load_pretrained(shipped.name, device, overrides=overrides or None)
+    elif onnx_model is None:
+        overrides = sampling_overrides(family, steps, solver)
+        model = load_run(run, device, overrides=overrides or None)
     else:
         model = onnx_model
     draw: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -330,7 +408,7 @@ def generate(
             compression=None if compression == "none" else compression,
             progress=progress(no_progress),
             attrs={
-                "run_dir" if onnx_model is None else "onnx_model": str(run.resolve()),
+                **_model_attrs(run, onnx_model is not None, pretrained),
                 "backend": backend,
                 "energy": energy or f"from {energies_from}",
                 **({} if weight_draw is None else {"weight_draw": weight_draw}),
