@@ -41,7 +41,7 @@ demo: install
 		--mode hist,avg,cls-high,fpd,kpd --label "physgen flow" --out $(DEMO)/flow-vs-cascade
 	@# 5. a working surrogate: the GAN shipped with physgen (physgen generate --pretrained list)
 	@#    against fresh cascade photons it never saw (dataset-1 energies, 256 MeV - 4 TeV)
-	$(VENV)/bin/physgen simulate --geometry 1-photons --particle photon --n 1500 --energy ds1 \
+	$(VENV)/bin/physgen simulate --geometry 1-photons --particle photon --n 1000 --energy ds1 \
 		--seed 3 --workers 2 --out $(DEMO)/ds1-reference.h5
 	$(VENV)/bin/physgen generate --pretrained gan-1-photons --energies-from $(DEMO)/ds1-reference.h5 \
 		--out $(DEMO)/ds1-gan.h5 --seed 7

@@ -5,9 +5,10 @@ the front's reference and classifier (``physgen bench front``'s ``judge_run``: 1
 generated showers for the energies of the reference file, fast classifier, ``--repeats``
 trainings, CaloChallenge timing harness):
 
-* ``--entry LABEL=RUN``: a trained run (any family), judged and timed; the label names it
-  in the table (e.g. ``flow (fused sampler)=RUNS/flow-1-photons``, or a distilled student
-  of ``physgen distill``).
+* ``--entry LABEL=RUN[@KEY=VALUE,...]``: a trained run (any family), judged and timed,
+  sampled with the options after ``@`` (those of ``physgen generate``, e.g.
+  ``@solver=euler,steps=2``); the label names it in the table (e.g.
+  ``flow (fused sampler)=RUNS/flow-1-photons``, or a distilled student of ``physgen distill``).
 * ``--sampler-check RUN``: a coupling spline flow sampled by zuko and by physgen's fused
   inverse (:mod:`physgen.models.flow_fast`), same weights and noise: the largest difference
   of the showers and the time of each at every batch size.
@@ -45,28 +46,51 @@ CACHE = Path.home() / ".cache" / "physgen" / "fast-front"
 GEO = "1-photons"
 
 
-def _key(run: Path, reference: Path, repeats: int, seed: int) -> str:
+def _key(run: Path, reference: Path, repeats: int, seed: int, sampling: dict[str, Any]) -> str:
     h = hashlib.sha256((run / "weights.pt").read_bytes())
     h.update(f"{reference.resolve()}|{repeats}|{seed}".encode())
+    if sampling:
+        h.update(json.dumps(sampling, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
-def judge(label: str, run: Path, reference: Path, repeats: int, seed: int) -> Any:
-    """A FrontEntry for ``run`` under ``label`` (cached)."""
+def _sampling(spec: str) -> dict[str, Any]:
+    """``"solver=euler,steps=2"`` -> ``{"solver": "euler", "steps": 2}`` (numbers parsed)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, spec.split(",")):
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--entry: sampling option {item!r} is not KEY=VALUE")
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def judge(
+    label: str, run: Path, reference: Path, repeats: int, seed: int, sampling: dict[str, Any]
+) -> Any:
+    """A FrontEntry for ``run`` under ``label`` (cached), sampled with ``sampling``."""
     from physgen.calo.front import entry_from_dict, judge_run
 
-    key = _key(run, reference, repeats, seed)
+    key = _key(run, reference, repeats, seed, sampling)
     cache = CACHE / "judged" / f"{key}.json"
     if cache.is_file():
         print(f"{label}: reusing {cache}")
         entry = entry_from_dict(json.loads(cache.read_text()))
     else:
         t0 = time.monotonic()
-        entry = judge_run(run, reference, CACHE / "judged" / key, repeats=repeats, seed=seed)
+        entry = judge_run(
+            run, reference, CACHE / "judged" / key, repeats=repeats, seed=seed, sampling=sampling
+        )
         cache.write_text(json.dumps(entry.to_dict(), indent=2))
         print(f"{label}: judged in {time.monotonic() - t0:.0f} s")
     return dataclasses.replace(
-        entry, model=label, run_dir=_tilde(entry.run_dir), generated_file=_tilde(entry.generated_file)
+        entry,
+        model=label,
+        run_dir=_tilde(entry.run_dir),
+        generated_file=_tilde(entry.generated_file),
     )
 
 
@@ -123,13 +147,14 @@ def _sampler_md(chk: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", type=Path, required=True)
-    ap.add_argument("--entry", action="append", default=[], help="LABEL=RUN")
+    ap.add_argument("--entry", action="append", default=[], help="LABEL=RUN[@KEY=VALUE,...]")
     ap.add_argument("--sampler-check", type=Path, default=None)
     ap.add_argument("--merge", action="append", default=[], help="front.json[:MODEL,MODEL]")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-sizes", default="1,100,10000")
+    ap.add_argument("--note", default="", help="a sentence on the data, put above the entries")
     ap.add_argument("--out", type=Path, default=RESULTS / "fast_front_1-photons")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -150,11 +175,18 @@ def main() -> None:
                 entries.append(e)
                 origin[e.label] = f"{Path(path).name} (earlier session)"
     for spec in args.entry:
-        label, _, run = spec.partition("=")
+        label, _, target = spec.partition("=")
+        run, _, opts = target.partition("@")
         run_p = Path(run).expanduser()
-        entries.append(judge(label, run_p, args.reference.expanduser(), args.repeats, args.seed))
+        ref = args.reference.expanduser()
+        entries.append(judge(label, run_p, ref, args.repeats, args.seed, _sampling(opts)))
         origin[label] = f"{run_p.name}, judged by this script"
-    note = "Entries:\n" + "\n".join(f"- {k}: {v}" for k, v in origin.items()) + "\n"
+    note = (
+        (args.note + "\n\n" if args.note else "")
+        + "Entries:\n"
+        + "\n".join(f"- {k}: {v}" for k, v in origin.items())
+        + "\n"
+    )
     chk = None
     if args.sampler_check is not None:
         sizes = [int(s) for s in args.batch_sizes.split(",")]

@@ -73,6 +73,10 @@ def test_bad_requests_are_refused(teacher: tuple[Path, Path], tmp_path: Path, ru
     (tmp_path / "busy" / "x").write_text("")
     with pytest.raises(ConfigError, match="not empty"):
         distill(teacher[0], tmp_path / "busy", np.full(10, 1e4), DistillSettings(pairs=100))
+    with pytest.raises(ConfigError, match="not a directory"):
+        distill(teacher[0], tmp_path / "busy" / "x", np.full(10, 1e4), DistillSettings(pairs=100))
+    with pytest.raises(ConfigError, match="teacher batch"):
+        DistillSettings(teacher_batch=0).check()
     rc, _, err = run("distill", teacher[0], "-o", tmp_path / "s2", "--energy", "10GeV",
                      "--steps", "40")  # fmt: skip
     assert rc == 2 and "--steps" in err
@@ -86,3 +90,21 @@ def test_cli_distill_json(teacher: tuple[Path, Path], tmp_path: Path, run) -> No
     assert rc == 0, err
     d = json.loads(out)
     assert d["student_steps"] == 2 and d["optimiser_steps"] == 20
+
+
+def test_failed_run_leaves_no_out_and_the_global_stream(
+    teacher: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An interrupted distillation removes the --out it created, and the caller's global torch
+    stream is the one it had before (the pairs and training use their own seeded streams)."""
+
+    def stop(_: str) -> None:
+        raise KeyboardInterrupt
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    s = DistillSettings(steps=1, pairs=100, max_steps=20, validate_every=5)
+    with pytest.raises(KeyboardInterrupt):
+        distill(teacher[0], tmp_path / "student", np.full(10, 3e4), s, progress=stop)
+    assert not (tmp_path / "student").exists()
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -56,6 +56,22 @@ def test_kernel_rejects_bad_shapes() -> None:
         rqs_inverse(np.zeros((3, 2), np.float32), np.zeros((3, 2, 22), np.float32), 8)
     with pytest.raises(ValueError, match="bins"):
         rqs_inverse(np.zeros((3, 2), np.float32), np.zeros((3, 2, 2), np.float32), 0)
+    y, p = np.zeros((3, 2), np.float32), np.zeros((3, 2, 23), np.float32)
+    for slope in (0.0, 1.0, 2.0):  # log(slope) would fail or divide by zero in the kernel
+        with pytest.raises(ValueError, match="slope"):
+            rqs_inverse(y, p, 8, slope=slope)
+    with pytest.raises(ValueError, match="bound"):
+        rqs_inverse(y, p, 8, bound=0.0)
+
+
+def test_kernel_empty_batch_and_thread_setting_restored() -> None:
+    import numba
+
+    out = rqs_inverse(np.zeros((0, 4), np.float32), np.zeros((0, 4, 11), np.float32), 4)
+    assert out.shape == (0, 4) and out.dtype == np.float32
+    before = numba.get_num_threads()
+    rqs_inverse(np.zeros((2, 1), np.float32), np.zeros((2, 1, 11), np.float32), 4, threads=1)
+    assert numba.get_num_threads() == before
 
 
 def _trained_like(flow: zuko.flows.Flow, seed: int) -> zuko.flows.Flow:
@@ -132,6 +148,17 @@ def test_unsupported_flows_fall_back(make: object) -> None:
 def test_float64_and_non_cpu_inputs_fall_back() -> None:
     flow = zuko.flows.NSF(4, context=1, passes=2)
     assert coupling_inverse(flow, torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 1)) is None
+    assert coupling_inverse(flow, torch.randn(3, 4, device="meta"), torch.randn(3, 1)) is None
+    assert coupling_inverse(flow, torch.randn(3, 4), torch.randn(3, 1, dtype=torch.float64)) is None
+    # float32 inputs to a float64 flow: not covered (None), rather than a dtype error
+    assert coupling_inverse(flow.double(), torch.randn(3, 4), torch.randn(3, 1)) is None
+
+
+def test_coupling_inverse_of_an_empty_batch() -> None:
+    flow = _trained_like(zuko.flows.NSF(5, context=2, passes=2, hidden_features=(8,)), 0)
+    with torch.no_grad():
+        got = coupling_inverse(flow, torch.zeros(0, 5), torch.zeros(0, 2))
+    assert got is not None and got.shape == (0, 5)
 
 
 def _flow_model(fast: bool) -> object:

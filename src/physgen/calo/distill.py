@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from physgen._version import __version__
+from physgen.calo.config import TrainConfig
 from physgen.calo.rundir import config_yaml, load_run, read_run_config
 from physgen.errors import ConfigError
 from physgen.outputs import atomic_write_text
@@ -78,8 +79,17 @@ class DistillSettings:
             raise ConfigError(f"distill: --steps must be 1-16, got {self.steps}")
         if self.pairs < 100:
             raise ConfigError(f"distill: --pairs must be >= 100, got {self.pairs}")
-        if self.batch_size < 1 or self.max_steps < 1 or self.validate_every < 1:
-            raise ConfigError("distill: batch size, steps and validation interval must be >= 1")
+        if (
+            self.batch_size < 1
+            or self.max_steps < 1
+            or self.validate_every < 1
+            or self.teacher_batch < 1
+        ):
+            raise ConfigError(
+                "distill: batch size, max steps, validation interval and teacher batch must "
+                f"be >= 1, got {self.batch_size}, {self.max_steps}, {self.validate_every}, "
+                f"{self.teacher_batch}"
+            )
         if not self.lr > 0:
             raise ConfigError(f"distill: learning rate must be > 0, got {self.lr}")
 
@@ -172,12 +182,35 @@ def distill(
     cfg = read_run_config(t_dir)
     if cfg.model != "cfm":
         raise ConfigError(f"distill: the teacher must be a cfm run; {t_dir} is {cfg.model!r}")
-    if o_dir.exists() and any(o_dir.iterdir()):
-        raise ConfigError(f"distill: {o_dir} exists and is not empty")
+    if o_dir.exists() and (not o_dir.is_dir() or any(o_dir.iterdir())):
+        raise ConfigError(
+            f"distill: {o_dir} exists and is not empty (or not a directory); choose a new --out"
+        )
     e = np.asarray(energies, dtype=np.float64).reshape(-1)
     if e.size == 0 or not np.all(np.isfinite(e) & (e > 0)):
         raise ConfigError("distill: incident energies must be finite and > 0 MeV")
-    torch.manual_seed(settings.seed)
+    created = not o_dir.exists()
+    rng_state = torch.random.get_rng_state()  # the caller's global stream is left as it was
+    try:
+        torch.manual_seed(settings.seed)
+        return _distill(t_dir, o_dir, cfg, e, settings, progress)
+    except BaseException:
+        if created:  # a failed or interrupted run leaves no half-written --out behind
+            shutil.rmtree(o_dir, ignore_errors=True)
+        raise
+    finally:
+        torch.random.set_rng_state(rng_state)
+
+
+def _distill(
+    t_dir: Path,
+    o_dir: Path,
+    cfg: TrainConfig,
+    e: npt.NDArray[np.float64],
+    settings: DistillSettings,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """:func:`distill` after its checks: pairs, student training, run directory."""
     teacher = load_run(t_dir)
     rng = np.random.default_rng(settings.seed)
     t0 = time.monotonic()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,7 +36,14 @@ from physgen.models.registry import build_model, check_sampling_overrides
 from physgen.outputs import atomic_write_bytes, atomic_write_text
 from physgen.train.rundir import load_weights_file
 
-__all__ = ["FORMAT", "PretrainedInfo", "available_pretrained", "load_pretrained", "pack_run"]
+__all__ = [
+    "FORMAT",
+    "PretrainedInfo",
+    "available_pretrained",
+    "load_pretrained",
+    "pack_run",
+    "unknown_pretrained",
+]
 
 FORMAT = "physgen-pretrained/1"
 _KEEP_PRECISION = ("codec.",)  # fitted preprocessing constants stay exact
@@ -97,7 +105,8 @@ def available_pretrained(directory: str | Path | None = None) -> dict[str, Pretr
     return out
 
 
-def _unknown(name: str, known: dict[str, PretrainedInfo]) -> ConfigError:
+def unknown_pretrained(name: str, known: dict[str, PretrainedInfo]) -> ConfigError:
+    """The error for a ``--pretrained`` name that is not shipped, listing those that are."""
     names = ", ".join(known) or "none"
     return ConfigError(f"--pretrained: no shipped model {name!r}; shipped: {names}")
 
@@ -118,18 +127,29 @@ def load_pretrained(
         directory: Where the files are (default: the package's own).
 
     Raises:
-        ConfigError: Unknown name (the message lists the shipped ones), a weights file
-            whose checksum does not match its manifest, or weights that do not fit.
+        ConfigError: Unknown name (the message lists the shipped ones), a missing weights
+            file or one whose checksum does not match its manifest, a file that is not plain
+            weights, or weights that do not fit.
     """
     known = available_pretrained(directory)
     if name not in known:
-        raise _unknown(name, known)
+        raise unknown_pretrained(name, known)
     info = known[name]
     m = _manifest(info.path.with_suffix(".json"))
-    blob = info.path.read_bytes() if info.path.is_file() else b""
+    if not info.path.is_file():
+        raise ConfigError(
+            f"{info.path}: weights file missing beside its manifest (reinstall physgen)"
+        )
+    blob = info.path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != m.get("sha256"):
         raise ConfigError(f"{info.path}: checksum does not match its manifest (reinstall physgen)")
-    obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses anything but tensors and plain containers
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise ConfigError(
+            f"{info.path}: not loadable as plain weights ({type(exc).__name__}: {first[:200]})"
+        ) from exc
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or obj.get("model") != info.model:
         raise ConfigError(f"{info.path}: not the {info.model} weights its manifest describes")
     cfg = from_mapping(TrainConfig, m["config"], str(info.path.with_suffix(".json")))
@@ -155,9 +175,14 @@ def _without_paths(obj: Any) -> Any:
         return {k: _without_paths(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_without_paths(v) for v in obj]
-    if isinstance(obj, str) and obj.startswith("/"):
-        return Path(obj).name
+    if isinstance(obj, str):  # a path alone, or inside a command line: keep the file name
+        return _ABSOLUTE.sub(lambda m: m.group(1) + Path(m.group(2)).name, obj)
     return obj
+
+
+#: An absolute POSIX path (or ``~/...``) at the start of a string or after a space, ``=``,
+#: quote or colon.
+_ABSOLUTE = re.compile(r"""(^|[\s='":])((?:/|~/)[^\s'"]+)""")
 
 
 def pack_run(
@@ -174,7 +199,8 @@ def pack_run(
 
     Args:
         run_dir: A run directory of ``physgen train`` (its best EMA weights are packed).
-        name: The shipped name (letters, digits, ``-`` and ``.``).
+        name: The shipped name (letters, digits, ``-`` and ``.``, starting with a letter or
+            digit; not ``list``).
         description: One line for listings.
         provenance: Commands that reproduce the run, data, steps, scores; stored as given,
             with the run's own ``provenance.json`` and ``summary.json`` added.
@@ -185,8 +211,13 @@ def pack_run(
     Returns:
         The weights file.
     """
-    if not name or not all(ch.isalnum() or ch in "-." for ch in name):
-        raise ConfigError(f"pack_run: name must be letters, digits, '-' or '.', got {name!r}")
+    if not name or not name[0].isalnum() or not all(ch.isalnum() or ch in "-." for ch in name):
+        raise ConfigError(
+            f"pack_run: name must start with a letter or digit and hold only letters, digits, "
+            f"'-' or '.', got {name!r}"
+        )
+    if name == "list":
+        raise ConfigError("pack_run: 'list' is reserved (physgen generate --pretrained list)")
     d = Path(run_dir)
     cfg = read_run_config(d)
     obj = load_weights_file(d / "weights.pt", cfg.model)

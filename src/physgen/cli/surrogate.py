@@ -295,12 +295,11 @@ def generate(
     onnx_model = None
     shipped = None
     if pretrained is not None:
-        from physgen.calo.pretrained import available_pretrained
+        from physgen.calo.pretrained import available_pretrained, unknown_pretrained
 
         known = available_pretrained()
         if pretrained not in known:
-            names = ", ".join(known) or "none"
-            raise ConfigError(f"--pretrained: no shipped model {pretrained!r}; shipped: {names}")
+            raise unknown_pretrained(pretrained, known)
         if backend != "torch" or refiner is not None or weight_draw is not None:
             raise ConfigError(
                 "--pretrained: works with the torch backend, without --refiner or --weight-draw"

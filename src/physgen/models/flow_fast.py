@@ -125,12 +125,15 @@ def coupling_inverse(flow: Any, z: Tensor, context: Tensor | None) -> Tensor | N
 
     Returns:
         The samples, shape ``(N, D)`` (equal to zuko's to float32 rounding), or None when the
-        flow, device or dtype is not covered (then use zuko).
+        flow, device or dtype is not covered (then use zuko). The result carries no
+        gradient (numba runs outside autograd): differentiate through zuko's inverse.
     """
     if z.device.type != "cpu" or z.dtype != torch.float32 or not supports_fast_inverse(flow):
         return None
     if context is not None and (context.device.type != "cpu" or context.dtype != torch.float32):
         return None
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in flow.parameters()):
+        return None  # e.g. a float64 or GPU flow: zuko handles (or reports) the mismatch
     with torch.no_grad():
         x = z
         for t in reversed(list(flow.transform.transforms)):

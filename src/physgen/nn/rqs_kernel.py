@@ -136,10 +136,17 @@ def rqs_inverse(
         The inputs ``x`` with ``spline(x) = y``, shape ``(N, D)``, float32.
 
     Raises:
-        ValueError: Shapes that do not match or more than 64 bins.
+        ValueError: Shapes that do not match, more than 64 bins, a bound that is not finite
+            and > 0, or a slope outside (0, 1).
     """
     if not 1 <= bins <= _MAX_BINS:
         raise ValueError(f"rqs_inverse supports 1-{_MAX_BINS} bins, got {bins}")
+    if not (math.isfinite(bound) and bound > 0):
+        raise ValueError(f"rqs_inverse: bound must be finite and > 0, got {bound}")
+    if not 0 < slope < 1:
+        raise ValueError(
+            f"rqs_inverse: slope (zuko's minimum slope) must be in (0, 1), got {slope}"
+        )
     if y.ndim != 2 or params.shape != (*y.shape, 3 * bins - 1):
         raise ValueError(
             f"rqs_inverse: y {y.shape} and params {params.shape} do not match "
