@@ -54,20 +54,6 @@ def _key(run: Path, reference: Path, repeats: int, seed: int, sampling: dict[str
     return h.hexdigest()[:16]
 
 
-def _sampling(spec: str) -> dict[str, Any]:
-    """``"solver=euler,steps=2"`` -> ``{"solver": "euler", "steps": 2}`` (numbers parsed)."""
-    out: dict[str, Any] = {}
-    for item in filter(None, spec.split(",")):
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--entry: sampling option {item!r} is not KEY=VALUE")
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v.strip()
-    return out
-
-
 def judge(
     label: str, run: Path, reference: Path, repeats: int, seed: int, sampling: dict[str, Any]
 ) -> Any:
@@ -161,7 +147,7 @@ def main() -> None:
     import numba
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    from physgen.calo.front import entry_from_dict, write_front
+    from physgen.calo.front import entry_from_dict, parse_sampling, write_front
 
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "judged").mkdir(exist_ok=True)
@@ -179,7 +165,8 @@ def main() -> None:
         run, _, opts = target.partition("@")
         run_p = Path(run).expanduser()
         ref = args.reference.expanduser()
-        entries.append(judge(label, run_p, ref, args.repeats, args.seed, _sampling(opts)))
+        sampling = parse_sampling([f"run:{opts}"])["run"] if opts else {}
+        entries.append(judge(label, run_p, ref, args.repeats, args.seed, sampling))
         origin[label] = f"{run_p.name}, judged by this script"
     note = (
         (args.note + "\n\n" if args.note else "")
