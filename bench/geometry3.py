@@ -112,8 +112,12 @@ def judge(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     t0 = time.monotonic()
     entry = judge_run(run, ref, CACHE / "judged", repeats=args.repeats, batch_sizes=sizes)
+    home = str(Path.home())
     rec.setdefault("judged", {})[args.model] = {
-        **entry.to_dict(),
+        **{
+            k: v.replace(home, "~", 1) if isinstance(v, str) else v
+            for k, v in entry.to_dict().items()
+        },
         "judge_s": time.monotonic() - t0,
         "machine": f"{platform.machine()}, {args.threads} threads",
     }
