@@ -1,8 +1,8 @@
 """Benchmark: a first surrogate for CaloChallenge dataset 3 (40,500 voxels), on CPU.
 
 Dataset 3's geometry (45 layers x 50 angular x 18 radial bins, Par04 W/Si) with showers
-from physgen's GFlash engine (the cascade costs about 0.24 s per shower at 1 GeV - 1 TeV
-here, GFlash about 5 ms). Steps, each cached under ``~/.cache/physgen/geometry3``:
+from physgen's GFlash engine (about 280 showers/s with 2 workers; the cascade needs about
+0.085 CPU s per shower at 1 GeV - 1 TeV, ``bench/results/simulate_scaling.md``). Steps, each cached under ``~/.cache/physgen/geometry3``:
 
 1. ``simulate``: ``--n-train`` training and ``--n-ref`` reference electrons, log-uniform
    1 GeV - 1 TeV (the dataset's range), seeds 31 and 32.

@@ -283,7 +283,9 @@ def test_codec_round_trip_layer_sums_and_totals(knots: int) -> None:
     torch.testing.assert_close(layer_e.sum(1), expected_total, rtol=1e-12, atol=0)
     # decoded showers carry exactly the decoded layer energies (no threshold)
     back = codec.decode(enc.energy, enc.shape, e)
-    torch.testing.assert_close(codec.layer_energies(back.double()), layer_e, rtol=1e-5, atol=1e-9)
+    # atol 1e-6 MeV: the decoded showers are float32, so a layer of a few keV next to GeV
+    # layers keeps ~1e-8 MeV of rounding (1e-9 failed on one CPU in 1,500 layer sums)
+    torch.testing.assert_close(codec.layer_energies(back.double()), layer_e, rtol=1e-5, atol=1e-6)
     # and those are the original layer energies to float precision
     orig = codec.layer_energies(x.double())
     tot = orig.sum(1, keepdim=True)

@@ -86,10 +86,12 @@ def test_noise_decode_rsample(name, opts, k):
     assert torch.equal(a, b)
     s = model(c).sample(generator=torch.Generator().manual_seed(5))
     assert torch.equal(s, a)
-    # rsample: the same values, with gradients reaching the weights
+    # rsample: the same values, with gradients reaching the weights (a flow samples without
+    # gradients through physgen's fused spline inverse, float64 inside, and rsamples through
+    # zuko in float32: equal to float32 rounding, ~1e-6 of values of a few units)
     model.zero_grad()
     r = model(c).rsample(generator=torch.Generator().manual_seed(5))
-    assert torch.allclose(r, s)
+    torch.testing.assert_close(r, s, rtol=1e-4, atol=1e-5)
     r.pow(2).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
