@@ -14,7 +14,7 @@ the cascade needs about 25 minutes per 10,000 on 2 cores), so the AUCs measure t
 routes against each other, not against the cascade-based front. Steps, each cached under
 ``~/.cache/physgen/distill-cfm``:
 
-    python bench/distill_cfm.py --teacher-time 20m --distill-time 12m --steps 2 --repeats 3
+    python bench/distill_cfm.py --teacher-time 12m --distill-time 6m --pairs 15000 --steps 2 --repeats 2
 
 Writes ``bench/results/distill_cfm_1-photons.{md,json,png}``.
 """

@@ -54,6 +54,9 @@ def test_student_beats_the_teacher_at_its_step_count(
     s = DistillSettings(steps=1, pairs=1000, max_steps=300, validate_every=100, lr=1e-3)
     summary = distill(teacher[0], tmp_path / "student", e, s)
     assert summary["endpoint_mse_student"] < 0.5 * summary["endpoint_mse_teacher_at_k_euler_steps"]
+    # the student is a run: its summary has the keys every run's summary has
+    assert {"status", "step", "best_val_loss", "elapsed_s"} <= summary.keys()
+    assert json.loads((tmp_path / "student" / "summary.json").read_text()) == summary
     cfg = read_run_config(tmp_path / "student")
     assert cfg.model == "cfm" and cfg.model_config["solver"] == "euler"
     assert cfg.model_config["steps"] == 1

@@ -276,15 +276,19 @@ def _distill(
         {"model": "cfm", "state_dict": best_state, "step": best_step, "val_loss": best},
         o_dir / "weights.pt",
     )
-    summary = {
+    training_s = time.monotonic() - t1
+    summary = {  # the keys of a training run's summary.json first: the student is a run
         "status": status,
+        "step": step,
+        "best_val_loss": best,
+        "elapsed_s": round(t_pairs + training_s, 1),
         "student_steps": k,
         "optimiser_steps": step,
         "best_step": best_step,
         "endpoint_mse_student": best,
         "endpoint_mse_teacher_at_k_euler_steps": baseline,
         "pairs_s": round(t_pairs, 1),
-        "training_s": round(time.monotonic() - t1, 1),
+        "training_s": round(training_s, 1),
     }
     write_json(o_dir / "summary.json", summary)
     write_json(
